@@ -1,0 +1,23 @@
+//! Compiles the gRPC contract (proto/gridhub/v1) and writes a descriptor set for reflection.
+//! protoc is vendored, so a fresh machine needs no system package to build.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    let include_wkt = protoc_bin_vendored::include_path()?;
+    let protos = [
+        "proto/gridhub/v1/common.proto",
+        "proto/gridhub/v1/region.proto",
+        "proto/gridhub/v1/audit.proto",
+    ];
+    let includes = [PathBuf::from("proto"), include_wkt];
+    let protos: Vec<PathBuf> = protos.iter().map(PathBuf::from).collect();
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("gridhub_descriptor.bin"))
+        .compile_with_config(config, &protos, &includes)?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

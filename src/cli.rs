@@ -1,0 +1,170 @@
+//! The command line: `serve`, `migrate`, `token issue`, `import regions`, `bench …`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::auth::jwt::Issuer;
+use crate::config::{JwtKey, Options, Settings};
+use crate::domain::principal::{Role, Scope};
+use crate::startup::{self, Database};
+
+/// gridhub: the data hub behind 镇村治理一张网.
+#[derive(Debug, Parser)]
+#[command(name = "gridhub", version, about)]
+pub struct Cli {
+    /// Optional TOML file with the same options (flags and GRIDHUB_* variables override it).
+    #[arg(long, env = "GRIDHUB_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: Options,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Options(..)")
+    }
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (embedded PostgreSQL unless DATABASE_URL is set).
+    Serve {
+        /// Load the demo town 綦江区 打通镇 and print dev tokens and example calls.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run pending database migrations and exit.
+    Migrate,
+    /// Development tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Bulk imports.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// Benchmarks (see README): each runs on a fresh scratch database and drops it after.
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
+}
+
+/// `gridhub token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a signed JWT that a server with the same configuration accepts.
+    Issue {
+        /// Subject (user or system id).
+        #[arg(long)]
+        sub: String,
+        /// Comma-separated roles, e.g. grid_worker,pii_reader.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Region code of the subtree the token may act in, or '*'.
+        #[arg(long)]
+        region: String,
+        /// Lifetime, e.g. 1h, 30m.
+        #[arg(long, default_value = "1h")]
+        ttl: humantime::Duration,
+        /// Private key (PEM) for RS256/ES256 deployments; HS256 uses the configured secret.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+    },
+}
+
+/// `gridhub import …`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Load regions from a china-division directory (villages.csv may be gzipped).
+    Regions {
+        /// The directory with provinces.csv, cities.csv, areas.csv, streets.csv, villages.csv[.gz].
+        #[arg(long)]
+        from: PathBuf,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let file = match &cli.config {
+        Some(path) => Options::from_toml_file(path)?,
+        None => Options::default(),
+    };
+    Settings::resolve(cli.options.clone().or(file))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = settings(&cli)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let _telemetry = crate::telemetry::init(settings.log_format);
+        match cli.command {
+            Command::Serve { demo } => startup::serve(settings, demo).await,
+            Command::Migrate => {
+                let db = Database::start(&settings).await?;
+                let r = db.migrate().await;
+                db.close();
+                r?;
+                println!("migrations up to date");
+                Ok(())
+            }
+            Command::Token {
+                command:
+                    TokenCommand::Issue {
+                        sub,
+                        roles,
+                        region,
+                        ttl,
+                        signing_key,
+                    },
+            } => {
+                for r in &roles {
+                    Role::parse(r).with_context(|| format!("unknown role {r:?}"))?;
+                }
+                Scope::parse(&region)
+                    .with_context(|| format!("{region:?} is not a region code or '*'"))?;
+                let issuer = match (&signing_key, &settings.jwt_key) {
+                    (Some(path), _) => Issuer::from_private_pem(
+                        &std::fs::read_to_string(path)?,
+                        &settings.jwt_audience,
+                    )?,
+                    (None, JwtKey::Hs256(secret)) => Issuer::hs256(secret, &settings.jwt_audience),
+                    (None, JwtKey::PublicPem(_)) => anyhow::bail!(
+                        "a public key is configured: pass --signing-key with the private key"
+                    ),
+                };
+                println!(
+                    "{}",
+                    issuer.issue(&sub, &roles, &region, Duration::from(ttl))?
+                );
+                Ok(())
+            }
+            Command::Import {
+                command: ImportCommand::Regions { from },
+            } => crate::import::run(&settings, &from).await,
+            Command::Bench { command } => crate::bench::run(&settings, command).await,
+        }
+    })
+}

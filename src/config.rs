@@ -1,0 +1,317 @@
+//! Configuration: command-line flags win over environment variables (`GRIDHUB_*`, plus the
+//! standard `DATABASE_URL` and `OTEL_EXPORTER_OTLP_ENDPOINT`), which win over an optional
+//! TOML file (`--config`), which wins over the defaults. Every option is listed in the
+//! README's configuration table. Secrets (JWT secret, PII key, database password) are never
+//! printed: their types redact themselves in `Debug`.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::crypto::SecretKey;
+
+/// Options settable by flag, environment or file. `None` means "not given at this layer".
+#[derive(Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Address the gRPC server listens on [default: 127.0.0.1:50051].
+    #[arg(long, env = "GRIDHUB_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// PostgreSQL URL; without it gridhub runs its own private cluster under --data-dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory for the embedded cluster, generated keys and attachments [default: ./gridhub-data].
+    #[arg(long, env = "GRIDHUB_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Log format: human or json [default: human].
+    #[arg(long, env = "GRIDHUB_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+    /// HS256 secret for development tokens (base64, 32 bytes) [default: generated in the data dir].
+    #[arg(
+        long,
+        env = "GRIDHUB_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// PEM public key (RS256 or ES256) for production tokens; when set, HS256 is refused.
+    #[arg(long, env = "GRIDHUB_JWT_PUBLIC_KEY", global = true)]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Required `aud` claim [default: gridhub].
+    #[arg(long, env = "GRIDHUB_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// Master key for personal data (base64, 32 bytes) [default: generated in the data dir].
+    #[arg(long, env = "GRIDHUB_PII_KEY", global = true, hide_env_values = true)]
+    pub pii_key: Option<String>,
+    /// Largest accepted or sent gRPC message in bytes [default: 4194304].
+    #[arg(long, env = "GRIDHUB_MAX_MESSAGE_BYTES", global = true)]
+    pub max_message_bytes: Option<usize>,
+    /// Cap on the time of one RPC, e.g. 30s [default: 30s].
+    #[arg(long, env = "GRIDHUB_RPC_TIMEOUT", global = true)]
+    pub rpc_timeout: Option<String>,
+    /// RPCs in flight at once before new ones are shed with UNAVAILABLE [default: 512].
+    #[arg(long, env = "GRIDHUB_CONCURRENCY_LIMIT", global = true)]
+    pub concurrency_limit: Option<usize>,
+    /// HTTP/2 streams per connection [default: 1024].
+    #[arg(long, env = "GRIDHUB_MAX_CONCURRENT_STREAMS", global = true)]
+    pub max_concurrent_streams: Option<u32>,
+    /// HTTP/2 keepalive ping interval [default: 30s].
+    #[arg(long, env = "GRIDHUB_KEEPALIVE_INTERVAL", global = true)]
+    pub keepalive_interval: Option<String>,
+    /// HTTP/2 keepalive ping timeout [default: 10s].
+    #[arg(long, env = "GRIDHUB_KEEPALIVE_TIMEOUT", global = true)]
+    pub keepalive_timeout: Option<String>,
+    /// Hard limit on graceful shutdown [default: 10s].
+    #[arg(long, env = "GRIDHUB_SHUTDOWN_TIMEOUT", global = true)]
+    pub shutdown_timeout: Option<String>,
+    /// Database connections in the pool [default: 16].
+    #[arg(long, env = "GRIDHUB_DB_POOL_SIZE", global = true)]
+    pub db_pool_size: Option<usize>,
+    /// statement_timeout set on every pooled connection [default: 30s].
+    #[arg(long, env = "GRIDHUB_DB_STATEMENT_TIMEOUT", global = true)]
+    pub db_statement_timeout: Option<String>,
+    /// How long an RPC waits for a pooled connection before UNAVAILABLE [default: 5s].
+    #[arg(long, env = "GRIDHUB_DB_ACQUIRE_TIMEOUT", global = true)]
+    pub db_acquire_timeout: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+macro_rules! merge_fields {
+    ($hi:expr, $lo:expr, $($f:ident),* $(,)?) => {
+        Options { $($f: $hi.$f.or($lo.$f),)* }
+    };
+}
+
+impl Options {
+    /// `self` where given, else `lower`.
+    pub fn or(self, lower: Options) -> Options {
+        merge_fields!(
+            self,
+            lower,
+            listen,
+            database_url,
+            data_dir,
+            log_format,
+            jwt_secret,
+            jwt_public_key,
+            jwt_audience,
+            pii_key,
+            max_message_bytes,
+            rpc_timeout,
+            concurrency_limit,
+            max_concurrent_streams,
+            keepalive_interval,
+            keepalive_timeout,
+            shutdown_timeout,
+            db_pool_size,
+            db_statement_timeout,
+            db_acquire_timeout,
+        )
+    }
+
+    /// Reads a TOML file of the same options (snake_case keys).
+    pub fn from_toml_file(path: &Path) -> anyhow::Result<Options> {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+/// How tokens are verified.
+#[derive(Debug, Clone)]
+pub enum JwtKey {
+    /// Development: HS256 with a shared secret.
+    Hs256(SecretKey),
+    /// Production: RS256 or ES256 public key (PEM text).
+    PublicPem(String),
+}
+
+/// Server limits and hardening.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub rpc_timeout: Duration,
+    pub concurrency_limit: usize,
+    pub max_concurrent_streams: u32,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+/// Database pool settings.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub pool_size: usize,
+    pub statement_timeout: Duration,
+    pub acquire_timeout: Duration,
+}
+
+/// Fully resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub jwt_key: JwtKey,
+    pub jwt_audience: String,
+    pub pii_key: SecretKey,
+    pub limits: Limits,
+    pub db: DbSettings,
+}
+
+fn duration(v: Option<String>, default: &str, name: &str) -> anyhow::Result<Duration> {
+    let s = v.unwrap_or_else(|| default.to_owned());
+    humantime::parse_duration(&s)
+        .with_context(|| format!("{name}: {s:?} is not a duration like 30s or 5m"))
+}
+
+impl Settings {
+    /// Resolves options (already merged flag > env > file) against the defaults. Keys not
+    /// given are read from, or generated into, `<data_dir>/secrets/`.
+    pub fn resolve(o: Options) -> anyhow::Result<Settings> {
+        let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("gridhub-data"));
+        let jwt_key = match (o.jwt_public_key, o.jwt_secret) {
+            (Some(path), _) => JwtKey::PublicPem(
+                fs::read_to_string(&path)
+                    .with_context(|| format!("reading JWT public key {}", path.display()))?,
+            ),
+            (None, Some(s)) => {
+                JwtKey::Hs256(SecretKey::from_base64(&s).context("GRIDHUB_JWT_SECRET")?)
+            }
+            (None, None) => JwtKey::Hs256(key_file(&data_dir, "jwt-hs256.key")?),
+        };
+        let pii_key = match o.pii_key {
+            Some(s) => SecretKey::from_base64(&s).context("GRIDHUB_PII_KEY")?,
+            None => key_file(&data_dir, "pii.key")?,
+        };
+        let max_message_bytes = o.max_message_bytes.unwrap_or(4 * 1024 * 1024);
+        if max_message_bytes < 1024 {
+            bail!("max_message_bytes must be at least 1024");
+        }
+        Ok(Settings {
+            listen: o
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
+            database_url: o.database_url.filter(|s| !s.is_empty()),
+            data_dir,
+            log_format: o.log_format.unwrap_or_default(),
+            jwt_key,
+            jwt_audience: o.jwt_audience.unwrap_or_else(|| "gridhub".to_owned()),
+            pii_key,
+            limits: Limits {
+                max_message_bytes,
+                rpc_timeout: duration(o.rpc_timeout, "30s", "rpc_timeout")?,
+                concurrency_limit: o.concurrency_limit.unwrap_or(512).max(1),
+                max_concurrent_streams: o.max_concurrent_streams.unwrap_or(1024).max(1),
+                keepalive_interval: duration(o.keepalive_interval, "30s", "keepalive_interval")?,
+                keepalive_timeout: duration(o.keepalive_timeout, "10s", "keepalive_timeout")?,
+                shutdown_timeout: duration(o.shutdown_timeout, "10s", "shutdown_timeout")?,
+            },
+            db: DbSettings {
+                pool_size: o.db_pool_size.unwrap_or(16).max(1),
+                statement_timeout: duration(o.db_statement_timeout, "30s", "db_statement_timeout")?,
+                acquire_timeout: duration(o.db_acquire_timeout, "5s", "db_acquire_timeout")?,
+            },
+        })
+    }
+}
+
+/// Reads a key file from `<data_dir>/secrets/`, creating it (mode 0600) on first use.
+fn key_file(data_dir: &Path, name: &str) -> anyhow::Result<SecretKey> {
+    let dir = data_dir.join("secrets");
+    let path = dir.join(name);
+    if let Ok(text) = fs::read_to_string(&path) {
+        return SecretKey::from_base64(&text)
+            .with_context(|| format!("{} is not a valid key", path.display()));
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    restrict(&dir, 0o700)?;
+    let key = SecretKey::generate();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs::write(&tmp, key.to_base64())?;
+    restrict(&tmp, 0o600)?;
+    // Two processes racing here: the rename is atomic, and the loser re-reads the winner's key.
+    if fs::hard_link(&tmp, &path).is_err() {
+        let _ = fs::remove_file(&tmp);
+        let text = fs::read_to_string(&path)?;
+        return SecretKey::from_base64(&text)
+            .with_context(|| format!("{} is not a valid key", path.display()));
+    }
+    let _ = fs::remove_file(&tmp);
+    Ok(key)
+}
+
+fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_and_defaults_fill_the_rest() {
+        let flags = Options {
+            listen: Some("127.0.0.1:6000".parse().unwrap()),
+            ..Options::default()
+        };
+        let file: Options = toml::from_str(
+            "listen = \"127.0.0.1:7000\"\nrpc_timeout = \"5s\"\njwt_secret = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\npii_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"",
+        )
+        .unwrap();
+        let s = Settings::resolve(flags.or(file)).unwrap();
+        assert_eq!(s.listen.port(), 6000);
+        assert_eq!(s.limits.rpc_timeout, Duration::from_secs(5));
+        assert_eq!(s.limits.max_message_bytes, 4 * 1024 * 1024);
+        assert_eq!(s.jwt_audience, "gridhub");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        assert!(toml::from_str::<Options>("lissen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn generated_keys_persist_in_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = key_file(dir.path(), "pii.key").unwrap();
+        let b = key_file(dir.path(), "pii.key").unwrap();
+        assert_eq!(a.bytes(), b.bytes());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir.path().join("secrets/pii.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug() {
+        let o = Options {
+            jwt_secret: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()),
+            pii_key: Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()),
+            data_dir: Some(tempfile::tempdir().unwrap().path().to_path_buf()),
+            ..Options::default()
+        };
+        let s = Settings::resolve(o).unwrap();
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("AAAAAAAA"), "{dbg}");
+    }
+}

@@ -1,0 +1,253 @@
+//! Keys and the small amount of cryptography gridhub does itself: per-value authenticated
+//! encryption of personal data (ChaCha20-Poly1305 with a key id), a keyed HMAC blind index
+//! for exact look-ups of encrypted values, and MACs that make page tokens opaque and bound
+//! to the caller and filter.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Failure to decrypt or decode.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("ciphertext is malformed or was encrypted with an unknown key")]
+    BadCiphertext,
+    #[error("key material must be 32 bytes, base64 encoded")]
+    BadKey,
+}
+
+/// 32 bytes of secret key material, never printed.
+#[derive(Clone)]
+pub struct SecretKey([u8; 32]);
+
+impl SecretKey {
+    /// Fresh random key material.
+    pub fn generate() -> SecretKey {
+        let mut k = [0u8; 32];
+        rand::rng().fill_bytes(&mut k);
+        SecretKey(k)
+    }
+
+    /// Decodes base64 (standard or URL-safe) key material of exactly 32 bytes.
+    pub fn from_base64(s: &str) -> Result<SecretKey, CryptoError> {
+        let s = s.trim();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(s))
+            .map_err(|_| CryptoError::BadKey)?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::BadKey)?;
+        Ok(SecretKey(arr))
+    }
+
+    /// Base64 text, for writing the key file.
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+
+    /// The raw bytes (for HS256 signing).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A sub-key for one purpose, so one master key serves several uses independently.
+    pub fn derive(&self, purpose: &str) -> SecretKey {
+        SecretKey(hmac(&self.0, purpose.as_bytes()))
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
+}
+
+fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
+}
+
+/// Encrypts personal data per value and computes blind indexes.
+#[derive(Clone)]
+pub struct PiiCipher {
+    key_id: u8,
+    cipher: ChaCha20Poly1305,
+    index_key: SecretKey,
+}
+
+const NONCE_LEN: usize = 12;
+
+impl PiiCipher {
+    /// A cipher from the master PII key.
+    pub fn new(master: &SecretKey) -> PiiCipher {
+        let enc = master.derive("gridhub/pii/encryption/v1");
+        PiiCipher {
+            key_id: 1,
+            cipher: ChaCha20Poly1305::new(Key::from_slice(enc.bytes())),
+            index_key: master.derive("gridhub/pii/blind-index/v1"),
+        }
+    }
+
+    /// `key id || nonce || ciphertext+tag`.
+    pub fn encrypt(&self, plaintext: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        // Encryption with a valid key and nonce length cannot fail.
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+        out.push(self.key_id);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Reverses [`PiiCipher::encrypt`]; fails on tampering or an unknown key id.
+    pub fn decrypt(&self, blob: &[u8]) -> Result<String, CryptoError> {
+        if blob.len() < 1 + NONCE_LEN || blob[0] != self.key_id {
+            return Err(CryptoError::BadCiphertext);
+        }
+        let (nonce, ct) = blob[1..].split_at(NONCE_LEN);
+        let pt = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), ct)
+            .map_err(|_| CryptoError::BadCiphertext)?;
+        String::from_utf8(pt).map_err(|_| CryptoError::BadCiphertext)
+    }
+
+    /// Keyed HMAC of the value, for equality look-ups without decrypting.
+    pub fn blind_index(&self, value: &str) -> Vec<u8> {
+        hmac(self.index_key.bytes(), value.as_bytes()).to_vec()
+    }
+}
+
+impl fmt::Debug for PiiCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PiiCipher(***)")
+    }
+}
+
+/// Signs page tokens so they are opaque, unforgeable and valid only for the caller and
+/// filter they were issued for.
+#[derive(Clone, Debug)]
+pub struct PageTokens {
+    key: SecretKey,
+}
+
+impl PageTokens {
+    /// Page tokens keyed from the master key.
+    pub fn new(master: &SecretKey) -> PageTokens {
+        PageTokens {
+            key: master.derive("gridhub/page-token/v1"),
+        }
+    }
+
+    fn mac(&self, binding: &str, payload: &[u8]) -> [u8; 16] {
+        let mut msg = Vec::with_capacity(binding.len() + 1 + payload.len());
+        msg.extend_from_slice(binding.as_bytes());
+        msg.push(0);
+        msg.extend_from_slice(payload);
+        let full = hmac(self.key.bytes(), &msg);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        out
+    }
+
+    /// A token that resumes after `cursor`.
+    pub fn encode(&self, binding: &str, cursor: &str) -> String {
+        let mac = self.mac(binding, cursor.as_bytes());
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(cursor),
+            URL_SAFE_NO_PAD.encode(mac)
+        )
+    }
+
+    /// The cursor inside `token`, if it was issued for `binding`.
+    pub fn decode(&self, binding: &str, token: &str) -> Option<String> {
+        let (c, m) = token.split_once('.')?;
+        let cursor = URL_SAFE_NO_PAD.decode(c).ok()?;
+        let mac = URL_SAFE_NO_PAD.decode(m).ok()?;
+        let expected = self.mac(binding, &cursor);
+        // Constant-time comparison of the tags.
+        let same = mac.len() == expected.len()
+            && mac
+                .iter()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return None;
+        }
+        String::from_utf8(cursor).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pii_round_trip_and_tamper_detection() {
+        let c = PiiCipher::new(&SecretKey::generate());
+        let blob = c.encrypt("13812345678");
+        assert!(!blob.windows(4).any(|w| w == b"1381"));
+        assert_eq!(c.decrypt(&blob).unwrap(), "13812345678");
+        let mut bad = blob.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(c.decrypt(&bad).is_err());
+        let other = PiiCipher::new(&SecretKey::generate());
+        assert!(other.decrypt(&blob).is_err());
+    }
+
+    #[test]
+    fn blind_index_is_deterministic_and_keyed() {
+        let k = SecretKey::generate();
+        let c = PiiCipher::new(&k);
+        assert_eq!(c.blind_index("13812345678"), c.blind_index("13812345678"));
+        assert_ne!(c.blind_index("13812345678"), c.blind_index("13812345679"));
+        assert_ne!(
+            c.blind_index("13812345678"),
+            PiiCipher::new(&SecretKey::generate()).blind_index("13812345678")
+        );
+    }
+
+    #[test]
+    fn page_tokens_are_bound() {
+        let t = PageTokens::new(&SecretKey::generate());
+        let tok = t.encode("alice|regions|500110", "500110111201");
+        assert_eq!(
+            t.decode("alice|regions|500110", &tok).as_deref(),
+            Some("500110111201")
+        );
+        assert_eq!(t.decode("bob|regions|500110", &tok), None);
+        assert_eq!(t.decode("alice|regions|500110", "garbage"), None);
+        let forged = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode("99"),
+            tok.split_once('.').unwrap().1
+        );
+        assert_eq!(t.decode("alice|regions|500110", &forged), None);
+    }
+
+    #[test]
+    fn keys_round_trip_base64_and_hide_in_debug() {
+        let k = SecretKey::generate();
+        let back = SecretKey::from_base64(&k.to_base64()).unwrap();
+        assert_eq!(k.bytes(), back.bytes());
+        assert_eq!(format!("{k:?}"), "SecretKey(***)");
+        assert!(SecretKey::from_base64("c2hvcnQ=").is_err());
+    }
+}

@@ -1,0 +1,205 @@
+//! Conversions between stored rows / domain types and proto messages. Personal data is
+//! masked here, in one place, unless the caller holds `pii_reader`.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::pb;
+use crate::crypto::PiiCipher;
+use crate::domain::pii::Phone;
+use crate::domain::principal::{Principal, Role};
+use crate::domain::region::RegionLevel;
+use crate::store;
+
+/// A timestamp for the wire.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// A wire timestamp as UTC; `None` if out of range.
+pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return None;
+    }
+    Utc.timestamp_opt(t.seconds, t.nanos as u32).single()
+}
+
+/// Domain level → proto enum.
+pub fn level_to_pb(l: RegionLevel) -> pb::RegionLevel {
+    match l {
+        RegionLevel::Province => pb::RegionLevel::Province,
+        RegionLevel::City => pb::RegionLevel::City,
+        RegionLevel::County => pb::RegionLevel::County,
+        RegionLevel::Town => pb::RegionLevel::Town,
+        RegionLevel::Village => pb::RegionLevel::Village,
+        RegionLevel::Grid => pb::RegionLevel::Grid,
+        RegionLevel::MicroGrid => pb::RegionLevel::MicroGrid,
+    }
+}
+
+/// Proto enum value → domain level; `None` for unspecified or unknown values.
+pub fn level_from_pb(v: i32) -> Option<RegionLevel> {
+    match pb::RegionLevel::try_from(v).ok()? {
+        pb::RegionLevel::Unspecified => None,
+        pb::RegionLevel::Province => Some(RegionLevel::Province),
+        pb::RegionLevel::City => Some(RegionLevel::City),
+        pb::RegionLevel::County => Some(RegionLevel::County),
+        pb::RegionLevel::Town => Some(RegionLevel::Town),
+        pb::RegionLevel::Village => Some(RegionLevel::Village),
+        pb::RegionLevel::Grid => Some(RegionLevel::Grid),
+        pb::RegionLevel::MicroGrid => Some(RegionLevel::MicroGrid),
+    }
+}
+
+/// A stored region (and optional boundary) on the wire.
+pub fn region(r: store::regions::Region, boundary_geojson: Option<String>) -> pb::Region {
+    let store::regions::Region {
+        code,
+        name,
+        level,
+        parent_code,
+        fallback_owner,
+        created_at,
+        updated_at,
+    } = r;
+    pb::Region {
+        code,
+        name,
+        level: RegionLevel::from_i16(level)
+            .map(level_to_pb)
+            .unwrap_or(pb::RegionLevel::Unspecified) as i32,
+        parent_code: parent_code.unwrap_or_default(),
+        boundary_geojson,
+        fallback_owner,
+        created_at: Some(timestamp(created_at)),
+        updated_at: Some(timestamp(updated_at)),
+    }
+}
+
+/// Decrypts a stored phone and shows it whole or masked depending on the caller.
+pub fn phone(cipher: &PiiCipher, enc: Option<&[u8]>, viewer: &Principal) -> String {
+    let Some(enc) = enc else { return String::new() };
+    match cipher.decrypt(enc) {
+        Ok(p) => {
+            let p = Phone::from_trusted(p);
+            if viewer.has(Role::PiiReader) {
+                p.expose().to_owned()
+            } else {
+                p.masked()
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stored phone does not decrypt");
+            "***".to_owned()
+        }
+    }
+}
+
+/// A stored worker on the wire, phone masked for the viewer.
+pub fn worker(w: store::workers::Worker, cipher: &PiiCipher, viewer: &Principal) -> pb::Worker {
+    let store::workers::Worker {
+        worker_id,
+        name,
+        phone_enc,
+        phone_index: _,
+        region_code,
+        grid_codes,
+        active,
+        created_at: _,
+        updated_at,
+    } = w;
+    pb::Worker {
+        phone: phone(cipher, phone_enc.as_deref(), viewer),
+        worker_id,
+        name,
+        region_code,
+        grid_codes: grid_codes.into_iter().flatten().collect(),
+        active,
+        updated_at: Some(timestamp(updated_at)),
+    }
+}
+
+/// A stored department on the wire.
+pub fn department(d: store::departments::Department) -> pb::Department {
+    let store::departments::Department {
+        code,
+        name,
+        region_code,
+        kind,
+        active,
+        created_at: _,
+        updated_at,
+    } = d;
+    pb::Department {
+        code,
+        name,
+        region_code,
+        kind,
+        active,
+        updated_at: Some(timestamp(updated_at)),
+    }
+}
+
+/// A stored audit event on the wire.
+pub fn audit_event(e: store::audit::Event) -> pb::AuditEvent {
+    let store::audit::Event {
+        seq,
+        occurred_at,
+        actor,
+        actor_roles,
+        action,
+        entity_type,
+        entity_id,
+        region_code,
+        before,
+        after,
+        outcome,
+        request_id,
+        prev_hash: _,
+        hash,
+    } = e;
+    pb::AuditEvent {
+        seq,
+        occurred_at: Some(timestamp(occurred_at)),
+        actor,
+        actor_roles: actor_roles.into_iter().flatten().collect(),
+        action,
+        entity_type,
+        entity_id,
+        region_code,
+        before_json: before.map(|v| v.to_string()).unwrap_or_default(),
+        after_json: after.map(|v| v.to_string()).unwrap_or_default(),
+        outcome,
+        request_id,
+        hash: hex::encode(hash),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_round_trip() {
+        for l in RegionLevel::ALL {
+            assert_eq!(level_from_pb(level_to_pb(l) as i32), Some(l));
+        }
+        assert_eq!(level_from_pb(0), None);
+        assert_eq!(level_from_pb(99), None);
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let t = Utc::now();
+        assert_eq!(from_timestamp(&timestamp(t)), Some(t));
+        assert_eq!(
+            from_timestamp(&prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1
+            }),
+            None
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! The API error type and its one exhaustive mapping to `tonic::Status` (api.md "Errors").
+//! Internal details are logged with an incident id; only the id reaches the client.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::Violation;
+use crate::store::StoreError;
+
+/// Errors an RPC can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid argument")]
+    InvalidArgument(Vec<Violation>),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    Aborted(String),
+    /// The database is unreachable or saturated; the detail is logged, not sent.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected database error; the detail is logged, not sent.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// One violation.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> ApiError {
+        ApiError::InvalidArgument(vec![Violation::new(field, description)])
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        match e {
+            StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
+            StoreError::Query(E::DatabaseError(K::SerializationFailure, _)) => {
+                ApiError::Aborted("concurrent update; retry the request".into())
+            }
+            StoreError::Query(other) => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+/// Most violations listed in one response.
+const MAX_VIOLATIONS: usize = 100;
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        match e {
+            ApiError::InvalidArgument(violations) => {
+                let mut details = ErrorDetails::new();
+                let n = violations.len();
+                for v in violations.into_iter().take(MAX_VIOLATIONS) {
+                    details.add_bad_request_violation(v.field, v.description);
+                }
+                let msg = if n > MAX_VIOLATIONS {
+                    format!(
+                        "{n} invalid fields (first {MAX_VIOLATIONS} listed); nothing was written"
+                    )
+                } else {
+                    format!("{n} invalid field(s); nothing was written")
+                };
+                Status::with_error_details(Code::InvalidArgument, msg, details)
+            }
+            ApiError::Unauthenticated(m) => Status::unauthenticated(m),
+            ApiError::PermissionDenied(m) => Status::permission_denied(m),
+            ApiError::NotFound(m) => Status::not_found(m),
+            ApiError::AlreadyExists(m) => Status::already_exists(m),
+            ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
+            ApiError::Aborted(m) => Status::aborted(m),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                Status::unavailable("database unavailable; retry later")
+            }
+            ApiError::Internal(detail) => {
+                let incident = uuid::Uuid::new_v4();
+                tracing::error!(%incident, error = %detail, "internal error");
+                Status::internal(format!("internal error (incident {incident})"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_field_violations() {
+        let s: Status =
+            ApiError::InvalidArgument(vec![Violation::new("worker.phone", "bad")]).into();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        let br = s.get_details_bad_request().unwrap();
+        assert_eq!(br.field_violations[0].field, "worker.phone");
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak() {
+        let s: Status =
+            ApiError::Internal("relation \"regions\" does not exist SELECT * FROM".into()).into();
+        assert_eq!(s.code(), Code::Internal);
+        assert!(!s.message().contains("SELECT"));
+        assert!(!s.message().contains("regions"));
+    }
+}

@@ -1,0 +1,110 @@
+//! The one mechanism every mutating RPC runs through, so none can skip idempotency or the
+//! audit trail:
+//!
+//! 1. `request_id` (optional UUID) is validated;
+//! 2. in one transaction: the key is locked, a stored answer is returned if the same caller
+//!    already sent this id (ALREADY_EXISTS if the payload differs), otherwise the change runs,
+//!    its audit events are appended to the hash chain and the answer is stored;
+//! 3. any error rolls everything back: nothing half-written, nothing audited that did not
+//!    happen, and a retry after an error runs afresh.
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures::future::BoxFuture;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::principal::Principal;
+use crate::store::audit::{self, Actor, NewEvent};
+use crate::store::idempotency;
+
+/// Parses an optional `request_id`.
+pub fn parse_request_id(raw: &str) -> Result<Option<Uuid>, ApiError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    Uuid::parse_str(raw)
+        .map(Some)
+        .map_err(|_| ApiError::invalid("request_id", "must be a UUID"))
+}
+
+/// Runs `change` as one audited, idempotent transaction. `payload` is the request encoded
+/// without its `request_id`, to tell a resend from a reuse of the id.
+pub async fn run<R, F>(
+    state: &AppState,
+    principal: &Principal,
+    method: &str,
+    request_id: &str,
+    payload: &[u8],
+    change: F,
+) -> Result<R, ApiError>
+where
+    R: Message + Default + Send + 'static,
+    F: for<'c> FnOnce(
+            &'c mut AsyncPgConnection,
+            &'c mut Vec<NewEvent>,
+        ) -> BoxFuture<'c, Result<R, ApiError>>
+        + Send,
+{
+    let request_id = parse_request_id(request_id)?;
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update([0]);
+    h.update(payload);
+    let payload_hash = h.finalize().to_vec();
+    let actor = Actor {
+        sub: principal.sub.clone(),
+        roles: principal.role_names(),
+        request_id: request_id.map(|u| u.to_string()).unwrap_or_default(),
+    };
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<R, ApiError, _>(async |conn| {
+        if let Some(id) = request_id {
+            idempotency::lock(conn, &actor.sub, id).await?;
+            if let Some(stored) = idempotency::find(conn, &actor.sub, id).await? {
+                if stored.payload_hash != payload_hash {
+                    return Err(ApiError::AlreadyExists(format!(
+                        "request_id {id} was already used for a different request ({}); use a new request_id",
+                        stored.method
+                    )));
+                }
+                return R::decode(stored.response.as_slice()).map_err(|e| ApiError::Internal(format!("stored response: {e}")));
+            }
+        }
+        let mut events = Vec::new();
+        let response = change(conn, &mut events).await?;
+        if let Some(id) = request_id {
+            idempotency::save(conn, &actor.sub, id, method, &payload_hash, &response.encode_to_vec()).await?;
+        }
+        audit::append(conn, &actor, events).await?;
+        Ok(response)
+    })
+    .await
+}
+
+/// A request whose idempotency payload is itself without the `request_id` field.
+pub trait Idempotent: Message + Clone {
+    /// The request id as sent.
+    fn request_id(&self) -> &str;
+    /// The request with `request_id` cleared, encoded.
+    fn payload(&self) -> Vec<u8>;
+}
+
+/// Implements [`Idempotent`] for request messages with a `request_id` string field.
+#[macro_export]
+macro_rules! idempotent {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::grpc::mutation::Idempotent for $t {
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+            fn payload(&self) -> Vec<u8> {
+                let mut m = self.clone();
+                m.request_id.clear();
+                prost::Message::encode_to_vec(&m)
+            }
+        }
+    )*};
+}

@@ -1,0 +1,728 @@
+//! RegionService: the registry of the one net (regions, grids, workers, departments).
+
+use std::collections::HashSet;
+
+use futures::FutureExt;
+use serde_json::json;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::error::ApiError;
+use super::mutation::{self, Idempotent};
+use super::pagination::Page;
+use super::pb::region_service_server::RegionService;
+use super::pb::{self, ImportSummary};
+use super::{State, convert, principal};
+use crate::domain::Violation;
+use crate::domain::geojson;
+use crate::domain::pii::Phone;
+use crate::domain::principal::Principal;
+use crate::domain::region::RegionCode;
+use crate::store::audit::NewEvent;
+use crate::store::regions::{RegionInput, Rejected, UpsertCounts};
+use crate::store::{departments, regions, workers};
+
+crate::idempotent!(
+    pb::ImportGridsRequest,
+    pb::UpsertWorkerRequest,
+    pb::UpsertDepartmentRequest
+);
+
+/// Most records accepted in one ImportRegions stream (the national list has ≈664,000).
+pub const MAX_IMPORT_RECORDS: usize = 2_000_000;
+
+/// The RegionService implementation.
+pub struct RegionApi {
+    pub state: State,
+}
+
+fn code(raw: &str, field: &str) -> Result<RegionCode, ApiError> {
+    RegionCode::parse(raw).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+fn optional_code(raw: &str, field: &str) -> Result<Option<RegionCode>, ApiError> {
+    if raw.is_empty() {
+        Ok(None)
+    } else {
+        code(raw, field).map(Some)
+    }
+}
+
+fn in_scope<'a>(p: &'a Principal, requested: Option<&'a RegionCode>) -> Result<&'a str, ApiError> {
+    p.scope.narrow(requested).ok_or_else(|| {
+        ApiError::PermissionDenied(format!(
+            "region {} is outside your region {}",
+            requested.map(|c| c.as_str()).unwrap_or(""),
+            p.scope
+        ))
+    })
+}
+
+/// Validates one ImportRegions record; returns the row or pushes violations.
+fn region_record(
+    i: usize,
+    r: &pb::RegionRecord,
+    seen: &mut HashSet<String>,
+    v: &mut Vec<Violation>,
+) -> Option<RegionInput> {
+    let at = |f: &str| format!("records[{i}].{f}");
+    let before = v.len();
+    let code = match RegionCode::parse(&r.code) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            v.push(Violation::new(at("code"), e.to_string()));
+            None
+        }
+    };
+    if r.name.trim().is_empty() {
+        v.push(Violation::new(at("name"), "must not be empty"));
+    }
+    if let Some(c) = &code {
+        match convert::level_from_pb(r.level) {
+            Some(l) if l == c.level() => {}
+            _ => v.push(Violation::new(
+                at("level"),
+                format!(
+                    "must be {:?} for a {}-digit code",
+                    convert::level_to_pb(c.level()),
+                    c.as_str().len()
+                ),
+            )),
+        }
+        let expected = c.parent().map(|p| p.to_string()).unwrap_or_default();
+        if r.parent_code != expected {
+            v.push(Violation::new(
+                at("parent_code"),
+                format!("must be {expected:?}, the code's prefix one level up"),
+            ));
+        }
+        if !seen.insert(c.to_string()) {
+            v.push(Violation::new(
+                at("code"),
+                format!("{c} appears more than once"),
+            ));
+        }
+    }
+    if i > 0 && !r.request_id.is_empty() {
+        v.push(Violation::new(
+            at("request_id"),
+            "only the first record carries request_id",
+        ));
+    }
+    let c = code?;
+    (v.len() == before).then(|| RegionInput {
+        level: c.level() as i16,
+        parent_code: c.parent().map(|p| p.to_string()),
+        code: c.to_string(),
+        name: r.name.trim().to_owned(),
+        fallback_owner: r.fallback_owner.trim().to_owned(),
+    })
+}
+
+fn summary(c: UpsertCounts, rejected: Vec<Rejected>) -> ImportSummary {
+    ImportSummary {
+        created: c.created,
+        updated: c.updated,
+        unchanged: c.unchanged,
+        rejected: rejected.len() as u64,
+        rejections: rejected
+            .into_iter()
+            .take(1000)
+            .map(|r| pb::ImportRejection {
+                index: r.index,
+                code: r.code,
+                reason: r.reason,
+            })
+            .collect(),
+    }
+}
+
+/// The longest common prefix of region codes that is itself a whole code (for audit scoping).
+fn common_region(codes: impl Iterator<Item = String>, fallback: &str) -> String {
+    let mut prefix: Option<String> = None;
+    for c in codes {
+        prefix = Some(match prefix {
+            None => c,
+            Some(p) => p
+                .chars()
+                .zip(c.chars())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect(),
+        });
+    }
+    let p = prefix.unwrap_or_default();
+    let whole = [18, 15, 12, 9, 6, 4, 2]
+        .into_iter()
+        .find(|l| p.len() >= *l)
+        .map(|l| p[..l].to_owned());
+    whole.unwrap_or_else(|| fallback.to_owned())
+}
+
+fn import_event(
+    kind: &str,
+    request_id: &str,
+    region: String,
+    s: &ImportSummary,
+    count: usize,
+) -> NewEvent {
+    let id = if request_id.is_empty() {
+        uuid::Uuid::now_v7().to_string()
+    } else {
+        request_id.to_owned()
+    };
+    NewEvent::ok(
+        &format!("{kind}.import"),
+        &format!("{kind}_import"),
+        &id,
+        &region,
+        None,
+        Some(
+            json!({"records": count, "created": s.created, "updated": s.updated, "unchanged": s.unchanged, "rejected": s.rejected}),
+        ),
+    )
+}
+
+#[tonic::async_trait]
+impl RegionService for RegionApi {
+    async fn import_regions(
+        &self,
+        req: Request<Streaming<pb::RegionRecord>>,
+    ) -> Result<Response<ImportSummary>, Status> {
+        let p = principal(&req)?;
+        let mut stream = req.into_inner();
+        let (mut rows, mut v, mut seen, mut payload) =
+            (Vec::new(), Vec::new(), HashSet::new(), Vec::new());
+        let mut request_id = String::new();
+        let mut i = 0usize;
+        while let Some(mut r) = stream.message().await? {
+            if i >= MAX_IMPORT_RECORDS {
+                return Err(ApiError::invalid(
+                    "records",
+                    format!("at most {MAX_IMPORT_RECORDS} records per stream"),
+                )
+                .into());
+            }
+            if let Some(row) = region_record(i, &r, &mut seen, &mut v) {
+                if !p.scope.contains(&row.code) {
+                    return Err(ApiError::PermissionDenied(format!(
+                        "records[{i}]: region {} is outside your region {}",
+                        row.code, p.scope
+                    ))
+                    .into());
+                }
+                rows.push((i as u64, row));
+            }
+            if i == 0 {
+                request_id = std::mem::take(&mut r.request_id);
+            }
+            r.request_id.clear();
+            prost::Message::encode_length_delimited(&r, &mut payload)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            i += 1;
+        }
+        if !v.is_empty() {
+            return Err(ApiError::InvalidArgument(v).into());
+        }
+        let count = rows.len();
+        let region = common_region(rows.iter().map(|(_, r)| r.code.clone()), p.scope.prefix());
+        let rid = request_id.clone();
+        let s = mutation::run(
+            &self.state,
+            &p,
+            "RegionService/ImportRegions",
+            &request_id,
+            &payload,
+            move |conn, audit| {
+                async move {
+                    let (counts, rejected) = regions::import(conn, rows, |_| {}).await?;
+                    let s = summary(counts, rejected);
+                    audit.push(import_event("region", &rid, region, &s, count));
+                    Ok(s)
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(s))
+    }
+
+    async fn import_grids(
+        &self,
+        req: Request<pb::ImportGridsRequest>,
+    ) -> Result<Response<ImportSummary>, Status> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let grids = geojson::parse_grids(&r.geojson).map_err(ApiError::InvalidArgument)?;
+        if let Some(g) = grids.iter().find(|g| !p.scope.contains(g.code.as_str())) {
+            return Err(ApiError::PermissionDenied(format!(
+                "features[{}]: grid {} is outside your region {}",
+                g.index, g.code, p.scope
+            ))
+            .into());
+        }
+        let region = common_region(grids.iter().map(|g| g.code.to_string()), p.scope.prefix());
+        let rid = r.request_id.clone();
+        let s = mutation::run(
+            &self.state,
+            &p,
+            "RegionService/ImportGrids",
+            r.request_id(),
+            &r.payload(),
+            move |conn, audit| {
+                async move {
+                    let invalid = regions::invalid_geometries(conn, &grids).await?;
+                    if !invalid.is_empty() {
+                        let v = invalid
+                            .into_iter()
+                            .map(|(i, why)| {
+                                Violation::new(
+                                    format!("features[{}].geometry", grids[i].index),
+                                    format!("invalid polygon: {why}"),
+                                )
+                            })
+                            .collect();
+                        return Err(ApiError::InvalidArgument(v));
+                    }
+                    // Parents may be villages (already stored) or grids of this same import.
+                    let mut parents: Vec<String> =
+                        grids.iter().map(|g| g.parent_code.to_string()).collect();
+                    parents.sort();
+                    parents.dedup();
+                    let mut known: HashSet<String> = regions::existing(conn, "", &parents)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    let mut ordered = grids;
+                    ordered.sort_by_key(|g| (g.code.level(), g.index));
+                    let (mut ok, mut rejected) = (Vec::new(), Vec::new());
+                    for g in ordered {
+                        if known.contains(g.parent_code.as_str()) {
+                            known.insert(g.code.to_string());
+                            ok.push(g);
+                        } else {
+                            rejected.push(Rejected {
+                                index: g.index as u64,
+                                code: g.code.to_string(),
+                                reason: format!("parent {} is unknown", g.parent_code),
+                            });
+                        }
+                    }
+                    let mut counts = regions::upsert_grids(
+                        conn,
+                        &ok.iter()
+                            .filter(|g| {
+                                !g.code
+                                    .level()
+                                    .eq(&crate::domain::region::RegionLevel::MicroGrid)
+                            })
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    )
+                    .await?;
+                    counts += regions::upsert_grids(
+                        conn,
+                        &ok.iter()
+                            .filter(|g| {
+                                g.code.level() == crate::domain::region::RegionLevel::MicroGrid
+                            })
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    )
+                    .await?;
+                    rejected.sort_by_key(|r| r.index);
+                    let s = summary(counts, rejected);
+                    audit.push(import_event(
+                        "grid",
+                        &rid,
+                        region,
+                        &s,
+                        ok.len() + s.rejected as usize,
+                    ));
+                    Ok(s)
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(s))
+    }
+
+    async fn get_region(
+        &self,
+        req: Request<pb::GetRegionRequest>,
+    ) -> Result<Response<pb::Region>, Status> {
+        let p = principal(&req)?;
+        let c = code(&req.get_ref().code, "code")?;
+        let prefix = in_scope(&p, Some(&c))?;
+        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let r = regions::get(&mut conn, prefix, c.as_str())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("region {c} not found")))?;
+        Ok(Response::new(convert::region(r.region, r.boundary_geojson)))
+    }
+
+    async fn list_regions(
+        &self,
+        req: Request<pb::ListRegionsRequest>,
+    ) -> Result<Response<pb::ListRegionsResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.get_ref();
+        let parent = optional_code(&r.parent_code, "parent_code")?;
+        let level = match r.level {
+            0 => None,
+            v => Some(
+                convert::level_from_pb(v)
+                    .ok_or_else(|| ApiError::invalid("level", "unknown level"))?,
+            ),
+        };
+        let prefix = in_scope(&p, parent.as_ref())?;
+        let filter = format!("{}|{}", r.parent_code, r.level);
+        let page = Page::parse(
+            &self.state,
+            &p,
+            "ListRegions",
+            &filter,
+            r.page_size,
+            &r.page_token,
+        )?;
+        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut rows = regions::list(
+            &mut conn,
+            prefix,
+            parent.as_ref().map(|c| c.as_str()),
+            level.map(|l| l as i16),
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let next_page_token = page.finish(&self.state, &mut rows, |r| r.code.clone());
+        Ok(Response::new(pb::ListRegionsResponse {
+            regions: rows.into_iter().map(|r| convert::region(r, None)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn locate_grid(&self, req: Request<pb::LatLng>) -> Result<Response<pb::Region>, Status> {
+        let p = principal(&req)?;
+        let pb::LatLng { lat, lng } = *req.get_ref();
+        let mut v = Vec::new();
+        if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+            v.push(Violation::new("lat", "must be between -90 and 90"));
+        }
+        if !(lng.is_finite() && (-180.0..=180.0).contains(&lng)) {
+            v.push(Violation::new("lng", "must be between -180 and 180"));
+        }
+        if !v.is_empty() {
+            return Err(ApiError::InvalidArgument(v).into());
+        }
+        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let r = regions::locate(&mut conn, p.scope.prefix(), lat, lng)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("no grid of your region contains ({lat}, {lng})"))
+            })?;
+        Ok(Response::new(convert::region(r.region, r.boundary_geojson)))
+    }
+
+    async fn upsert_worker(
+        &self,
+        req: Request<pb::UpsertWorkerRequest>,
+    ) -> Result<Response<pb::Worker>, Status> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let w = r.worker.clone().unwrap_or_default();
+        let mut v = Vec::new();
+        if !valid_id(&w.worker_id) {
+            v.push(Violation::new(
+                "worker.worker_id",
+                "1-64 characters of letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if w.name.trim().is_empty() {
+            v.push(Violation::new("worker.name", "must not be empty"));
+        }
+        let phone = (!w.phone.is_empty())
+            .then(|| Phone::parse(&w.phone, "worker.phone"))
+            .transpose()
+            .unwrap_or_else(|e| {
+                v.push(e);
+                None
+            });
+        let region = RegionCode::parse(&w.region_code)
+            .map_err(|e| v.push(Violation::new("worker.region_code", e.to_string())))
+            .ok();
+        let mut grids = Vec::new();
+        for (i, g) in w.grid_codes.iter().enumerate() {
+            match (RegionCode::parse(g), &region) {
+                (Ok(c), Some(reg)) if c.level().is_grid() && c.is_within(reg) => {
+                    grids.push(c.to_string())
+                }
+                _ => v.push(Violation::new(
+                    format!("worker.grid_codes[{i}]"),
+                    "must be a grid code inside worker.region_code",
+                )),
+            }
+        }
+        let Some(region) = region.filter(|_| v.is_empty()) else {
+            return Err(ApiError::InvalidArgument(v).into());
+        };
+        in_scope(&p, Some(&region))?;
+        let state = self.state.clone();
+        let viewer = p.clone();
+        let out = mutation::run(&self.state, &p, "RegionService/UpsertWorker", r.request_id(), &r.payload(), move |conn, audit| {
+            async move {
+                let mut wanted = grids.clone();
+                wanted.push(region.to_string());
+                let found: HashSet<String> = regions::existing(conn, "", &wanted).await?.into_iter().collect();
+                let mut v = Vec::new();
+                if !found.contains(region.as_str()) {
+                    v.push(Violation::new("worker.region_code", "unknown region"));
+                }
+                for (i, g) in grids.iter().enumerate() {
+                    if !found.contains(g) {
+                        v.push(Violation::new(format!("worker.grid_codes[{i}]"), "unknown grid"));
+                    }
+                }
+                if !v.is_empty() {
+                    return Err(ApiError::InvalidArgument(v));
+                }
+                let before = workers::find(conn, &w.worker_id).await?;
+                if let Some(b) = before.as_ref().filter(|b| !viewer.scope.contains(&b.region_code)) {
+                    return Err(ApiError::PermissionDenied(format!("worker {} belongs to a region outside yours", b.worker_id)));
+                }
+                let stored = workers::upsert(
+                    conn,
+                    workers::NewWorker {
+                        worker_id: &w.worker_id,
+                        name: w.name.trim(),
+                        phone_enc: phone.as_ref().map(|ph| state.pii.encrypt(ph.expose())),
+                        phone_index: phone.as_ref().map(|ph| state.pii.blind_index(ph.expose())),
+                        region_code: region.as_str(),
+                        grid_codes: grids.iter().cloned().map(Some).collect(),
+                        active: w.active,
+                    },
+                )
+                .await?;
+                let masked = |x: &workers::Worker| {
+                    let m = convert::worker(x.clone(), &state.pii, &Principal { roles: vec![], ..viewer.clone() });
+                    json!({"name": m.name, "phone": m.phone, "region_code": m.region_code, "grid_codes": m.grid_codes, "active": m.active})
+                };
+                audit.push(NewEvent::ok("worker.upsert", "worker", &stored.worker_id, &stored.region_code, before.as_ref().map(masked), Some(masked(&stored))));
+                Ok(convert::worker(stored, &state.pii, &viewer))
+            }
+            .boxed()
+        })
+        .await?;
+        Ok(Response::new(out))
+    }
+
+    async fn list_workers(
+        &self,
+        req: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.get_ref();
+        let region = optional_code(&r.region_code, "region_code")?;
+        let grid = optional_code(&r.grid_code, "grid_code")?;
+        let prefix = in_scope(&p, region.as_ref())?;
+        let filter = format!("{}|{}", r.region_code, r.grid_code);
+        let page = Page::parse(
+            &self.state,
+            &p,
+            "ListWorkers",
+            &filter,
+            r.page_size,
+            &r.page_token,
+        )?;
+        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut rows = workers::list(
+            &mut conn,
+            prefix,
+            grid.as_ref().map(|g| g.as_str()),
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        let next_page_token = page.finish(&self.state, &mut rows, |w| w.worker_id.clone());
+        Ok(Response::new(pb::ListWorkersResponse {
+            workers: rows
+                .into_iter()
+                .map(|w| convert::worker(w, &self.state.pii, &p))
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn upsert_department(
+        &self,
+        req: Request<pb::UpsertDepartmentRequest>,
+    ) -> Result<Response<pb::Department>, Status> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let d = r.department.clone().unwrap_or_default();
+        let mut v = Vec::new();
+        if !valid_id(&d.code) {
+            v.push(Violation::new(
+                "department.code",
+                "1-64 characters of letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if d.name.trim().is_empty() {
+            v.push(Violation::new("department.name", "must not be empty"));
+        }
+        let region = RegionCode::parse(&d.region_code)
+            .map_err(|e| v.push(Violation::new("department.region_code", e.to_string())))
+            .ok();
+        let Some(region) = region.filter(|_| v.is_empty()) else {
+            return Err(ApiError::InvalidArgument(v).into());
+        };
+        in_scope(&p, Some(&region))?;
+        let scope = p.scope.clone();
+        let out = mutation::run(
+            &self.state,
+            &p,
+            "RegionService/UpsertDepartment",
+            r.request_id(),
+            &r.payload(),
+            move |conn, audit| {
+                async move {
+                    if regions::existing(conn, "", &[region.to_string()])
+                        .await?
+                        .is_empty()
+                    {
+                        return Err(ApiError::invalid(
+                            "department.region_code",
+                            "unknown region",
+                        ));
+                    }
+                    let before = departments::find(conn, &d.code).await?;
+                    if let Some(b) = before.as_ref().filter(|b| !scope.contains(&b.region_code)) {
+                        return Err(ApiError::PermissionDenied(format!(
+                            "department {} belongs to a region outside yours",
+                            b.code
+                        )));
+                    }
+                    let stored = departments::upsert(
+                        conn,
+                        departments::NewDepartment {
+                            code: &d.code,
+                            name: d.name.trim(),
+                            region_code: region.as_str(),
+                            kind: d.kind.trim(),
+                            active: d.active,
+                        },
+                    )
+                    .await?;
+                    let snap =
+                        |x: &departments::Department| serde_json::to_value(x).unwrap_or_default();
+                    audit.push(NewEvent::ok(
+                        "department.upsert",
+                        "department",
+                        &stored.code,
+                        &stored.region_code,
+                        before.as_ref().map(snap),
+                        Some(snap(&stored)),
+                    ));
+                    Ok(convert::department(stored))
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(out))
+    }
+
+    async fn list_departments(
+        &self,
+        req: Request<pb::ListDepartmentsRequest>,
+    ) -> Result<Response<pb::ListDepartmentsResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.get_ref();
+        let region = optional_code(&r.region_code, "region_code")?;
+        let prefix = in_scope(&p, region.as_ref())?;
+        let page = Page::parse(
+            &self.state,
+            &p,
+            "ListDepartments",
+            &r.region_code,
+            r.page_size,
+            &r.page_token,
+        )?;
+        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut rows =
+            departments::list(&mut conn, prefix, page.after.as_deref(), page.fetch_limit())
+                .await
+                .map_err(ApiError::from)?;
+        let next_page_token = page.finish(&self.state, &mut rows, |d| d.code.clone());
+        Ok(Response::new(pb::ListDepartmentsResponse {
+            departments: rows.into_iter().map(convert::department).collect(),
+            next_page_token,
+        }))
+    }
+}
+
+/// Ids chosen by towns: 1-64 of letters, digits, '-', '_', '.'.
+fn valid_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_region_is_a_whole_code() {
+        let c = |v: &[&str]| common_region(v.iter().map(|s| s.to_string()), "");
+        assert_eq!(c(&["500110111201001", "500110111201002"]), "500110111201");
+        assert_eq!(c(&["500110111201001", "500110111200001"]), "500110111");
+        assert_eq!(c(&["11", "50"]), "");
+        assert_eq!(c(&["500110111201"]), "500110111201");
+    }
+
+    #[test]
+    fn records_are_validated_field_by_field() {
+        let mut seen = HashSet::new();
+        let mut v = Vec::new();
+        let good = pb::RegionRecord {
+            code: "500110111201".into(),
+            name: "马颈村".into(),
+            level: pb::RegionLevel::Village as i32,
+            parent_code: "500110111".into(),
+            ..Default::default()
+        };
+        assert!(region_record(0, &good, &mut seen, &mut v).is_some());
+        let bad = pb::RegionRecord {
+            code: "500110111202".into(),
+            name: " ".into(),
+            level: pb::RegionLevel::Town as i32,
+            parent_code: "500110".into(),
+            ..Default::default()
+        };
+        assert!(region_record(1, &bad, &mut seen, &mut v).is_none());
+        let fields: Vec<&str> = v.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "records[1].name",
+                "records[1].level",
+                "records[1].parent_code"
+            ]
+        );
+        let dup = good.clone();
+        assert!(region_record(2, &dup, &mut seen, &mut v).is_none());
+    }
+
+    #[test]
+    fn ids() {
+        assert!(valid_id("W-001_a.b"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("王"));
+        assert!(!valid_id(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,27 @@
+//! gridhub: the data hub behind 镇村治理一张网 ("one net for town and village governance").
+//!
+//! Where things are:
+//! - [`cli`] parses the command line; [`config`] merges flags, environment and a TOML file.
+//! - [`startup`] builds the gRPC server, binds, serves and shuts down; [`telemetry`] sets up
+//!   logs, traces and metrics.
+//! - [`domain`] holds pure types and rules (region codes, principals and scopes, GeoJSON
+//!   validation, masking); no I/O.
+//! - [`store`] is the PostgreSQL layer: pool, migrations, the generated `schema.rs`, one
+//!   module per table, the audit chain and the idempotency store.
+//! - [`auth`] verifies JWTs and applies the role policy to every RPC in one tower layer.
+//! - [`grpc`] has one file per service, the proto ↔ domain conversions and the error mapping.
+//! - [`embedded_pg`] runs the private PostgreSQL cluster used when no `DATABASE_URL` is set.
+
+pub mod auth;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod domain;
+pub mod embedded_pg;
+pub mod grpc;
+pub mod import;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

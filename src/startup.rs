@@ -1,0 +1,268 @@
+//! Builds the application, binds, serves and shuts down.
+//!
+//! Start-up order: the listener is bound and the health service answers NOT_SERVING first;
+//! then the database is started (embedded) or reached, migrated, and only then does health
+//! turn SERVING. A watcher flips health to NOT_SERVING while the database is unreachable.
+//! On SIGTERM/SIGINT health turns NOT_SERVING at once, in-flight RPCs get a grace period,
+//! and after the hard timeout the server is dropped regardless (hyper may otherwise wait
+//! for idle connections indefinitely).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::jwt::Verifier;
+use crate::config::Settings;
+use crate::crypto::{PageTokens, PiiCipher};
+use crate::embedded_pg::EmbeddedPg;
+use crate::grpc::audit_service::AuditApi;
+use crate::grpc::middleware::RpcLayer;
+use crate::grpc::pb::audit_service_server::AuditServiceServer;
+use crate::grpc::pb::region_service_server::RegionServiceServer;
+use crate::grpc::region_service::RegionApi;
+use crate::grpc::{AppState, FILE_DESCRIPTOR_SET};
+use crate::store::{self, DbUrl};
+
+/// Services whose health is reported (besides the overall "").
+pub const SERVICES: [&str; 2] = ["gridhub.v1.RegionService", "gridhub.v1.AuditService"];
+
+/// The database gridhub talks to: the configured server, or the embedded cluster.
+pub struct Database {
+    pub url: DbUrl,
+    embedded: Option<EmbeddedPg>,
+}
+
+impl Database {
+    /// Reaches `DATABASE_URL`, or starts the embedded cluster in the data directory.
+    pub async fn start(settings: &Settings) -> anyhow::Result<Database> {
+        match &settings.database_url {
+            Some(u) => Ok(Database {
+                url: DbUrl::new(u.clone()),
+                embedded: None,
+            }),
+            None => {
+                let pg = EmbeddedPg::start(&settings.data_dir)
+                    .await
+                    .context("starting the embedded PostgreSQL")?;
+                tracing::info!(data_dir = %settings.data_dir.display(), url = %pg.url(), "embedded PostgreSQL running");
+                Ok(Database {
+                    url: pg.url(),
+                    embedded: Some(pg),
+                })
+            }
+        }
+    }
+
+    /// Runs pending migrations.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        store::migrate(&self.url)
+            .await
+            .context("running migrations")
+    }
+
+    /// Stops the embedded cluster, if this process started it.
+    pub fn close(&self) {
+        if let Some(pg) = &self.embedded {
+            match pg.stop() {
+                Ok(()) => tracing::info!("embedded PostgreSQL stopped"),
+                Err(e) => tracing::error!(error = %e, "stopping the embedded PostgreSQL failed"),
+            }
+        }
+    }
+}
+
+/// A running server.
+pub struct App {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// Shared state, for in-process tools and tests.
+    pub state: Arc<AppState>,
+    health: HealthReporter,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    watcher: JoinHandle<()>,
+    shutdown_timeout: Duration,
+}
+
+async fn set_health(h: &HealthReporter, status: ServingStatus) {
+    h.set_service_status("", status).await;
+    for s in SERVICES {
+        h.set_service_status(s, status).await;
+    }
+}
+
+impl App {
+    /// Binds `settings.listen` and serves with health NOT_SERVING; call [`App::ready`] once
+    /// the database at `url` is migrated.
+    pub async fn bind(settings: &Settings, url: &DbUrl) -> anyhow::Result<App> {
+        let pool = store::pool(url, &settings.db)?;
+        let state = Arc::new(AppState {
+            pool,
+            pii: PiiCipher::new(&settings.pii_key),
+            pages: PageTokens::new(&settings.pii_key),
+        });
+        let verifier = Verifier::new(&settings.jwt_key, &settings.jwt_audience)?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::NotServing).await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let l = &settings.limits;
+        let max = l.max_message_bytes;
+        let (shutdown, mut shutdown_rx) = watch::channel(false);
+        let router = Server::builder()
+            .accept_http1(true)
+            .timeout(l.rpc_timeout)
+            .max_concurrent_streams(l.max_concurrent_streams)
+            .http2_keepalive_interval(Some(l.keepalive_interval))
+            .http2_keepalive_timeout(Some(l.keepalive_timeout))
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(RpcLayer::new(verifier, l.concurrency_limit))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(
+                RegionServiceServer::new(RegionApi {
+                    state: state.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            )
+            .add_service(
+                AuditServiceServer::new(AuditApi {
+                    state: state.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            );
+        let server = tokio::spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            async move {
+                let _ = shutdown_rx.wait_for(|s| *s).await;
+            },
+        ));
+        Ok(App {
+            addr,
+            state,
+            health,
+            shutdown,
+            server,
+            watcher: tokio::spawn(async {}),
+            shutdown_timeout: l.shutdown_timeout,
+        })
+    }
+
+    /// Marks the server SERVING and starts watching the database.
+    pub async fn ready(&mut self) {
+        set_health(&self.health, ServingStatus::Serving).await;
+        let (pool, health, mut stop) = (
+            self.state.pool.clone(),
+            self.health.clone(),
+            self.shutdown.subscribe(),
+        );
+        self.watcher = tokio::spawn(async move {
+            let mut serving = true;
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+                let ok = tokio::time::timeout(Duration::from_secs(2), store::ping(&pool))
+                    .await
+                    .map(|r| r.is_ok())
+                    .unwrap_or(false);
+                if *stop.borrow() {
+                    return;
+                }
+                if ok != serving {
+                    serving = ok;
+                    tracing::warn!(database_reachable = ok, "health changed");
+                    set_health(
+                        &health,
+                        if ok {
+                            ServingStatus::Serving
+                        } else {
+                            ServingStatus::NotServing
+                        },
+                    )
+                    .await;
+                }
+            }
+        });
+    }
+
+    /// Health NOT_SERVING at once, then graceful shutdown bounded by the hard timeout.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        set_health(&self.health, ServingStatus::NotServing).await;
+        self.watcher.abort();
+        // Let health checkers observe NOT_SERVING before the listener closes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut server = self.server;
+        match tokio::time::timeout(self.shutdown_timeout, &mut server).await {
+            Ok(_) => tracing::info!("server stopped"),
+            Err(_) => {
+                tracing::warn!(timeout = ?self.shutdown_timeout, "graceful shutdown timed out; dropping connections");
+                server.abort();
+            }
+        }
+        self.state.pool.close();
+    }
+}
+
+/// `gridhub serve`: run until SIGTERM/SIGINT.
+pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    let db = Database::start(&settings).await?;
+    let mut app = App::bind(&settings, &db.url).await?;
+    tracing::info!(addr = %app.addr, "listening; NOT_SERVING until migrations are done");
+    if let Err(e) = db.migrate().await {
+        app.shutdown().await;
+        db.close();
+        return Err(e);
+    }
+    if demo {
+        crate::demo::load_and_print(&app.state, &settings, app.addr).await?;
+    }
+    app.ready().await;
+    tracing::info!(addr = %app.addr, "gridhub serving");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    app.shutdown().await;
+    db.close();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
