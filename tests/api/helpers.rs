@@ -1,0 +1,235 @@
+//! `TestApp::spawn()`: the real server on a free port against its own fresh database (a copy
+//! of a migrated template database on the test PostgreSQL server), plus clients and raw SQL.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gridhub::auth::jwt::Issuer;
+use gridhub::config::{Options, Settings};
+use gridhub::crypto::SecretKey;
+use gridhub::grpc::pb::audit_service_client::AuditServiceClient;
+use gridhub::grpc::pb::region_service_client::RegionServiceClient;
+use gridhub::startup::App;
+use gridhub::store::{self, DbUrl};
+use sha2::{Digest, Sha256};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+/// The PostgreSQL server tests create their databases on.
+pub fn server_url() -> DbUrl {
+    DbUrl::new(
+        std::env::var("GRIDHUB_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    )
+}
+
+/// Name of the template database for the current migrations.
+fn template_name() -> String {
+    let mut h = Sha256::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        h.update(d.file_name().unwrap().to_string_lossy().as_bytes());
+        h.update(std::fs::read(d.join("up.sql")).unwrap_or_default());
+    }
+    format!("gridhub_tpl_{}", &hex::encode(h.finalize())[..16])
+}
+
+/// Creates the migrated template once per migration set, under an advisory lock so parallel
+/// test processes do not race.
+async fn ensure_template(server: &DbUrl) -> String {
+    let name = template_name();
+    let (client, conn) = tokio_postgres::connect(server.expose(), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {server} ({e}); run scripts/test or set GRIDHUB_TEST_DATABASE_URL"));
+    tokio::spawn(conn);
+    client
+        .execute("SELECT pg_advisory_lock(7270099)", &[])
+        .await
+        .unwrap();
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .unwrap()
+        .is_some();
+    if !exists {
+        let building = format!("{name}_building");
+        client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+            ))
+            .await
+            .unwrap();
+        let url = store::create_database(server, &building, None)
+            .await
+            .unwrap();
+        store::migrate(&url).await.unwrap();
+        // Disconnect everything from the copy source before renaming it into place.
+        client.batch_execute(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{building}'")).await.unwrap();
+        client
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+            ))
+            .await
+            .unwrap();
+    }
+    client
+        .execute("SELECT pg_advisory_unlock(7270099)", &[])
+        .await
+        .unwrap();
+    name
+}
+
+/// A running server on its own database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: DbUrl,
+    pub db_name: String,
+    pub key: SecretKey,
+    pub app: Option<App>,
+}
+
+/// Authorization header interceptor.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut r: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(r)
+    }
+}
+
+pub type RegionClient = RegionServiceClient<InterceptedService<Channel, Bearer>>;
+pub type AuditClient = AuditServiceClient<InterceptedService<Channel, Bearer>>;
+
+impl TestApp {
+    /// Starts the server against a fresh copy of the template database.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], adjusting settings first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let server = server_url();
+        let template = ensure_template(&server).await;
+        let db_name = format!("gridhub_test_{}", uuid::Uuid::new_v4().simple());
+        let db = store::create_database(&server, &db_name, Some(&template))
+            .await
+            .unwrap();
+        let key = SecretKey::generate();
+        let mut settings = Settings::resolve(Options {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            database_url: Some(db.expose().to_owned()),
+            jwt_secret: Some(key.to_base64()),
+            pii_key: Some(SecretKey::generate().to_base64()),
+            shutdown_timeout: Some("3s".into()),
+            db_pool_size: Some(8),
+            ..Options::default()
+        })
+        .unwrap();
+        adjust(&mut settings);
+        let mut app = App::bind(&settings, &db).await.unwrap();
+        app.ready().await;
+        TestApp {
+            addr: app.addr,
+            db,
+            db_name,
+            key,
+            app: Some(app),
+        }
+    }
+
+    /// A token signed with this server's key.
+    pub fn token(&self, sub: &str, roles: &[&str], region: &str) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        Issuer::hs256(&self.key, "gridhub")
+            .issue(sub, &roles, region, Duration::from_secs(600))
+            .unwrap()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    fn bearer(token: Option<&str>) -> Bearer {
+        Bearer(token.map(|t| format!("Bearer {t}").parse().unwrap()))
+    }
+
+    pub async fn regions(&self, token: Option<&str>) -> RegionClient {
+        RegionServiceClient::with_interceptor(self.channel().await, Self::bearer(token))
+    }
+
+    pub async fn audit(&self, token: Option<&str>) -> AuditClient {
+        AuditServiceClient::with_interceptor(self.channel().await, Self::bearer(token))
+    }
+
+    /// An admin of 綦江区's town 打通镇's county, for set-up calls.
+    pub fn admin(&self) -> String {
+        self.token("admin-1", &["admin", "auditor"], "500110")
+    }
+
+    /// Loads the demo town (regions of 綦江区, 34 grids, workers, departments).
+    pub async fn seed_demo(&self) {
+        gridhub::demo::load(&self.app.as_ref().unwrap().state)
+            .await
+            .unwrap();
+    }
+
+    /// Raw SQL against this test's database.
+    pub async fn sql(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(self.db.expose(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    /// A single number from SQL.
+    pub async fn count(&self, q: &str) -> i64 {
+        self.sql().await.query_one(q, &[]).await.unwrap().get(0)
+    }
+
+    /// Stops the server (health turns NOT_SERVING first).
+    pub async fn shutdown(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let (server, name) = (server_url(), self.db_name.clone());
+        // The test's runtime is busy dropping us: drop the database from a thread of its own.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = rt.block_on(store::drop_database(&server, &name));
+            }
+        })
+        .join();
+    }
+}
+
+/// The field paths of an INVALID_ARGUMENT status's BadRequest.
+pub fn violations(s: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+    s.get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}

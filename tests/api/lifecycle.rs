@@ -1,0 +1,233 @@
+//! Start-up and shutdown: health on shutdown and on database loss, and the embedded default
+//! database driven through the real binary (start, token, data survives a restart, stop).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gridhub::grpc::pb;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn health_turns_not_serving_at_the_first_moment_of_shutdown() {
+    let mut app = TestApp::spawn().await;
+    let mut h = HealthClient::new(app.channel().await);
+    let mut watch = h
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        watch.next().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
+    let running = app.app.take().unwrap();
+    let stopping = tokio::spawn(running.shutdown());
+    let next: HealthCheckResponse = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    stopping.await.unwrap();
+    // The listener is gone afterwards.
+    assert!(
+        tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+            .unwrap()
+            .connect()
+            .await
+            .is_err()
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn losing_the_database_means_not_serving_and_unavailable() {
+    let app = TestApp::spawn().await;
+    app.seed_demo().await;
+    let admin = app.admin();
+    let mut c = app.regions(Some(&admin)).await;
+    c.get_region(pb::GetRegionRequest {
+        code: "500110111201".into(),
+    })
+    .await
+    .unwrap();
+    gridhub::store::drop_database(&crate::helpers::server_url(), &app.db_name)
+        .await
+        .unwrap();
+    let e = c
+        .get_region(pb::GetRegionRequest {
+            code: "500110111201".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(
+        !e.message().contains("gridhub_test"),
+        "no internals: {}",
+        e.message()
+    );
+    let mut h = HealthClient::new(app.channel().await);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = h
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if s.status() == ServingStatus::NotServing {
+            break;
+        }
+        assert!(Instant::now() < deadline, "health never turned NOT_SERVING");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn gridhub(data_dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gridhub"));
+    c.arg("--data-dir").arg(data_dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GRIDHUB_") || k == "DATABASE_URL" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn serve(data_dir: &std::path::Path, port: u16) -> Child {
+    gridhub(data_dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_serving(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            if let Ok(r) = HealthClient::new(ch)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+            {
+                if r.into_inner().status() == ServingStatus::Serving {
+                    return;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "server never became SERVING");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn terminate(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve exited with {status}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn embedded_database_starts_keeps_data_across_restarts_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let child = serve(&data, port);
+    wait_serving(port).await;
+
+    let out = gridhub(&data)
+        .args([
+            "token", "issue", "--sub", "t1", "--roles", "admin", "--region", "*", "--ttl", "10m",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let header: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    let mut c = pb::region_service_client::RegionServiceClient::with_interceptor(
+        ch,
+        move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", header.clone());
+            Ok(r)
+        },
+    );
+    let rec = pb::RegionRecord {
+        code: "50".into(),
+        name: "重庆市".into(),
+        level: pb::RegionLevel::Province as i32,
+        ..Default::default()
+    };
+    let s = c
+        .import_regions(tokio_stream::iter(vec![rec]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.created, 1);
+    drop(c);
+    terminate(child);
+    assert!(
+        !data.join("pg/postmaster.pid").exists(),
+        "the private cluster is still running"
+    );
+
+    // Restart on the same data directory: the region is still there, the old token still works.
+    let port = free_port();
+    let child = serve(&data, port);
+    wait_serving(port).await;
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let header: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    let mut c = pb::region_service_client::RegionServiceClient::with_interceptor(
+        ch,
+        move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", header.clone());
+            Ok(r)
+        },
+    );
+    let r = c
+        .get_region(pb::GetRegionRequest { code: "50".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.name, "重庆市");
+    drop(c);
+    terminate(child);
+    assert!(!data.join("pg/postmaster.pid").exists());
+}

@@ -1,0 +1,13 @@
+//! One integration-test binary: every test starts the real server on a free port against its
+//! own fresh PostgreSQL + PostGIS database and talks real gRPC to it. Tests run in parallel.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod grids;
+mod idempotency;
+mod lifecycle;
+mod python;
+mod regions;
+mod workers;
