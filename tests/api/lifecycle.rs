@@ -112,25 +112,24 @@ fn serve(data_dir: &std::path::Path, port: u16) -> Child {
         .unwrap()
 }
 
+async fn health(port: u16) -> Option<ServingStatus> {
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    let r = HealthClient::new(ch)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .ok()?;
+    Some(r.into_inner().status())
+}
+
 async fn wait_serving(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            if let Ok(r) = HealthClient::new(ch)
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-            {
-                if r.into_inner().status() == ServingStatus::Serving {
-                    return;
-                }
-            }
-        }
+    while health(port).await != Some(ServingStatus::Serving) {
         assert!(Instant::now() < deadline, "server never became SERVING");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

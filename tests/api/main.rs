@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail the test on any unexpected error"
+)]
+
 //! One integration-test binary: every test starts the real server on a free port against its
 //! own fresh PostgreSQL + PostGIS database and talks real gRPC to it. Tests run in parallel.
 
