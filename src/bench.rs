@@ -88,7 +88,7 @@ async fn import(url: &DbUrl, dir: &std::path::Path) -> anyhow::Result<()> {
         .batch_execute("CREATE TABLE regions_copy (LIKE regions INCLUDING ALL)")
         .await?;
     let t2 = Instant::now();
-    let sink = client.copy_in("COPY regions_copy (code, name, level, parent_code, fallback_owner) FROM STDIN (FORMAT csv)").await?;
+    let sink = client.copy_in("COPY regions_copy (code, name, level, parent_code, fallback_owner) FROM STDIN (FORMAT csv, FORCE_NOT_NULL (fallback_owner))").await?;
     futures::pin_mut!(sink);
     for chunk in csv.chunks(1 << 20) {
         sink.send(bytes::Bytes::copy_from_slice(chunk)).await?;

@@ -424,7 +424,7 @@ impl RegionService for RegionApi {
             .ok_or_else(|| {
                 ApiError::NotFound(format!("no grid of your region contains ({lat}, {lng})"))
             })?;
-        Ok(Response::new(convert::region(r.region, r.boundary_geojson)))
+        Ok(Response::new(convert::region(r, None)))
     }
 
     async fn upsert_worker(

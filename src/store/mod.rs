@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod departments;
 pub mod idempotency;
+pub mod postgis;
 pub mod regions;
 pub mod schema;
 pub mod workers;
@@ -16,7 +17,7 @@ use deadpool::Runtime;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncPgConnection;
 use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool, PoolError};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures::FutureExt;
 
@@ -113,6 +114,9 @@ impl From<PoolError> for StoreError {
 pub fn pool(url: &DbUrl, settings: &DbSettings) -> anyhow::Result<Pool> {
     let statement_timeout = settings.statement_timeout;
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    // No test query on every checkout (a round trip per RPC): a connection that broke is
+    // noticed on its next use, answered UNAVAILABLE and discarded by the pool.
+    config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup =
         Box::new(move |url: &str| connect(url.to_owned(), statement_timeout).boxed());
     let manager = AsyncDieselConnectionManager::new_with_config(url.expose(), config);

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Double, Int2, Nullable, Text};
+use diesel::sql_types::{Array, Int2, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::regions;
@@ -55,9 +55,6 @@ impl std::ops::AddAssign for UpsertCounts {
     }
 }
 
-fn boundary_geojson() -> diesel::expression::SqlLiteral<Nullable<Text>> {
-    diesel::dsl::sql::<Nullable<Text>>("ST_AsGeoJSON(boundary, 7)")
-}
 
 /// One region with its boundary, if it lies within `prefix`.
 pub async fn get(
@@ -68,7 +65,7 @@ pub async fn get(
     regions::table
         .filter(regions::code.eq(code))
         .filter(regions::code.like(format!("{prefix}%")))
-        .select((Region::as_select(), boundary_geojson()))
+        .select((Region::as_select(), super::postgis::st_asgeojson(regions::boundary.assume_not_null(), 7).nullable()))
         .first::<(Region, Option<String>)>(conn)
         .await
         .optional()
@@ -239,42 +236,21 @@ pub async fn upsert_grids(
     })
 }
 
-#[derive(QueryableByName)]
-struct Located {
-    #[diesel(embed)]
-    region: Region,
-    #[diesel(sql_type = Nullable<Text>)]
-    boundary_geojson: Option<String>,
-}
-
 /// The finest grid within `prefix` whose polygon covers the point (border included);
-/// ties go to the smallest polygon, then the lowest code.
-pub async fn locate(
-    conn: &mut AsyncPgConnection,
-    prefix: &str,
-    lat: f64,
-    lng: f64,
-) -> QueryResult<Option<RegionWithBoundary>> {
-    let rows: Vec<Located> = diesel::sql_query(
-        "SELECT code, name, level, parent_code, fallback_owner, created_at, updated_at,
-                ST_AsGeoJSON(boundary, 7) AS boundary_geojson
-           FROM regions
-          WHERE boundary IS NOT NULL
-            AND ST_Covers(boundary, ST_SetSRID(ST_MakePoint($1, $2), 4326))
-            AND level >= 6
-            AND code LIKE $3
-          ORDER BY level DESC, ST_Area(boundary), code
-          LIMIT 1",
-    )
-    .bind::<Double, _>(lng)
-    .bind::<Double, _>(lat)
-    .bind::<Text, _>(format!("{prefix}%"))
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().next().map(|l| RegionWithBoundary {
-        region: l.region,
-        boundary_geojson: l.boundary_geojson,
-    }))
+/// ties go to the smallest polygon, then the lowest code. The boundary is not returned.
+pub async fn locate(conn: &mut AsyncPgConnection, prefix: &str, lat: f64, lng: f64) -> QueryResult<Option<Region>> {
+    use super::postgis::{WGS84, st_area, st_covers, st_makepoint, st_setsrid};
+    let boundary = regions::boundary.assume_not_null();
+    regions::table
+        .filter(regions::boundary.is_not_null())
+        .filter(st_covers(boundary, st_setsrid(st_makepoint(lng, lat), WGS84)))
+        .filter(regions::level.ge(6))
+        .filter(regions::code.like(format!("{prefix}%")))
+        .order((regions::level.desc(), st_area(boundary), regions::code))
+        .select(Region::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// A record refused by [`import`].

@@ -12,6 +12,7 @@ mod helpers;
 mod audit;
 mod auth;
 mod grids;
+mod hardening;
 mod idempotency;
 mod lifecycle;
 mod python;
