@@ -134,7 +134,11 @@ impl Issuer {
     /// An HS256 issuer from raw secret bytes (tests of algorithm confusion).
     #[cfg(test)]
     fn hs256_raw(secret: &[u8], audience: &str) -> Issuer {
-        Issuer { key: EncodingKey::from_secret(secret), alg: Algorithm::HS256, audience: audience.to_owned() }
+        Issuer {
+            key: EncodingKey::from_secret(secret),
+            alg: Algorithm::HS256,
+            audience: audience.to_owned(),
+        }
     }
 
     /// An RS256 or ES256 issuer from a private key in PEM.
@@ -246,21 +250,34 @@ mod tests {
     #[test]
     fn rs256_and_es256_public_keys_verify_their_private_keys_tokens() {
         let keys = [
-            (include_str!("../../fixtures/test-keys/rs256-private.pem"), include_str!("../../fixtures/test-keys/rs256-public.pem")),
-            (include_str!("../../fixtures/test-keys/es256-private.pem"), include_str!("../../fixtures/test-keys/es256-public.pem")),
+            (
+                include_str!("../../fixtures/test-keys/rs256-private.pem"),
+                include_str!("../../fixtures/test-keys/rs256-public.pem"),
+            ),
+            (
+                include_str!("../../fixtures/test-keys/es256-private.pem"),
+                include_str!("../../fixtures/test-keys/es256-public.pem"),
+            ),
         ];
         for (private, public) in keys {
             let issuer = Issuer::from_private_pem(private, "gridhub").unwrap();
             let verifier = Verifier::new(&JwtKey::PublicPem(public.to_owned()), "gridhub").unwrap();
-            let t = issuer.issue("ops", &["admin".into()], "500110", Duration::from_secs(60)).unwrap();
+            let t = issuer
+                .issue("ops", &["admin".into()], "500110", Duration::from_secs(60))
+                .unwrap();
             assert_eq!(verifier.verify(&t).unwrap().sub, "ops");
             // An HS256 token signed with the public key text as secret must not pass
             // (the classic algorithm-confusion attack).
-            let confused = Issuer::hs256_raw(public.as_bytes(), "gridhub").issue("ops", &["admin".into()], "*", Duration::from_secs(60)).unwrap();
+            let confused = Issuer::hs256_raw(public.as_bytes(), "gridhub")
+                .issue("ops", &["admin".into()], "*", Duration::from_secs(60))
+                .unwrap();
             assert!(verifier.verify(&confused).is_err());
         }
         // The RSA key does not verify the EC key's tokens.
-        let ec = Issuer::from_private_pem(keys[1].0, "gridhub").unwrap().issue("x", &[], "50", Duration::from_secs(60)).unwrap();
+        let ec = Issuer::from_private_pem(keys[1].0, "gridhub")
+            .unwrap()
+            .issue("x", &[], "50", Duration::from_secs(60))
+            .unwrap();
         let rsa = Verifier::new(&JwtKey::PublicPem(keys[0].1.to_owned()), "gridhub").unwrap();
         assert!(rsa.verify(&ec).is_err());
     }

@@ -55,7 +55,6 @@ impl std::ops::AddAssign for UpsertCounts {
     }
 }
 
-
 /// One region with its boundary, if it lies within `prefix`.
 pub async fn get(
     conn: &mut AsyncPgConnection,
@@ -65,7 +64,10 @@ pub async fn get(
     regions::table
         .filter(regions::code.eq(code))
         .filter(regions::code.like(format!("{prefix}%")))
-        .select((Region::as_select(), super::postgis::st_asgeojson(regions::boundary.assume_not_null(), 7).nullable()))
+        .select((
+            Region::as_select(),
+            super::postgis::st_asgeojson(regions::boundary.assume_not_null(), 7).nullable(),
+        ))
         .first::<(Region, Option<String>)>(conn)
         .await
         .optional()
@@ -238,12 +240,20 @@ pub async fn upsert_grids(
 
 /// The finest grid within `prefix` whose polygon covers the point (border included);
 /// ties go to the smallest polygon, then the lowest code. The boundary is not returned.
-pub async fn locate(conn: &mut AsyncPgConnection, prefix: &str, lat: f64, lng: f64) -> QueryResult<Option<Region>> {
+pub async fn locate(
+    conn: &mut AsyncPgConnection,
+    prefix: &str,
+    lat: f64,
+    lng: f64,
+) -> QueryResult<Option<Region>> {
     use super::postgis::{WGS84, st_area, st_covers, st_makepoint, st_setsrid};
     let boundary = regions::boundary.assume_not_null();
     regions::table
         .filter(regions::boundary.is_not_null())
-        .filter(st_covers(boundary, st_setsrid(st_makepoint(lng, lat), WGS84)))
+        .filter(st_covers(
+            boundary,
+            st_setsrid(st_makepoint(lng, lat), WGS84),
+        ))
         .filter(regions::level.ge(6))
         .filter(regions::code.like(format!("{prefix}%")))
         .order((regions::level.desc(), st_area(boundary), regions::code))

@@ -93,8 +93,15 @@ async fn valid_grids_import_and_are_located() {
         .unwrap()
         .into_inner();
     assert_eq!(r.code, "500110111201001");
-    assert_eq!(r.boundary_geojson, None, "LocateGrid leaves the polygon out");
-    let full = c.get_region(pb::GetRegionRequest { code: r.code }).await.unwrap().into_inner();
+    assert_eq!(
+        r.boundary_geojson, None,
+        "LocateGrid leaves the polygon out"
+    );
+    let full = c
+        .get_region(pb::GetRegionRequest { code: r.code })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(full.boundary_geojson.unwrap().contains("MultiPolygon"));
 }
 

@@ -13,14 +13,30 @@ use crate::helpers::TestApp;
 async fn messages_over_the_size_limit_are_refused() {
     let app = TestApp::spawn().await;
     let op = app.token("op", &["town_operator"], "500110111");
-    let big = pb::ImportGridsRequest { geojson: vec![b' '; 5 * 1024 * 1024], request_id: String::new() };
-    let e = app.regions(Some(&op)).await.import_grids(big).await.unwrap_err();
+    let big = pb::ImportGridsRequest {
+        geojson: vec![b' '; 5 * 1024 * 1024],
+        request_id: String::new(),
+    };
+    let e = app
+        .regions(Some(&op))
+        .await
+        .import_grids(big)
+        .await
+        .unwrap_err();
     // tonic answers OUT_OF_RANGE for an oversized message (grpc-go says RESOURCE_EXHAUSTED).
     assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
     assert!(e.message().contains("4194304"), "{e:?}");
     // Just under the limit the message is decoded and judged on its content.
-    let under = pb::ImportGridsRequest { geojson: vec![b' '; 4 * 1024 * 1024 - 64], request_id: String::new() };
-    let e = app.regions(Some(&op)).await.import_grids(under).await.unwrap_err();
+    let under = pb::ImportGridsRequest {
+        geojson: vec![b' '; 4 * 1024 * 1024 - 64],
+        request_id: String::new(),
+    };
+    let e = app
+        .regions(Some(&op))
+        .await
+        .import_grids(under)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
 }
 
@@ -31,21 +47,48 @@ async fn beyond_the_concurrency_limit_new_rpcs_are_shed_at_once() {
     // A client stream kept open holds the only slot.
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::RegionRecord>(1);
     let mut holder = app.regions(Some(&admin)).await;
-    let held = tokio::spawn(async move { holder.import_regions(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+    let held = tokio::spawn(async move {
+        holder
+            .import_regions(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
-    let e = app.regions(Some(&admin)).await.get_region(pb::GetRegionRequest { code: "50".into() }).await.unwrap_err();
+    let e = app
+        .regions(Some(&admin))
+        .await
+        .get_region(pb::GetRegionRequest { code: "50".into() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     assert!(e.message().contains("overloaded"));
-    assert!(started.elapsed() < Duration::from_secs(2), "shed, not queued");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shed, not queued"
+    );
     // Health checks are never shed.
     let mut h = tonic_health::pb::health_client::HealthClient::new(app.channel().await);
-    h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+    h.check(tonic_health::pb::HealthCheckRequest {
+        service: String::new(),
+    })
+    .await
+    .unwrap();
     // Once the slot is free, calls go through again.
-    tx.send(pb::RegionRecord { code: "50".into(), name: "重庆市".into(), level: pb::RegionLevel::Province as i32, ..Default::default() }).await.unwrap();
+    tx.send(pb::RegionRecord {
+        code: "50".into(),
+        name: "重庆市".into(),
+        level: pb::RegionLevel::Province as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     drop(tx);
     assert_eq!(held.await.unwrap().unwrap().into_inner().created, 1);
-    app.regions(Some(&admin)).await.get_region(pb::GetRegionRequest { code: "50".into() }).await.unwrap();
+    app.regions(Some(&admin))
+        .await
+        .get_region(pb::GetRegionRequest { code: "50".into() })
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -54,7 +97,9 @@ async fn grpc_web_clients_are_served() {
     app.seed_demo().await;
     let token = app.admin();
     // GetRegion over HTTP/1.1 with the grpc-web wire format, as a browser would send it.
-    let body = prost::Message::encode_to_vec(&pb::GetRegionRequest { code: "500110111201".into() });
+    let body = prost::Message::encode_to_vec(&pb::GetRegionRequest {
+        code: "500110111201".into(),
+    });
     let mut frame = vec![0u8];
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
     frame.extend_from_slice(&body);
@@ -91,18 +136,42 @@ async fn hostile_input_gets_clear_errors_and_never_a_panic() {
     ];
     let before = app.count("SELECT count(*) FROM regions").await;
     for (i, g) in nasty.into_iter().enumerate() {
-        let e = c.import_grids(pb::ImportGridsRequest { geojson: g, request_id: String::new() }).await.unwrap_err();
+        let e = c
+            .import_grids(pb::ImportGridsRequest {
+                geojson: g,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "input {i}: {e:?}");
     }
-    for code in ["", "٥٠٠١١٠", "50011011120１", "500110111201001002003", "'; DROP TABLE regions; --", "\u{0}"] {
-        let e = c.get_region(pb::GetRegionRequest { code: code.into() }).await.unwrap_err();
+    for code in [
+        "",
+        "٥٠٠١١٠",
+        "50011011120１",
+        "500110111201001002003",
+        "'; DROP TABLE regions; --",
+        "\u{0}",
+    ] {
+        let e = c
+            .get_region(pb::GetRegionRequest { code: code.into() })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{code:?}");
     }
-    for (lat, lng) in [(f64::INFINITY, 0.0), (f64::NAN, f64::NAN), (-90.0000001, 180.0000001)] {
+    for (lat, lng) in [
+        (f64::INFINITY, 0.0),
+        (f64::NAN, f64::NAN),
+        (-90.0000001, 180.0000001),
+    ] {
         let e = c.locate_grid(pb::LatLng { lat, lng }).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
     }
     assert_eq!(app.count("SELECT count(*) FROM regions").await, before);
     // Still serving after all of it.
-    c.get_region(pb::GetRegionRequest { code: "500110111201".into() }).await.unwrap();
+    c.get_region(pb::GetRegionRequest {
+        code: "500110111201".into(),
+    })
+    .await
+    .unwrap();
 }
