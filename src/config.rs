@@ -74,6 +74,9 @@ pub struct Options {
     /// statement_timeout set on every pooled connection [default: 30s].
     #[arg(long, env = "GRIDHUB_DB_STATEMENT_TIMEOUT", global = true)]
     pub db_statement_timeout: Option<String>,
+    /// How long answers to request_ids are kept for resends [default: 30days].
+    #[arg(long, env = "GRIDHUB_IDEMPOTENCY_RETENTION", global = true)]
+    pub idempotency_retention: Option<String>,
     /// How long an RPC waits for a pooled connection before UNAVAILABLE [default: 5s].
     #[arg(long, env = "GRIDHUB_DB_ACQUIRE_TIMEOUT", global = true)]
     pub db_acquire_timeout: Option<String>,
@@ -120,6 +123,7 @@ impl Options {
             db_pool_size,
             db_statement_timeout,
             db_acquire_timeout,
+            idempotency_retention,
         )
     }
 
@@ -172,6 +176,7 @@ pub struct Settings {
     pub pii_key: SecretKey,
     pub limits: Limits,
     pub db: DbSettings,
+    pub idempotency_retention: Duration,
 }
 
 fn duration(v: Option<String>, default: &str, name: &str) -> anyhow::Result<Duration> {
@@ -227,6 +232,11 @@ impl Settings {
                 statement_timeout: duration(o.db_statement_timeout, "30s", "db_statement_timeout")?,
                 acquire_timeout: duration(o.db_acquire_timeout, "5s", "db_acquire_timeout")?,
             },
+            idempotency_retention: duration(
+                o.idempotency_retention,
+                "30days",
+                "idempotency_retention",
+            )?,
         })
     }
 }

@@ -31,24 +31,39 @@ pub struct EmbeddedPg {
 }
 
 impl EmbeddedPg {
-    /// Initializes the cluster on first use, starts it (or adopts one already running from
-    /// this data directory), and makes sure the `gridhub` database and PostGIS exist.
-    pub async fn start(data_dir: &Path) -> anyhow::Result<EmbeddedPg> {
+    /// Decides where the cluster will listen and with which password, without starting
+    /// anything (so the server can bind and report NOT_SERVING while the cluster starts).
+    /// A cluster already running from this data directory (after a crash) is adopted.
+    pub fn prepare(data_dir: &Path) -> anyhow::Result<EmbeddedPg> {
         let bin_dir = find_bin_dir()?;
         fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize()?;
         let run_as = running_as_root().then(|| "postgres".to_owned());
-        let pgdata = data_dir.join("pg");
         let password = password(&data_dir)?;
         let mut pg = EmbeddedPg {
             bin_dir,
-            pgdata,
+            pgdata: data_dir.join("pg"),
             run_as,
             port: 0,
             password,
             started_here: false,
         };
-        if let Some(user) = &pg.run_as {
+        pg.port = match pg.running_port() {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        Ok(pg)
+    }
+
+    /// Initializes the cluster on first use, starts it unless it already runs, and makes sure
+    /// the `gridhub` database and PostGIS exist.
+    pub async fn launch(&mut self) -> anyhow::Result<()> {
+        let data_dir = self
+            .pgdata
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        if let Some(user) = &self.run_as {
             // The cluster user must reach the data directory.
             fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o755))?;
             let ok = Command::new("runuser")
@@ -62,18 +77,20 @@ impl EmbeddedPg {
                 );
             }
         }
-        if !pg.pgdata.join("PG_VERSION").exists() {
-            pg.initdb(&data_dir)?;
+        if !self.pgdata.join("PG_VERSION").exists() {
+            self.initdb(&data_dir)?;
         }
-        match pg.running_port() {
-            Some(port) => pg.port = port,
-            None => {
-                pg.port = free_port()?;
-                pg.pg_ctl_start()?;
-                pg.started_here = true;
-            }
+        if self.running_port().is_none() {
+            self.pg_ctl_start()?;
+            self.started_here = true;
         }
-        pg.ensure_database().await?;
+        self.ensure_database().await
+    }
+
+    /// [`EmbeddedPg::prepare`] and [`EmbeddedPg::launch`] in one.
+    pub async fn start(data_dir: &Path) -> anyhow::Result<EmbeddedPg> {
+        let mut pg = Self::prepare(data_dir)?;
+        pg.launch().await?;
         Ok(pg)
     }
 

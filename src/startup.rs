@@ -44,22 +44,38 @@ pub struct Database {
 impl Database {
     /// Reaches `DATABASE_URL`, or starts the embedded cluster in the data directory.
     pub async fn start(settings: &Settings) -> anyhow::Result<Database> {
+        let mut db = Self::prepare(settings)?;
+        db.launch().await?;
+        Ok(db)
+    }
+
+    /// Where the database will be, without starting anything yet.
+    pub fn prepare(settings: &Settings) -> anyhow::Result<Database> {
         match &settings.database_url {
             Some(u) => Ok(Database {
                 url: DbUrl::new(u.clone()),
                 embedded: None,
             }),
             None => {
-                let pg = EmbeddedPg::start(&settings.data_dir)
-                    .await
-                    .context("starting the embedded PostgreSQL")?;
-                tracing::info!(data_dir = %settings.data_dir.display(), url = %pg.url(), "embedded PostgreSQL running");
+                let pg = EmbeddedPg::prepare(&settings.data_dir)
+                    .context("preparing the embedded PostgreSQL")?;
                 Ok(Database {
                     url: pg.url(),
                     embedded: Some(pg),
                 })
             }
         }
+    }
+
+    /// Starts the embedded cluster, if there is one.
+    pub async fn launch(&mut self) -> anyhow::Result<()> {
+        if let Some(pg) = &mut self.embedded {
+            pg.launch()
+                .await
+                .context("starting the embedded PostgreSQL")?;
+            tracing::info!(url = %pg.url(), "embedded PostgreSQL running");
+        }
+        Ok(())
     }
 
     /// Runs pending migrations.
@@ -90,7 +106,35 @@ pub struct App {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     watcher: JoinHandle<()>,
+    janitor: JoinHandle<()>,
     shutdown_timeout: Duration,
+    idempotency_retention: Duration,
+}
+
+/// Forgets idempotency keys older than `retention`, hourly. Safe with several replicas: the
+/// DELETE is idempotent.
+async fn expire_idempotency_keys(
+    pool: store::Pool,
+    retention: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let days = retention
+        .as_secs()
+        .div_ceil(86_400)
+        .clamp(1, i32::MAX as u64) as i32;
+    loop {
+        if let Ok(mut conn) = pool.get().await {
+            match store::idempotency::expire(&mut conn, days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "idempotency keys expired"),
+                Err(e) => tracing::warn!(error = %e, "expiring idempotency keys failed"),
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }
 
 async fn set_health(h: &HealthReporter, status: ServingStatus) {
@@ -167,12 +211,20 @@ impl App {
             shutdown,
             server,
             watcher: tokio::spawn(async {}),
+            janitor: tokio::spawn(async {}),
             shutdown_timeout: l.shutdown_timeout,
+            idempotency_retention: settings.idempotency_retention,
         })
     }
 
-    /// Marks the server SERVING and starts watching the database.
+    /// Marks the server SERVING, starts watching the database and expiring old
+    /// idempotency keys.
     pub async fn ready(&mut self) {
+        self.janitor = tokio::spawn(expire_idempotency_keys(
+            self.state.pool.clone(),
+            self.idempotency_retention,
+            self.shutdown.subscribe(),
+        ));
         set_health(&self.health, ServingStatus::Serving).await;
         let (pool, health, mut stop) = (
             self.state.pool.clone(),
@@ -215,6 +267,7 @@ impl App {
         let _ = self.shutdown.send(true);
         set_health(&self.health, ServingStatus::NotServing).await;
         self.watcher.abort();
+        self.janitor.abort();
         // Let health checkers observe NOT_SERVING before the listener closes.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut server = self.server;
@@ -231,16 +284,23 @@ impl App {
 
 /// `gridhub serve`: run until SIGTERM/SIGINT.
 pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
-    let db = Database::start(&settings).await?;
+    // Bind first: health answers NOT_SERVING while the database starts and migrates.
+    let mut db = Database::prepare(&settings)?;
     let mut app = App::bind(&settings, &db.url).await?;
-    tracing::info!(addr = %app.addr, "listening; NOT_SERVING until migrations are done");
-    if let Err(e) = db.migrate().await {
+    tracing::info!(addr = %app.addr, "listening; NOT_SERVING until the database is ready");
+    let started = async {
+        db.launch().await?;
+        db.migrate().await?;
+        if demo {
+            crate::demo::load_and_print(&app.state, &settings, app.addr).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = started {
         app.shutdown().await;
         db.close();
         return Err(e);
-    }
-    if demo {
-        crate::demo::load_and_print(&app.state, &settings, app.addr).await?;
     }
     app.ready().await;
     tracing::info!(addr = %app.addr, "gridhub serving");

@@ -7,6 +7,11 @@
 //!    its audit events are appended to the hash chain and the answer is stored;
 //! 3. any error rolls everything back: nothing half-written, nothing audited that did not
 //!    happen, and a retry after an error runs afresh.
+//!
+//! The transaction runs in a task of its own: when the client cancels or its deadline passes,
+//! the RPC future is dropped but the transaction still ends (commit or rollback) and its
+//! connection goes back to the pool clean, never "idle in transaction" holding locks. A client
+//! that gave up retries with the same `request_id` and gets the committed answer.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::future::BoxFuture;
@@ -14,7 +19,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::AppState;
+use super::State;
 use super::error::ApiError;
 use crate::domain::principal::Principal;
 use crate::store::audit::{self, Actor, NewEvent};
@@ -33,9 +38,9 @@ pub fn parse_request_id(raw: &str) -> Result<Option<Uuid>, ApiError> {
 /// Runs `change` as one audited, idempotent transaction. `payload` is the request encoded
 /// without its `request_id`, to tell a resend from a reuse of the id.
 pub async fn run<R, F>(
-    state: &AppState,
+    state: &State,
     principal: &Principal,
-    method: &str,
+    method: &'static str,
     request_id: &str,
     payload: &[u8],
     change: F,
@@ -46,7 +51,8 @@ where
             &'c mut AsyncPgConnection,
             &'c mut Vec<NewEvent>,
         ) -> BoxFuture<'c, Result<R, ApiError>>
-        + Send,
+        + Send
+        + 'static,
 {
     let request_id = parse_request_id(request_id)?;
     let mut h = Sha256::new();
@@ -59,8 +65,10 @@ where
         roles: principal.role_names(),
         request_id: request_id.map(|u| u.to_string()).unwrap_or_default(),
     };
-    let mut conn = state.pool.get().await?;
-    conn.transaction::<R, ApiError, _>(async |conn| {
+    let pool = state.pool.clone();
+    let work = tokio::spawn(async move {
+        let mut conn = pool.get().await?;
+        conn.transaction::<R, ApiError, _>(async |conn| {
         if let Some(id) = request_id {
             idempotency::lock(conn, &actor.sub, id).await?;
             if let Some(stored) = idempotency::find(conn, &actor.sub, id).await? {
@@ -82,6 +90,9 @@ where
         Ok(response)
     })
     .await
+    });
+    work.await
+        .map_err(|e| ApiError::Internal(format!("mutation task: {e}")))?
 }
 
 /// A request whose idempotency payload is itself without the `request_id` field.

@@ -11,6 +11,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod database;
 mod grids;
 mod hardening;
 mod idempotency;
