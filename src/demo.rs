@@ -157,7 +157,11 @@ pub async fn load_and_print(
         day,
     )?;
     let worker = issuer.issue("W-MJ-001", &["grid_worker".into()], MAJING, day)?;
-    println!(
+    // Not println!: a closed stdout (a pipe whose reader left) must not take the server down.
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
         r#"
 gridhub demo: 綦江区 打通镇 ({TOWN}) with 17 villages and communities, 34 grids, 3 workers.
 
@@ -165,12 +169,13 @@ gridhub demo: 綦江区 打通镇 ({TOWN}) with 17 villages and communities, 34 
   export WORKER_TOKEN={worker}   # grid worker of 马颈村 {MAJING}
 
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"parent_code":"{TOWN}"}}' {addr} gridhub.v1.RegionService/ListRegions
-  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"lat":{lat},"lng":{lng}}}' {addr} gridhub.v1.RegionService/LocateGrid
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"lat":{lat:.4},"lng":{lng:.4}}}' {addr} gridhub.v1.RegionService/LocateGrid
   grpcurl -plaintext -H "authorization: Bearer $WORKER_TOKEN" -d '{{"code":"{DATONG}"}}' {addr} gridhub.v1.RegionService/GetRegion   # PERMISSION_DENIED
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{}}' {addr} gridhub.v1.AuditService/VerifyAuditChain
 "#,
         lat = ORIGIN.0 + CELL / 2.0,
         lng = ORIGIN.1 + CELL / 4.0,
     );
+    let _ = out.flush();
     Ok(())
 }

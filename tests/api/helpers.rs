@@ -85,6 +85,40 @@ async fn ensure_template(server: &DbUrl) -> String {
     name
 }
 
+/// A fresh database (copy of the migrated template), dropped with this value.
+pub struct FreshDb {
+    pub url: DbUrl,
+    pub name: String,
+}
+
+impl FreshDb {
+    pub async fn create() -> FreshDb {
+        let server = server_url();
+        let template = ensure_template(&server).await;
+        let name = format!("gridhub_test_{}", uuid::Uuid::new_v4().simple());
+        let url = store::create_database(&server, &name, Some(&template))
+            .await
+            .unwrap();
+        FreshDb { url, name }
+    }
+}
+
+impl Drop for FreshDb {
+    fn drop(&mut self) {
+        let (server, name) = (server_url(), self.name.clone());
+        // The test's runtime may be busy dropping us: drop the database from a thread of its own.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = rt.block_on(store::drop_database(&server, &name));
+            }
+        })
+        .join();
+    }
+}
+
 /// A running server on its own database.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -92,11 +126,12 @@ pub struct TestApp {
     pub db_name: String,
     pub key: SecretKey,
     pub app: Option<App>,
+    _fresh: FreshDb,
 }
 
 /// Authorization header interceptor.
 #[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+pub struct Bearer(pub Option<MetadataValue<tonic::metadata::Ascii>>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut r: Request<()>) -> Result<Request<()>, Status> {
@@ -118,12 +153,8 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], adjusting settings first.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-        let server = server_url();
-        let template = ensure_template(&server).await;
-        let db_name = format!("gridhub_test_{}", uuid::Uuid::new_v4().simple());
-        let db = store::create_database(&server, &db_name, Some(&template))
-            .await
-            .unwrap();
+        let fresh = FreshDb::create().await;
+        let (db, db_name) = (fresh.url.clone(), fresh.name.clone());
         let key = SecretKey::generate();
         let mut settings = Settings::resolve(Options {
             listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -144,6 +175,7 @@ impl TestApp {
             db_name,
             key,
             app: Some(app),
+            _fresh: fresh,
         }
     }
 
@@ -206,22 +238,6 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.shutdown().await;
         }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let (server, name) = (server_url(), self.db_name.clone());
-        // The test's runtime is busy dropping us: drop the database from a thread of its own.
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                let _ = rt.block_on(store::drop_database(&server, &name));
-            }
-        })
-        .join();
     }
 }
 

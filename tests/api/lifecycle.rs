@@ -151,14 +151,81 @@ fn free_port() -> u16 {
         .port()
 }
 
+type Client = pb::region_service_client::RegionServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        crate::helpers::Bearer,
+    >,
+>;
+
+async fn client(port: u16, token: &str) -> Client {
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    pb::region_service_client::RegionServiceClient::with_interceptor(
+        ch,
+        crate::helpers::Bearer(Some(format!("Bearer {token}").parse().unwrap())),
+    )
+}
+
 #[tokio::test]
-async fn embedded_database_starts_keeps_data_across_restarts_and_stops() {
+async fn embedded_database_starts_with_the_demo_keeps_data_across_restarts_and_stops() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = free_port();
-    let child = serve(&data, port);
+    let mut child = gridhub(&data)
+        .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The demo prints a dev token and example calls.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut tx = Some(tx);
+        // Read to the end, so the server never writes into a closed pipe.
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(t) = line.trim().strip_prefix("export TOKEN=")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(t.to_owned());
+            }
+        }
+    });
+    let demo_token = tokio::time::timeout(Duration::from_secs(90), rx)
+        .await
+        .expect("the demo prints a token")
+        .unwrap();
     wait_serving(port).await;
+    let mut c = client(port, &demo_token).await;
+    let villages = c
+        .list_regions(pb::ListRegionsRequest {
+            parent_code: "500110111".into(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(villages.regions.len(), 17);
+    let grid = c
+        .locate_grid(pb::LatLng {
+            lat: 28.83,
+            lng: 106.745,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(grid.code, "500110111201001");
 
+    // `token issue` with the same data directory makes tokens this server accepts.
     let out = gridhub(&data)
         .args([
             "token", "issue", "--sub", "t1", "--roles", "admin", "--region", "*", "--ttl", "10m",
@@ -171,22 +238,10 @@ async fn embedded_database_starts_keeps_data_across_restarts_and_stops() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let header: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-    let mut c = pb::region_service_client::RegionServiceClient::with_interceptor(
-        ch,
-        move |mut r: tonic::Request<()>| {
-            r.metadata_mut().insert("authorization", header.clone());
-            Ok(r)
-        },
-    );
+    let mut c = client(port, &token).await;
     let rec = pb::RegionRecord {
-        code: "50".into(),
-        name: "重庆市".into(),
+        code: "11".into(),
+        name: "北京市".into(),
         level: pb::RegionLevel::Province as i32,
         ..Default::default()
     };
@@ -203,29 +258,29 @@ async fn embedded_database_starts_keeps_data_across_restarts_and_stops() {
         "the private cluster is still running"
     );
 
-    // Restart on the same data directory: the region is still there, the old token still works.
+    // Restart on the same data directory: the data is still there, the old token still works.
     let port = free_port();
     let child = serve(&data, port);
     wait_serving(port).await;
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let header: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-    let mut c = pb::region_service_client::RegionServiceClient::with_interceptor(
-        ch,
-        move |mut r: tonic::Request<()>| {
-            r.metadata_mut().insert("authorization", header.clone());
-            Ok(r)
-        },
+    let mut c = client(port, &token).await;
+    assert_eq!(
+        c.get_region(pb::GetRegionRequest { code: "11".into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .name,
+        "北京市"
     );
-    let r = c
-        .get_region(pb::GetRegionRequest { code: "50".into() })
+    assert_eq!(
+        c.get_region(pb::GetRegionRequest {
+            code: "500110111201".into()
+        })
         .await
         .unwrap()
-        .into_inner();
-    assert_eq!(r.name, "重庆市");
+        .into_inner()
+        .name,
+        "马颈村村民委员会"
+    );
     drop(c);
     terminate(child);
     assert!(!data.join("pg/postmaster.pid").exists());

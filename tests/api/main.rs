@@ -18,4 +18,5 @@ mod idempotency;
 mod lifecycle;
 mod python;
 mod regions;
+mod telemetry;
 mod workers;

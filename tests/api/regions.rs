@@ -235,3 +235,58 @@ async fn imports_outside_the_callers_region_are_denied() {
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     assert_eq!(app.count("SELECT count(*) FROM regions").await, 0);
 }
+
+#[tokio::test]
+async fn the_import_command_loads_a_china_division_directory() {
+    let db = crate::helpers::FreshDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The fixture, with villages gzipped as in the national data set.
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/china-division");
+    for f in ["provinces.csv", "cities.csv", "areas.csv", "streets.csv"] {
+        std::fs::copy(format!("{src}/{f}"), dir.path().join(f)).unwrap();
+    }
+    let villages = std::fs::read(format!("{src}/villages.csv")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.path().join("villages.csv.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    std::io::Write::write_all(&mut gz, &villages).unwrap();
+    gz.finish().unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gridhub"))
+            .args(["import", "regions", "--from"])
+            .arg(dir.path())
+            .env("DATABASE_URL", db.url.expose())
+            .env("GRIDHUB_DATA_DIR", dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("514 created, 0 updated, 0 unchanged, 0 rejected"),
+        "{text}"
+    );
+    let out = run();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 created, 0 updated, 514 unchanged"));
+    let (client, conn) = tokio_postgres::connect(db.url.expose(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM regions WHERE code LIKE '500110111%' AND level = 5",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 17);
+    let audited: i64 = client.query_one("SELECT count(*) FROM audit_events WHERE action = 'region.import' AND actor = 'gridhub-cli'", &[]).await.unwrap().get(0);
+    assert_eq!(audited, 2);
+}
