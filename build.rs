@@ -12,10 +12,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/gridhub/v1/common.proto",
         "proto/gridhub/v1/region.proto",
         "proto/gridhub/v1/audit.proto",
+        "proto/gridhub/v1/report.proto",
+        "proto/gridhub/v1/case.proto",
     ];
     let includes = [PathBuf::from("proto"), include_wkt];
     let protos: Vec<PathBuf> = protos.iter().map(PathBuf::from).collect();
     tonic_prost_build::configure()
+        // google.rpc.Status (per-report errors in SyncReports) is tonic-types' own.
+        .extern_path(".google.rpc", "::tonic_types::pb")
         .file_descriptor_set_path(out.join("gridhub_descriptor.bin"))
         .compile_with_config(config, &protos, &includes)?;
     println!("cargo:rerun-if-changed=proto");

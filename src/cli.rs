@@ -91,6 +91,11 @@ pub enum ImportCommand {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Load the unified taxonomy and source-code mappings from a CSV file (see README).
+    Categories {
+        /// The CSV file.
+        file: PathBuf,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -164,6 +169,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Import {
                 command: ImportCommand::Regions { from },
             } => crate::import::run(&settings, &from).await,
+            Command::Import {
+                command: ImportCommand::Categories { file },
+            } => crate::import::run_categories(&settings, &file).await,
             Command::Bench { command } => crate::bench::run(&settings, command).await,
         }
     })

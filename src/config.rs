@@ -74,6 +74,9 @@ pub struct Options {
     /// statement_timeout set on every pooled connection [default: 30s].
     #[arg(long, env = "GRIDHUB_DB_STATEMENT_TIMEOUT", global = true)]
     pub db_statement_timeout: Option<String>,
+    /// Largest attachment accepted, in bytes [default: 20971520].
+    #[arg(long, env = "GRIDHUB_ATTACHMENT_MAX_BYTES", global = true)]
+    pub attachment_max_bytes: Option<usize>,
     /// How long answers to request_ids are kept for resends [default: 30days].
     #[arg(long, env = "GRIDHUB_IDEMPOTENCY_RETENTION", global = true)]
     pub idempotency_retention: Option<String>,
@@ -124,6 +127,7 @@ impl Options {
             db_statement_timeout,
             db_acquire_timeout,
             idempotency_retention,
+            attachment_max_bytes,
         )
     }
 
@@ -177,6 +181,7 @@ pub struct Settings {
     pub limits: Limits,
     pub db: DbSettings,
     pub idempotency_retention: Duration,
+    pub attachment_max_bytes: usize,
 }
 
 fn duration(v: Option<String>, default: &str, name: &str) -> anyhow::Result<Duration> {
@@ -237,6 +242,9 @@ impl Settings {
                 "30days",
                 "idempotency_retention",
             )?,
+            attachment_max_bytes: o
+                .attachment_max_bytes
+                .unwrap_or(crate::attachments::DEFAULT_MAX_BYTES),
         })
     }
 }

@@ -94,12 +94,26 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
         .map(|(_, r)| r.code.clone())
         .collect();
     let grids = demo_grids(&villages);
+    let villages_len = villages.len();
     let pii = state.pii.clone();
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, anyhow::Error, _>(async move |conn| {
         {
             let (counts, _) = regions::import(conn, rows, |_| {}).await?;
             let g = regions::upsert_grids(conn, &grids).await?;
+            // The town's own outline: the villages' map with a margin around it, owned by the
+            // command centre (属地兜底) wherever no grid covers a point.
+            let rows = villages_len.div_ceil(5) as f64;
+            let margin = CELL / 2.0;
+            let outline = json!({
+                "type": "Polygon",
+                "coordinates": [[
+                    [ORIGIN.1 - margin, ORIGIN.0 - margin], [ORIGIN.1 + 5.0 * CELL + margin, ORIGIN.0 - margin],
+                    [ORIGIN.1 + 5.0 * CELL + margin, ORIGIN.0 + rows * CELL + margin], [ORIGIN.1 - margin, ORIGIN.0 + rows * CELL + margin],
+                    [ORIGIN.1 - margin, ORIGIN.0 - margin]
+                ]]
+            });
+            regions::set_boundary(conn, TOWN, &outline.to_string(), &format!("{TOWN}-ZZB")).await?;
             for (code, name, kind) in [
                 (format!("{TOWN}-ZFJ"), "打通镇综合行政执法大队", "执法"),
                 (format!("{TOWN}-BMFW"), "打通镇便民服务中心", "服务"),
@@ -126,6 +140,8 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
                 )
                 .await?;
             }
+            let (cats, maps) = import::parse_categories(include_str!("../fixtures/categories.csv"))?;
+            crate::store::categories::import(conn, cats, maps).await?;
             let actor = Actor { sub: "gridhub-demo".into(), roles: vec!["admin".into()], request_id: String::new() };
             let summary = json!({"regions_created": counts.created, "grids_created": g.created, "workers": 3, "departments": 3});
             audit::append(conn, &actor, vec![NewEvent::ok("demo.load", "demo", TOWN, TOWN, None, Some(summary))]).await?;

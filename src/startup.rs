@@ -25,15 +25,24 @@ use crate::config::Settings;
 use crate::crypto::{PageTokens, PiiCipher};
 use crate::embedded_pg::EmbeddedPg;
 use crate::grpc::audit_service::AuditApi;
+use crate::grpc::case_service::CaseApi;
 use crate::grpc::middleware::RpcLayer;
 use crate::grpc::pb::audit_service_server::AuditServiceServer;
+use crate::grpc::pb::case_service_server::CaseServiceServer;
 use crate::grpc::pb::region_service_server::RegionServiceServer;
+use crate::grpc::pb::report_service_server::ReportServiceServer;
 use crate::grpc::region_service::RegionApi;
+use crate::grpc::report_service::ReportApi;
 use crate::grpc::{AppState, FILE_DESCRIPTOR_SET};
 use crate::store::{self, DbUrl};
 
 /// Services whose health is reported (besides the overall "").
-pub const SERVICES: [&str; 2] = ["gridhub.v1.RegionService", "gridhub.v1.AuditService"];
+pub const SERVICES: [&str; 4] = [
+    "gridhub.v1.RegionService",
+    "gridhub.v1.AuditService",
+    "gridhub.v1.ReportService",
+    "gridhub.v1.CaseService",
+];
 
 /// The database gridhub talks to: the configured server, or the embedded cluster.
 pub struct Database {
@@ -153,6 +162,11 @@ impl App {
             pool,
             pii: PiiCipher::new(&settings.pii_key),
             pages: PageTokens::new(&settings.pii_key),
+            blobs: Arc::new(crate::attachments::FsStore::new(
+                settings.data_dir.join("attachments"),
+            )),
+            attachment_max_bytes: settings.attachment_max_bytes,
+            idempotency_retention: settings.idempotency_retention,
         });
         let verifier = Verifier::new(&settings.jwt_key, &settings.jwt_audience)?;
         let listener = TcpListener::bind(settings.listen)
@@ -193,6 +207,20 @@ impl App {
             )
             .add_service(
                 AuditServiceServer::new(AuditApi {
+                    state: state.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            )
+            .add_service(
+                ReportServiceServer::new(ReportApi {
+                    state: state.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            )
+            .add_service(
+                CaseServiceServer::new(CaseApi {
                     state: state.clone(),
                 })
                 .max_decoding_message_size(max)

@@ -21,6 +21,16 @@ const REGION_ADMINS: &[Role] = &[Admin];
 const GRID_EDITORS: &[Role] = &[Admin, TownOperator];
 const STAFF_EDITORS: &[Role] = &[Admin, TownOperator, VillageAdmin];
 const AUDITORS: &[Role] = &[Auditor, Admin];
+const REPORTERS: &[Role] = &[
+    GridWorker,
+    VillageAdmin,
+    TownOperator,
+    DeptHandler,
+    WindowClerk,
+    Hotline,
+    Admin,
+];
+const COMMAND_CENTRE: &[Role] = &[TownOperator, Admin];
 
 /// The access rule for a gRPC path (`/package.Service/Method`); `None` = no rule, deny.
 pub fn access(path: &str) -> Option<Access> {
@@ -41,6 +51,17 @@ pub fn access(path: &str) -> Option<Access> {
 
         "/gridhub.v1.AuditService/ListAuditEvents" => Access::Roles(AUDITORS),
         "/gridhub.v1.AuditService/VerifyAuditChain" => Access::Roles(AUDITORS),
+
+        "/gridhub.v1.ReportService/SubmitReport" => Access::Roles(REPORTERS),
+        "/gridhub.v1.ReportService/SyncReports" => Access::Roles(REPORTERS),
+        "/gridhub.v1.ReportService/UploadAttachment" => Access::Roles(REPORTERS),
+        "/gridhub.v1.ReportService/GetReport" => Access::AnyRole,
+        "/gridhub.v1.ReportService/ListReports" => Access::AnyRole,
+
+        "/gridhub.v1.CaseService/GetCase" => Access::AnyRole,
+        "/gridhub.v1.CaseService/ListCases" => Access::AnyRole,
+        "/gridhub.v1.CaseService/MergeCases" => Access::Roles(COMMAND_CENTRE),
+        "/gridhub.v1.CaseService/SplitReport" => Access::Roles(COMMAND_CENTRE),
         _ => return None,
     };
     Some(rule)

@@ -2,9 +2,11 @@
 //! database.
 
 pub mod geojson;
+pub mod merge;
 pub mod pii;
 pub mod principal;
 pub mod region;
+pub mod report;
 
 /// One problem with one input field, reported to the client as a
 /// `google.rpc.BadRequest.FieldViolation`.

@@ -177,6 +177,103 @@ pub fn audit_event(e: store::audit::Event) -> pb::AuditEvent {
     }
 }
 
+/// A stored report on the wire.
+pub fn report(r: store::reports::Report) -> pb::Report {
+    let store::reports::Report {
+        report_id,
+        client_report_id,
+        payload_hash: _,
+        source,
+        source_system,
+        category_code,
+        unified_category,
+        title,
+        description,
+        lat,
+        lng,
+        claimed_grid_code,
+        resolved_grid_code,
+        region_code,
+        owner,
+        occurred_at,
+        received_at,
+        reporter_id,
+        submitted_by: _,
+        attachments,
+        case_id,
+        flags,
+        first_outcome: _,
+        first_case_id: _,
+        merge_reason,
+    } = r;
+    pb::Report {
+        client_report_id: client_report_id.to_string(),
+        source: source as i32,
+        source_system,
+        category_code,
+        title,
+        description,
+        location: Some(pb::LatLng { lat, lng }),
+        grid_code: claimed_grid_code,
+        occurred_at: Some(timestamp(occurred_at)),
+        reporter_id,
+        attachments: attachments.into_iter().flatten().collect(),
+        report_id: report_id.to_string(),
+        received_at: Some(timestamp(received_at)),
+        resolved_grid_code,
+        unified_category,
+        case_id: case_id.to_string(),
+        flags: flags.into_iter().flatten().collect(),
+        region_code,
+        owner,
+        merge_reason_json: merge_reason.to_string(),
+    }
+}
+
+/// A stored case (with its reports) on the wire.
+pub fn case(c: store::cases::Case, reports: Vec<(uuid::Uuid, serde_json::Value)>) -> pb::Case {
+    let store::cases::Case {
+        case_id,
+        case_no,
+        status,
+        unified_category,
+        grid_code,
+        region_code,
+        owner,
+        lat,
+        lng,
+        first_reported_at,
+        last_reported_at,
+        report_count: _,
+        flags,
+        merged_into,
+        version,
+        created_at: _,
+        updated_at: _,
+    } = c;
+    let (report_ids, merge_reasons_json) = reports
+        .into_iter()
+        .map(|(id, why)| (id.to_string(), why.to_string()))
+        .unzip();
+    pb::Case {
+        case_id: case_id.to_string(),
+        case_no,
+        status,
+        unified_category,
+        grid_code,
+        region_code,
+        location: Some(pb::LatLng { lat, lng }),
+        report_ids,
+        assignee: owner,
+        flags: flags.into_iter().flatten().collect(),
+        version,
+        merged_into: merged_into.map(|m| m.to_string()).unwrap_or_default(),
+        first_reported_at: Some(timestamp(first_reported_at)),
+        last_reported_at: Some(timestamp(last_reported_at)),
+        merge_reasons_json,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

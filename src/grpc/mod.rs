@@ -3,17 +3,20 @@
 //! (idempotency + audit) every mutating RPC runs in.
 
 pub mod audit_service;
+pub mod case_service;
 pub mod convert;
 pub mod error;
 pub mod middleware;
 pub mod mutation;
 pub mod pagination;
 pub mod region_service;
+pub mod report_service;
 
 use std::sync::Arc;
 
 use tonic::Request;
 
+use crate::attachments::BlobStore;
 use crate::crypto::{PageTokens, PiiCipher};
 use crate::domain::principal::Principal;
 use crate::store::Pool;
@@ -35,6 +38,12 @@ pub struct AppState {
     pub pool: Pool,
     pub pii: PiiCipher,
     pub pages: PageTokens,
+    /// Where attachment bytes are kept.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Largest attachment accepted.
+    pub attachment_max_bytes: usize,
+    /// How long a resend gets the first answer (reports, request_ids).
+    pub idempotency_retention: std::time::Duration,
 }
 
 /// Shared handle to the state.

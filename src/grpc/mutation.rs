@@ -14,6 +14,7 @@
 //! that gave up retries with the same `request_id` and gets the committed answer.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -35,6 +36,27 @@ pub fn parse_request_id(raw: &str) -> Result<Option<Uuid>, ApiError> {
         .map_err(|_| ApiError::invalid("request_id", "must be a UUID"))
 }
 
+/// The change a mutating RPC makes, inside its transaction; it pushes its audit events.
+pub trait Change<R>:
+    for<'c> FnOnce(
+        &'c mut AsyncPgConnection,
+        &'c mut Vec<NewEvent>,
+    ) -> BoxFuture<'c, Result<R, ApiError>>
+    + Send
+    + 'static
+{
+}
+
+impl<R, F> Change<R> for F where
+    F: for<'c> FnOnce(
+            &'c mut AsyncPgConnection,
+            &'c mut Vec<NewEvent>,
+        ) -> BoxFuture<'c, Result<R, ApiError>>
+        + Send
+        + 'static
+{
+}
+
 /// Runs `change` as one audited, idempotent transaction. `payload` is the request encoded
 /// without its `request_id`, to tell a resend from a reuse of the id.
 pub async fn run<R, F>(
@@ -47,12 +69,7 @@ pub async fn run<R, F>(
 ) -> Result<R, ApiError>
 where
     R: Message + Default + Send + 'static,
-    F: for<'c> FnOnce(
-            &'c mut AsyncPgConnection,
-            &'c mut Vec<NewEvent>,
-        ) -> BoxFuture<'c, Result<R, ApiError>>
-        + Send
-        + 'static,
+    F: Change<R>,
 {
     let request_id = parse_request_id(request_id)?;
     let mut h = Sha256::new();
@@ -60,6 +77,52 @@ where
     h.update([0]);
     h.update(payload);
     let payload_hash = h.finalize().to_vec();
+    let sub = principal.sub.clone();
+    transact(state, principal, request_id, move |conn, audit| {
+        async move {
+            if let Some(id) = request_id {
+                idempotency::lock(conn, &sub, id).await?;
+                if let Some(stored) = idempotency::find(conn, &sub, id).await? {
+                    if stored.payload_hash != payload_hash {
+                        return Err(ApiError::AlreadyExists(format!(
+                            "request_id {id} was already used for a different request ({}); use a new request_id",
+                            stored.method
+                        )));
+                    }
+                    return R::decode(stored.response.as_slice()).map_err(|e| ApiError::Internal(format!("stored response: {e}")));
+                }
+            }
+            let response = change(conn, audit).await?;
+            if let Some(id) = request_id {
+                idempotency::save(conn, &sub, id, method, &payload_hash, &response.encode_to_vec()).await?;
+            }
+            Ok(response)
+        }
+        .boxed()
+    })
+    .await
+}
+
+/// Runs `change` as one audited transaction, for mutations whose idempotency is their own
+/// (reports carry `client_report_id`) or that are naturally idempotent (content-addressed uploads).
+pub async fn audited<R, F>(state: &State, principal: &Principal, change: F) -> Result<R, ApiError>
+where
+    R: Send + 'static,
+    F: Change<R>,
+{
+    transact(state, principal, None, change).await
+}
+
+async fn transact<R, F>(
+    state: &State,
+    principal: &Principal,
+    request_id: Option<Uuid>,
+    change: F,
+) -> Result<R, ApiError>
+where
+    R: Send + 'static,
+    F: Change<R>,
+{
     let actor = Actor {
         sub: principal.sub.clone(),
         roles: principal.role_names(),
@@ -69,27 +132,12 @@ where
     let work = tokio::spawn(async move {
         let mut conn = pool.get().await?;
         conn.transaction::<R, ApiError, _>(async |conn| {
-        if let Some(id) = request_id {
-            idempotency::lock(conn, &actor.sub, id).await?;
-            if let Some(stored) = idempotency::find(conn, &actor.sub, id).await? {
-                if stored.payload_hash != payload_hash {
-                    return Err(ApiError::AlreadyExists(format!(
-                        "request_id {id} was already used for a different request ({}); use a new request_id",
-                        stored.method
-                    )));
-                }
-                return R::decode(stored.response.as_slice()).map_err(|e| ApiError::Internal(format!("stored response: {e}")));
-            }
-        }
-        let mut events = Vec::new();
-        let response = change(conn, &mut events).await?;
-        if let Some(id) = request_id {
-            idempotency::save(conn, &actor.sub, id, method, &payload_hash, &response.encode_to_vec()).await?;
-        }
-        audit::append(conn, &actor, events).await?;
-        Ok(response)
-    })
-    .await
+            let mut events = Vec::new();
+            let response = change(conn, &mut events).await?;
+            audit::append(conn, &actor, events).await?;
+            Ok(response)
+        })
+        .await
     });
     work.await
         .map_err(|e| ApiError::Internal(format!("mutation task: {e}")))?

@@ -2,11 +2,15 @@
 //! generated `schema.rs`, one module per table, the audit chain and the idempotency store.
 //! Query functions take a connection, so a caller composes them inside one transaction.
 
+pub mod attachments;
 pub mod audit;
+pub mod cases;
+pub mod categories;
 pub mod departments;
 pub mod idempotency;
 pub mod postgis;
 pub mod regions;
+pub mod reports;
 pub mod schema;
 pub mod workers;
 

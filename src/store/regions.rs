@@ -263,6 +263,23 @@ pub async fn locate(
         .optional()
 }
 
+/// Sets the boundary (GeoJSON geometry) and fallback owner of an existing region of any level.
+pub async fn set_boundary(
+    conn: &mut AsyncPgConnection,
+    code: &str,
+    geojson: &str,
+    fallback_owner: &str,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE regions SET boundary = ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON($2), 4326)), fallback_owner = $3, updated_at = now() WHERE code = $1",
+    )
+    .bind::<Text, _>(code)
+    .bind::<Text, _>(geojson)
+    .bind::<Text, _>(fallback_owner)
+    .execute(conn)
+    .await
+}
+
 /// A record refused by [`import`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {

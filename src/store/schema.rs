@@ -7,6 +7,16 @@ pub mod sql_types {
 }
 
 diesel::table! {
+    attachments (sha256) {
+        sha256 -> Text,
+        content_type -> Text,
+        size_bytes -> Int8,
+        uploaded_by -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     audit_events (seq) {
         seq -> Int8,
         occurred_at -> Timestamptz,
@@ -22,6 +32,60 @@ diesel::table! {
         request_id -> Text,
         prev_hash -> Bytea,
         hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    case_numbers (town_code, year) {
+        town_code -> Text,
+        year -> Int4,
+        last -> Int8,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Geometry;
+
+    cases (case_id) {
+        case_id -> Uuid,
+        case_no -> Text,
+        status -> Text,
+        unified_category -> Text,
+        grid_code -> Text,
+        region_code -> Text,
+        owner -> Text,
+        lat -> Float8,
+        lng -> Float8,
+        location -> Nullable<Geometry>,
+        first_reported_at -> Timestamptz,
+        last_reported_at -> Timestamptz,
+        report_count -> Int4,
+        flags -> Array<Nullable<Text>>,
+        merged_into -> Nullable<Uuid>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    categories (code) {
+        code -> Text,
+        name -> Text,
+        parent_code -> Nullable<Text>,
+        merge_radius_m -> Float8,
+        merge_window_hours -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    category_mappings (source_system, source_code) {
+        source_system -> Text,
+        source_code -> Text,
+        unified_code -> Text,
     }
 }
 
@@ -65,6 +129,36 @@ diesel::table! {
 }
 
 diesel::table! {
+    reports (report_id) {
+        report_id -> Uuid,
+        client_report_id -> Uuid,
+        payload_hash -> Bytea,
+        source -> Int2,
+        source_system -> Text,
+        category_code -> Text,
+        unified_category -> Text,
+        title -> Text,
+        description -> Text,
+        lat -> Float8,
+        lng -> Float8,
+        claimed_grid_code -> Text,
+        resolved_grid_code -> Text,
+        region_code -> Text,
+        owner -> Text,
+        occurred_at -> Timestamptz,
+        received_at -> Timestamptz,
+        reporter_id -> Text,
+        submitted_by -> Text,
+        attachments -> Array<Nullable<Text>>,
+        case_id -> Uuid,
+        flags -> Array<Nullable<Text>>,
+        first_outcome -> Int2,
+        first_case_id -> Uuid,
+        merge_reason -> Jsonb,
+    }
+}
+
+diesel::table! {
     workers (worker_id) {
         worker_id -> Text,
         name -> Text,
@@ -78,13 +172,21 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(category_mappings -> categories (unified_code));
 diesel::joinable!(departments -> regions (region_code));
+diesel::joinable!(reports -> cases (case_id));
 diesel::joinable!(workers -> regions (region_code));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    attachments,
     audit_events,
+    case_numbers,
+    cases,
+    categories,
+    category_mappings,
     departments,
     idempotency_keys,
     regions,
+    reports,
     workers,
 );

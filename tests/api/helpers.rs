@@ -126,6 +126,7 @@ pub struct TestApp {
     pub db_name: String,
     pub key: SecretKey,
     pub app: Option<App>,
+    pub data_dir: tempfile::TempDir,
     _fresh: FreshDb,
 }
 
@@ -144,6 +145,11 @@ impl tonic::service::Interceptor for Bearer {
 
 pub type RegionClient = RegionServiceClient<InterceptedService<Channel, Bearer>>;
 pub type AuditClient = AuditServiceClient<InterceptedService<Channel, Bearer>>;
+pub type ReportClient = gridhub::grpc::pb::report_service_client::ReportServiceClient<
+    InterceptedService<Channel, Bearer>,
+>;
+pub type CaseClient =
+    gridhub::grpc::pb::case_service_client::CaseServiceClient<InterceptedService<Channel, Bearer>>;
 
 impl TestApp {
     /// Starts the server against a fresh copy of the template database.
@@ -156,7 +162,9 @@ impl TestApp {
         let fresh = FreshDb::create().await;
         let (db, db_name) = (fresh.url.clone(), fresh.name.clone());
         let key = SecretKey::generate();
+        let data_dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::resolve(Options {
+            data_dir: Some(data_dir.path().to_path_buf()),
             listen: Some("127.0.0.1:0".parse().unwrap()),
             database_url: Some(db.expose().to_owned()),
             jwt_secret: Some(key.to_base64()),
@@ -175,6 +183,7 @@ impl TestApp {
             db_name,
             key,
             app: Some(app),
+            data_dir,
             _fresh: fresh,
         }
     }
@@ -205,6 +214,21 @@ impl TestApp {
 
     pub async fn audit(&self, token: Option<&str>) -> AuditClient {
         AuditServiceClient::with_interceptor(self.channel().await, Self::bearer(token))
+    }
+
+    pub async fn reports(&self, token: Option<&str>) -> ReportClient {
+        gridhub::grpc::pb::report_service_client::ReportServiceClient::with_interceptor(
+            self.channel().await,
+            Self::bearer(token),
+        )
+        .max_decoding_message_size(16 << 20)
+    }
+
+    pub async fn cases(&self, token: Option<&str>) -> CaseClient {
+        gridhub::grpc::pb::case_service_client::CaseServiceClient::with_interceptor(
+            self.channel().await,
+            Self::bearer(token),
+        )
     }
 
     /// An admin of 綦江区's town 打通镇's county, for set-up calls.

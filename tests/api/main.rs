@@ -18,5 +18,6 @@ mod idempotency;
 mod lifecycle;
 mod python;
 mod regions;
+mod reports;
 mod telemetry;
 mod workers;

@@ -1,0 +1,521 @@
+//! ReportService: reports into one net (intake, offline batches, attachments, browsing).
+
+use chrono::Utc;
+use futures::FutureExt;
+use prost::Message;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::pagination::Page;
+use super::pb::report_service_server::ReportService;
+use super::pb::{self, sync_report_result};
+use super::{State, convert, mutation, principal};
+use crate::attachments::Upload;
+use crate::domain::Violation;
+use crate::domain::region::RegionCode;
+use crate::domain::report::{MAX_ATTACHMENTS, MAX_BATCH, Outcome, ReportInput};
+use crate::store::audit::NewEvent;
+use crate::store::reports::{self, Accepted, ItemError, ItemResult, ReportFilter};
+
+/// The ReportService implementation.
+pub struct ReportApi {
+    pub state: State,
+}
+
+fn too_long(s: &str, max: usize) -> bool {
+    s.chars().count() > max
+}
+
+/// Validates a report from the wire; every violation is collected, paths prefixed by `at`.
+pub fn report_input(r: &pb::Report, at: &str) -> Result<ReportInput, Vec<Violation>> {
+    let f = |name: &str| format!("{at}{name}");
+    let mut v = Vec::new();
+    let client_report_id = Uuid::parse_str(&r.client_report_id)
+        .map_err(|_| v.push(Violation::new(f("client_report_id"), "must be a UUID")))
+        .ok();
+    let source = match pb::ReportSource::try_from(r.source) {
+        Ok(pb::ReportSource::Unspecified) | Err(_) => {
+            v.push(Violation::new(
+                f("source"),
+                "must be one of GRID_APP, HOTLINE_12345, WINDOW, WEB, LINE_SYSTEM",
+            ));
+            0
+        }
+        Ok(s) => s as i16,
+    };
+    if source == pb::ReportSource::LineSystem as i16 && r.source_system.trim().is_empty() {
+        v.push(Violation::new(
+            f("source_system"),
+            "names the line system for LINE_SYSTEM reports",
+        ));
+    }
+    if too_long(&r.source_system, 64) {
+        v.push(Violation::new(f("source_system"), "at most 64 characters"));
+    }
+    if r.category_code.trim().is_empty() || too_long(&r.category_code, 64) {
+        v.push(Violation::new(
+            f("category_code"),
+            "required, at most 64 characters",
+        ));
+    }
+    if r.title.trim().is_empty() || too_long(&r.title, 200) {
+        v.push(Violation::new(
+            f("title"),
+            "required, at most 200 characters",
+        ));
+    }
+    if too_long(&r.description, 5000) {
+        v.push(Violation::new(f("description"), "at most 5000 characters"));
+    }
+    let (lat, lng) = match &r.location {
+        None => {
+            v.push(Violation::new(f("location"), "required"));
+            (0.0, 0.0)
+        }
+        Some(l) => {
+            if !(l.lat.is_finite() && (-90.0..=90.0).contains(&l.lat)) {
+                v.push(Violation::new(
+                    f("location.lat"),
+                    "must be between -90 and 90",
+                ));
+            }
+            if !(l.lng.is_finite() && (-180.0..=180.0).contains(&l.lng)) {
+                v.push(Violation::new(
+                    f("location.lng"),
+                    "must be between -180 and 180",
+                ));
+            }
+            (l.lat, l.lng)
+        }
+    };
+    let claimed_grid = match r.grid_code.as_str() {
+        "" => None,
+        g => match RegionCode::parse(g) {
+            Ok(c) if c.level().is_grid() => Some(c),
+            _ => {
+                v.push(Violation::new(
+                    f("grid_code"),
+                    "a grid code has 15 digits (micro-grid 18)",
+                ));
+                None
+            }
+        },
+    };
+    let now = Utc::now();
+    let occurred_at = match r.occurred_at.as_ref().map(convert::from_timestamp) {
+        Some(Some(t))
+            if t <= now + chrono::Duration::minutes(5) && t.timestamp() >= 946_684_800 =>
+        {
+            Some(t)
+        }
+        Some(Some(_)) | Some(None) => {
+            v.push(Violation::new(
+                f("occurred_at"),
+                "must be a time after 2000 and not in the future",
+            ));
+            None
+        }
+        None => {
+            v.push(Violation::new(f("occurred_at"), "required"));
+            None
+        }
+    };
+    if too_long(&r.reporter_id, 64) {
+        v.push(Violation::new(f("reporter_id"), "at most 64 characters"));
+    }
+    if r.attachments.len() > MAX_ATTACHMENTS {
+        v.push(Violation::new(
+            f("attachments"),
+            format!("at most {MAX_ATTACHMENTS}"),
+        ));
+    }
+    for (k, a) in r.attachments.iter().enumerate() {
+        if a.len() != 64
+            || !a
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            v.push(Violation::new(
+                f(&format!("attachments[{k}]")),
+                "an attachment id is 64 lowercase hex digits",
+            ));
+        }
+    }
+    let (Some(client_report_id), Some(occurred_at), true) =
+        (client_report_id, occurred_at, v.is_empty())
+    else {
+        return Err(v);
+    };
+    Ok(ReportInput {
+        client_report_id,
+        source,
+        source_system: r.source_system.trim().to_owned(),
+        category_code: r.category_code.trim().to_owned(),
+        title: r.title.trim().to_owned(),
+        description: r.description.clone(),
+        lat,
+        lng,
+        claimed_grid,
+        occurred_at,
+        reporter_id: r.reporter_id.clone(),
+        attachments: r.attachments.clone(),
+        payload_hash: payload_hash(r),
+    })
+}
+
+/// SHA-256 of the client-set fields only.
+fn payload_hash(r: &pb::Report) -> Vec<u8> {
+    let client = pb::Report {
+        report_id: String::new(),
+        received_at: None,
+        resolved_grid_code: String::new(),
+        unified_category: String::new(),
+        case_id: String::new(),
+        flags: Vec::new(),
+        region_code: String::new(),
+        owner: String::new(),
+        merge_reason_json: String::new(),
+        ..r.clone()
+    };
+    Sha256::digest(client.encode_to_vec()).to_vec()
+}
+
+fn accepted(a: Accepted) -> pb::SubmitReportResult {
+    let outcome = match a.outcome {
+        Outcome::Created => pb::ReportOutcome::Created,
+        Outcome::Merged => pb::ReportOutcome::Merged,
+        Outcome::AlreadyReceived => pb::ReportOutcome::AlreadyReceived,
+    };
+    pb::SubmitReportResult {
+        report_id: a.report_id.to_string(),
+        case_id: a.case_id.to_string(),
+        outcome: outcome as i32,
+        flags: a.flags,
+        case_no: a.case_no,
+    }
+}
+
+fn item_error(e: ItemError) -> ApiError {
+    match e {
+        ItemError::Invalid(v) => ApiError::InvalidArgument(v),
+        ItemError::Denied(m) => ApiError::PermissionDenied(m),
+        ItemError::Conflict(m) => ApiError::AlreadyExists(m),
+    }
+}
+
+/// A per-report error as a google.rpc.Status, with the same details a whole-call error has.
+fn rpc_status(e: ItemError) -> tonic_types::pb::Status {
+    let s: Status = item_error(e).into();
+    let plain = || tonic_types::pb::Status {
+        code: s.code() as i32,
+        message: s.message().to_owned(),
+        details: Vec::new(),
+    };
+    if s.details().is_empty() {
+        return plain();
+    }
+    // Rich errors carry the whole google.rpc.Status (code, message, BadRequest) in details.
+    tonic_types::pb::Status::decode(s.details()).unwrap_or_else(|_| plain())
+}
+
+async fn ingest(
+    state: &State,
+    p: &crate::domain::principal::Principal,
+    items: Vec<Result<ReportInput, Vec<Violation>>>,
+) -> Result<Vec<ItemResult>, ApiError> {
+    let scope = p.scope.clone();
+    let sub = p.sub.clone();
+    let retention = chrono::Duration::from_std(state.idempotency_retention)
+        .unwrap_or(chrono::Duration::days(30));
+    mutation::audited(state, p, move |conn, audit| {
+        async move { Ok(reports::ingest(conn, &scope, &sub, items, retention, audit).await?) }
+            .boxed()
+    })
+    .await
+}
+
+#[tonic::async_trait]
+impl ReportService for ReportApi {
+    async fn submit_report(
+        &self,
+        req: Request<pb::SubmitReportRequest>,
+    ) -> Result<Response<pb::SubmitReportResult>, Status> {
+        let p = principal(&req)?;
+        let Some(r) = req.get_ref().report.as_ref() else {
+            return Err(ApiError::invalid("report", "required").into());
+        };
+        let item = report_input(r, "report.");
+        if let Err(v) = item {
+            return Err(ApiError::InvalidArgument(v).into());
+        }
+        let mut results = ingest(&self.state, &p, vec![item]).await?;
+        match results.pop() {
+            Some(Ok(a)) => Ok(Response::new(accepted(a))),
+            Some(Err(ItemError::Invalid(v))) => Err(ApiError::InvalidArgument(
+                v.into_iter()
+                    .map(|x| Violation::new(format!("report.{}", x.field), x.description))
+                    .collect(),
+            )
+            .into()),
+            Some(Err(e)) => Err(item_error(e).into()),
+            None => Err(ApiError::Internal("no result".into()).into()),
+        }
+    }
+
+    async fn sync_reports(
+        &self,
+        req: Request<pb::SyncReportsRequest>,
+    ) -> Result<Response<pb::SyncReportsResponse>, Status> {
+        let p = principal(&req)?;
+        let batch = &req.get_ref().reports;
+        if batch.is_empty() || batch.len() > MAX_BATCH {
+            return Err(ApiError::invalid(
+                "reports",
+                format!("1 to {MAX_BATCH} reports per batch"),
+            )
+            .into());
+        }
+        let items = batch.iter().map(|r| report_input(r, "")).collect();
+        let results = ingest(&self.state, &p, items).await?;
+        let results = results
+            .into_iter()
+            .map(|r| pb::SyncReportResult {
+                result: Some(match r {
+                    Ok(a) => sync_report_result::Result::Ok(accepted(a)),
+                    Err(e) => sync_report_result::Result::Error(rpc_status(e)),
+                }),
+            })
+            .collect();
+        Ok(Response::new(pb::SyncReportsResponse { results }))
+    }
+
+    async fn get_report(
+        &self,
+        req: Request<pb::GetReportRequest>,
+    ) -> Result<Response<pb::Report>, Status> {
+        let p = principal(&req)?;
+        let id = Uuid::parse_str(&req.get_ref().report_id)
+            .map_err(|_| ApiError::invalid("report_id", "must be a UUID"))?;
+        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let r = reports::get(&mut conn, p.scope.prefix(), id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("report {id} not found")))?;
+        Ok(Response::new(convert::report(r)))
+    }
+
+    async fn list_reports(
+        &self,
+        req: Request<pb::ListReportsRequest>,
+    ) -> Result<Response<pb::ListReportsResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.get_ref();
+        let region = if r.region_code.is_empty() {
+            None
+        } else {
+            Some(
+                RegionCode::parse(&r.region_code)
+                    .map_err(|e| ApiError::invalid("region_code", e.to_string()))?,
+            )
+        };
+        let prefix = p.scope.narrow(region.as_ref()).ok_or_else(|| {
+            ApiError::PermissionDenied(format!(
+                "region {} is outside your region {}",
+                r.region_code, p.scope
+            ))
+        })?;
+        let case_id = if r.case_id.is_empty() {
+            None
+        } else {
+            Some(
+                Uuid::parse_str(&r.case_id)
+                    .map_err(|_| ApiError::invalid("case_id", "must be a UUID"))?,
+            )
+        };
+        let start = r
+            .start_time
+            .as_ref()
+            .map(|t| {
+                convert::from_timestamp(t)
+                    .ok_or_else(|| ApiError::invalid("start_time", "out of range"))
+            })
+            .transpose()?;
+        let end = r
+            .end_time
+            .as_ref()
+            .map(|t| {
+                convert::from_timestamp(t)
+                    .ok_or_else(|| ApiError::invalid("end_time", "out of range"))
+            })
+            .transpose()?;
+        let filter = format!(
+            "{}|{}|{}|{}|{:?}|{:?}",
+            prefix, r.case_id, r.unified_category, r.flag, start, end
+        );
+        let page = Page::parse(
+            &self.state,
+            &p,
+            "ListReports",
+            &filter,
+            r.page_size,
+            &r.page_token,
+        )?;
+        let before = page
+            .after
+            .as_deref()
+            .map(Uuid::parse_str)
+            .transpose()
+            .map_err(|_| ApiError::invalid("page_token", "malformed"))?;
+        let f = ReportFilter {
+            prefix: prefix.to_owned(),
+            case_id,
+            unified_category: (!r.unified_category.is_empty()).then(|| r.unified_category.clone()),
+            flag: (!r.flag.is_empty()).then(|| r.flag.clone()),
+            start,
+            end,
+        };
+        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut rows = reports::list(&mut conn, &f, before, page.fetch_limit())
+            .await
+            .map_err(ApiError::from)?;
+        let next_page_token = page.finish(&self.state, &mut rows, |r| r.report_id.to_string());
+        Ok(Response::new(pb::ListReportsResponse {
+            reports: rows.into_iter().map(convert::report).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn upload_attachment(
+        &self,
+        req: Request<Streaming<pb::AttachmentChunk>>,
+    ) -> Result<Response<pb::Attachment>, Status> {
+        let p = principal(&req)?;
+        let mut stream = req.into_inner();
+        let mut upload: Option<Upload> = None;
+        while let Some(chunk) = stream.message().await? {
+            let u = match upload.as_mut() {
+                Some(u) => u,
+                None => upload.insert(
+                    Upload::start(&chunk.content_type, self.state.attachment_max_bytes)
+                        .map_err(|e| ApiError::invalid("content_type", e.to_string()))?,
+                ),
+            };
+            u.push(&chunk.data)
+                .map_err(|e| ApiError::invalid("data", e.to_string()))?;
+        }
+        let upload = upload.ok_or_else(|| ApiError::invalid("data", "empty upload"))?;
+        let (sha, content_type, bytes) = upload
+            .finish()
+            .map_err(|e| ApiError::invalid("data", e.to_string()))?;
+        // Bytes first, then the row: a row never points at missing bytes.
+        self.state
+            .blobs
+            .put(&sha, &bytes)
+            .await
+            .map_err(|e| ApiError::Internal(format!("storing attachment: {e}")))?;
+        let size = bytes.len() as i64;
+        let region = p.scope.prefix().to_owned();
+        let sub = p.sub.clone();
+        let out = mutation::audited(&self.state, &p, move |conn, audit| {
+            async move {
+                let new = crate::store::attachments::record(conn, &sha, &content_type, size, &sub)
+                    .await?;
+                let (content_type, size_bytes) = crate::store::attachments::find(conn, &sha)
+                    .await?
+                    .unwrap_or((content_type, size));
+                if new {
+                    audit.push(NewEvent::ok(
+                        "attachment.upload",
+                        "attachment",
+                        &sha,
+                        &region,
+                        None,
+                        Some(json!({"content_type": content_type, "size_bytes": size_bytes})),
+                    ));
+                }
+                Ok(pb::Attachment {
+                    attachment_id: sha,
+                    content_type,
+                    size_bytes,
+                })
+            }
+            .boxed()
+        })
+        .await?;
+        Ok(Response::new(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> pb::Report {
+        pb::Report {
+            client_report_id: Uuid::new_v4().to_string(),
+            source: pb::ReportSource::GridApp as i32,
+            category_code: "0301".into(),
+            title: "路边围墙倒塌".into(),
+            location: Some(pb::LatLng {
+                lat: 28.83,
+                lng: 106.745,
+            }),
+            occurred_at: Some(convert::timestamp(Utc::now())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_good_report_validates() {
+        let r = report_input(&good(), "").unwrap();
+        assert_eq!(r.title, "路边围墙倒塌");
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let r = pb::Report {
+            client_report_id: "x".into(),
+            source: 0,
+            category_code: " ".into(),
+            title: String::new(),
+            location: Some(pb::LatLng {
+                lat: 91.0,
+                lng: f64::NAN,
+            }),
+            grid_code: "500110111201".into(),
+            occurred_at: Some(convert::timestamp(Utc::now() + chrono::Duration::hours(1))),
+            attachments: vec!["ABC".into()],
+            ..Default::default()
+        };
+        let v = report_input(&r, "report.").unwrap_err();
+        let fields: Vec<&str> = v.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "report.client_report_id",
+                "report.source",
+                "report.category_code",
+                "report.title",
+                "report.location.lat",
+                "report.location.lng",
+                "report.grid_code",
+                "report.occurred_at",
+                "report.attachments[0]"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_payload_hash_ignores_server_set_fields_only() {
+        let a = good();
+        let mut b = a.clone();
+        b.case_id = "whatever".into();
+        b.flags = vec!["X".into()];
+        assert_eq!(payload_hash(&a), payload_hash(&b));
+        b.title = "另一件事".into();
+        assert_ne!(payload_hash(&a), payload_hash(&b));
+    }
+}

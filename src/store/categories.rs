@@ -1,0 +1,127 @@
+//! The unified taxonomy (`categories`) and the source systems' codes mapped onto it.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Double, Integer, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::domain::merge::MergeRule;
+
+/// A unified category to upsert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CategoryInput {
+    pub code: String,
+    pub name: String,
+    pub parent_code: Option<String>,
+    pub merge_radius_m: f64,
+    pub merge_window_hours: i32,
+}
+
+/// A source code mapped to a unified code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingInput {
+    pub source_system: String,
+    pub source_code: String,
+    pub unified_code: String,
+}
+
+/// Upserts categories (majors before minors) and mappings; returns (categories, mappings) written.
+pub async fn import(
+    conn: &mut AsyncPgConnection,
+    mut cats: Vec<CategoryInput>,
+    maps: Vec<MappingInput>,
+) -> QueryResult<(usize, usize)> {
+    cats.sort_by_key(|c| c.parent_code.is_some());
+    for chunk in cats.chunks(2000) {
+        diesel::sql_query(
+            "INSERT INTO categories AS c (code, name, parent_code, merge_radius_m, merge_window_hours)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int4[])
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name, parent_code = excluded.parent_code,
+                 merge_radius_m = excluded.merge_radius_m, merge_window_hours = excluded.merge_window_hours, updated_at = now()",
+        )
+        .bind::<Array<Text>, _>(chunk.iter().map(|c| c.code.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())
+        .bind::<Array<diesel::sql_types::Nullable<Text>>, _>(chunk.iter().map(|c| c.parent_code.as_deref()).collect::<Vec<_>>())
+        .bind::<Array<Double>, _>(chunk.iter().map(|c| c.merge_radius_m).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(chunk.iter().map(|c| c.merge_window_hours).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
+    for chunk in maps.chunks(5000) {
+        diesel::sql_query(
+            "INSERT INTO category_mappings (source_system, source_code, unified_code)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+             ON CONFLICT (source_system, source_code) DO UPDATE SET unified_code = excluded.unified_code",
+        )
+        .bind::<Array<Text>, _>(chunk.iter().map(|m| m.source_system.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|m| m.source_code.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|m| m.unified_code.as_str()).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
+    Ok((cats.len(), maps.len()))
+}
+
+#[derive(QueryableByName)]
+struct Resolved {
+    #[diesel(sql_type = Text)]
+    source_system: String,
+    #[diesel(sql_type = Text)]
+    source_code: String,
+    #[diesel(sql_type = Text)]
+    unified: String,
+    #[diesel(sql_type = Double)]
+    radius: f64,
+    #[diesel(sql_type = Integer)]
+    window_hours: i32,
+}
+
+/// A unified category with its merge rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unified {
+    pub code: String,
+    pub rule: MergeRule,
+}
+
+/// Maps (source_system, source_code) pairs: the system's own mapping first, then a mapping
+/// for any system (`source_system` empty), then the code itself if it is a unified code.
+pub async fn resolve(
+    conn: &mut AsyncPgConnection,
+    pairs: &[(String, String)],
+) -> QueryResult<HashMap<(String, String), Unified>> {
+    let systems: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
+    let codes: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();
+    let rows: Vec<Resolved> = diesel::sql_query(
+        "SELECT p.s AS source_system, p.c AS source_code, u.code AS unified, u.merge_radius_m AS radius, u.merge_window_hours AS window_hours
+           FROM unnest($1::text[], $2::text[]) AS p(s, c)
+           CROSS JOIN LATERAL (
+               SELECT k.code, k.merge_radius_m, k.merge_window_hours FROM (
+                   SELECT 1 AS rank, m.unified_code AS code FROM category_mappings m WHERE m.source_system = p.s AND m.source_code = p.c
+                   UNION ALL SELECT 2, m.unified_code FROM category_mappings m WHERE m.source_system = '' AND m.source_code = p.c
+                   UNION ALL SELECT 3, cat.code FROM categories cat WHERE cat.code = p.c
+               ) hit JOIN categories k ON k.code = hit.code
+               ORDER BY hit.rank LIMIT 1
+           ) u",
+    )
+    .bind::<Array<Text>, _>(systems)
+    .bind::<Array<Text>, _>(codes)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let rule = MergeRule {
+                radius_m: r.radius,
+                window: chrono::Duration::hours(r.window_hours as i64),
+            };
+            (
+                (r.source_system, r.source_code),
+                Unified {
+                    code: r.unified,
+                    rule,
+                },
+            )
+        })
+        .collect())
+}

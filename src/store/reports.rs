@@ -1,0 +1,885 @@
+//! Intake of reports: locate, own, map, merge and store a batch in a few set-based statements
+//! (one per step, not one per report), inside the caller's transaction.
+//!
+//! Concurrency: the batch first takes transaction-scoped advisory locks on its
+//! `client_report_id`s and then on its unified categories, each in sorted order (so two
+//! batches cannot deadlock). Two concurrent sends of one report therefore run one after the
+//! other, and two simultaneous reports of one pothole see each other's case.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Double, Int2, Integer, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::audit::NewEvent;
+use super::categories::{self, Unified};
+use super::schema::reports;
+use crate::domain::Violation;
+use crate::domain::merge::{self, Candidate, Decision};
+use crate::domain::principal::Scope;
+use crate::domain::region::RegionCode;
+use crate::domain::report::{self, Outcome, ReportInput, flags};
+
+/// The answer for an accepted report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub report_id: Uuid,
+    pub case_id: Uuid,
+    pub case_no: String,
+    pub outcome: Outcome,
+    pub flags: Vec<String>,
+}
+
+/// Why one report of a batch was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemError {
+    Invalid(Vec<Violation>),
+    Denied(String),
+    Conflict(String),
+}
+
+/// The result for one report.
+pub type ItemResult = Result<Accepted, ItemError>;
+
+/// A stored report.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = reports, check_for_backend(diesel::pg::Pg))]
+pub struct Report {
+    pub report_id: Uuid,
+    pub client_report_id: Uuid,
+    pub payload_hash: Vec<u8>,
+    pub source: i16,
+    pub source_system: String,
+    pub category_code: String,
+    pub unified_category: String,
+    pub title: String,
+    pub description: String,
+    pub lat: f64,
+    pub lng: f64,
+    pub claimed_grid_code: String,
+    pub resolved_grid_code: String,
+    pub region_code: String,
+    pub owner: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub reporter_id: String,
+    pub submitted_by: String,
+    pub attachments: Vec<Option<String>>,
+    pub case_id: Uuid,
+    pub flags: Vec<Option<String>>,
+    pub first_outcome: i16,
+    pub first_case_id: Uuid,
+    pub merge_reason: serde_json::Value,
+}
+
+#[derive(QueryableByName)]
+struct Existing {
+    #[diesel(sql_type = SqlUuid)]
+    client_report_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    payload_hash: Vec<u8>,
+    #[diesel(sql_type = SqlUuid)]
+    report_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    case_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    first_case_id: Uuid,
+    #[diesel(sql_type = Int2)]
+    first_outcome: i16,
+    #[diesel(sql_type = Timestamptz)]
+    received_at: DateTime<Utc>,
+    #[diesel(sql_type = Array<diesel::sql_types::Nullable<Text>>)]
+    flags: Vec<Option<String>>,
+    #[diesel(sql_type = Text)]
+    case_no: String,
+    #[diesel(sql_type = Text)]
+    first_case_no: String,
+}
+
+#[derive(QueryableByName)]
+struct Located {
+    #[diesel(sql_type = Integer)]
+    idx: i32,
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = Int2)]
+    level: i16,
+}
+
+#[derive(QueryableByName)]
+struct Owner {
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = Text)]
+    fallback_owner: String,
+}
+
+#[derive(QueryableByName)]
+struct Near {
+    #[diesel(sql_type = Integer)]
+    idx: i32,
+    #[diesel(sql_type = SqlUuid)]
+    case_id: Uuid,
+    #[diesel(sql_type = Text)]
+    case_no: String,
+    #[diesel(sql_type = Double)]
+    lat: f64,
+    #[diesel(sql_type = Double)]
+    lng: f64,
+    #[diesel(sql_type = Timestamptz)]
+    first_reported_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    last_reported_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct Numbered {
+    #[diesel(sql_type = Text)]
+    town_code: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last: i64,
+}
+
+/// A case as it is being built or extended by this batch.
+struct CaseDraft {
+    case_id: Uuid,
+    case_no: String,
+    existing: bool,
+    category: String,
+    grid_code: String,
+    region_code: String,
+    owner: String,
+    lat: f64,
+    lng: f64,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    added: i32,
+    flags: Vec<String>,
+}
+
+/// A report as it will be stored.
+struct Row {
+    item: usize,
+    report_id: Uuid,
+    unified: String,
+    resolved_grid: String,
+    region: String,
+    owner: String,
+    flags: Vec<String>,
+    case: usize,
+    outcome: Outcome,
+    reason: serde_json::Value,
+}
+
+/// Where a report lies and who owns it.
+struct Place {
+    resolved_grid: String,
+    region: String,
+    flags: Vec<String>,
+}
+
+/// Stores a batch. `items` are valid reports (or their validation errors, passed through in
+/// place); returns one result per item, in order, and pushes one audit event per new report.
+pub async fn ingest(
+    conn: &mut AsyncPgConnection,
+    scope: &Scope,
+    submitted_by: &str,
+    items: Vec<Result<ReportInput, Vec<Violation>>>,
+    retention: Duration,
+    audit: &mut Vec<NewEvent>,
+) -> QueryResult<Vec<ItemResult>> {
+    let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
+    let mut valid: Vec<(usize, ReportInput)> = Vec::new();
+    for (i, it) in items.into_iter().enumerate() {
+        match it {
+            Ok(r) => valid.push((i, r)),
+            Err(v) => results[i] = Some(Err(ItemError::Invalid(v))),
+        }
+    }
+    // 1. Serialize with concurrent sends of the same reports; find resends.
+    let ids: BTreeSet<Uuid> = valid.iter().map(|(_, r)| r.client_report_id).collect();
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    if !ids.is_empty() {
+        diesel::sql_query(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(x::text, 7270010) AS k FROM unnest($1::uuid[]) x ORDER BY 1) s",
+        )
+        .bind::<Array<SqlUuid>, _>(&ids)
+        .execute(conn)
+        .await?;
+    }
+    let existing: Vec<Existing> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        diesel::sql_query(
+            "SELECT r.client_report_id, r.payload_hash, r.report_id, r.case_id, r.first_case_id, r.first_outcome, r.received_at, r.flags,
+                    c.case_no, f.case_no AS first_case_no
+               FROM reports r JOIN cases c ON c.case_id = r.case_id JOIN cases f ON f.case_id = r.first_case_id
+              WHERE r.client_report_id = ANY($1)",
+        )
+        .bind::<Array<SqlUuid>, _>(&ids)
+        .load(conn)
+        .await?
+    };
+    let existing: HashMap<Uuid, Existing> = existing
+        .into_iter()
+        .map(|e| (e.client_report_id, e))
+        .collect();
+    let stale_before = Utc::now() - retention;
+    let mut fresh: Vec<(usize, ReportInput)> = Vec::new();
+    let mut first_in_batch: HashMap<Uuid, (usize, Vec<u8>)> = HashMap::new();
+    let mut duplicates: Vec<(usize, usize)> = Vec::new();
+    for (i, r) in valid {
+        if let Some(e) = existing.get(&r.client_report_id) {
+            results[i] = Some(if e.payload_hash != r.payload_hash {
+                Err(conflict(r.client_report_id))
+            } else if e.received_at < stale_before {
+                Ok(Accepted {
+                    report_id: e.report_id,
+                    case_id: e.case_id,
+                    case_no: e.case_no.clone(),
+                    outcome: Outcome::AlreadyReceived,
+                    flags: texts(&e.flags),
+                })
+            } else {
+                let outcome = Outcome::from_i16(e.first_outcome);
+                Ok(Accepted {
+                    report_id: e.report_id,
+                    case_id: e.first_case_id,
+                    case_no: e.first_case_no.clone(),
+                    outcome,
+                    flags: texts(&e.flags),
+                })
+            });
+        } else if let Some((first, hash)) = first_in_batch.get(&r.client_report_id) {
+            if *hash == r.payload_hash {
+                duplicates.push((i, *first));
+            } else {
+                results[i] = Some(Err(conflict(r.client_report_id)));
+            }
+        } else {
+            first_in_batch.insert(r.client_report_id, (i, r.payload_hash.clone()));
+            fresh.push((i, r));
+        }
+    }
+
+    // 2. Attachments must exist.
+    let wanted: BTreeSet<&str> = fresh
+        .iter()
+        .flat_map(|(_, r)| r.attachments.iter().map(String::as_str))
+        .collect();
+    let known: BTreeSet<String> = if wanted.is_empty() {
+        BTreeSet::new()
+    } else {
+        super::attachments::existing(conn, &wanted.into_iter().collect::<Vec<_>>())
+            .await?
+            .into_iter()
+            .collect()
+    };
+    fresh.retain(|(i, r)| {
+        let missing: Vec<Violation> = r
+            .attachments
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !known.contains(*a))
+            .map(|(k, a)| {
+                Violation::new(
+                    format!("attachments[{k}]"),
+                    format!("unknown attachment {a}; upload it first"),
+                )
+            })
+            .collect();
+        if missing.is_empty() {
+            true
+        } else {
+            results[*i] = Some(Err(ItemError::Invalid(missing)));
+            false
+        }
+    });
+
+    // 3. Locate: the finest region whose polygon covers each point.
+    let places = locate(conn, &fresh).await?;
+    let mut placed: Vec<(usize, ReportInput, Place)> = Vec::new();
+    for ((i, r), place) in fresh.into_iter().zip(places) {
+        match place {
+            Some(p) if scope.contains(&p.region) => placed.push((i, r, p)),
+            Some(p) => {
+                results[i] = Some(Err(ItemError::Denied(format!(
+                    "the report lies in {}, outside your region {scope}",
+                    p.region
+                ))))
+            }
+            None => {
+                results[i] = Some(Err(ItemError::Invalid(vec![Violation::new(
+                    "location",
+                    "lies outside every known region; give grid_code",
+                )])))
+            }
+        }
+    }
+    // Owners: the nearest fallback owner up the hierarchy.
+    let mut prefixes: BTreeSet<String> = BTreeSet::new();
+    for (_, _, p) in &placed {
+        prefixes.extend(ancestors(&p.region));
+    }
+    let owners: HashMap<String, String> = if prefixes.is_empty() {
+        HashMap::new()
+    } else {
+        let rows: Vec<Owner> =
+            diesel::sql_query("SELECT code, fallback_owner FROM regions WHERE code = ANY($1)")
+                .bind::<Array<Text>, _>(prefixes.into_iter().collect::<Vec<_>>())
+                .load(conn)
+                .await?;
+        rows.into_iter()
+            .map(|o| (o.code, o.fallback_owner))
+            .collect()
+    };
+    let owner_of = |region: &str| {
+        ancestors(region)
+            .into_iter()
+            .rev()
+            .find_map(|c| owners.get(&c).filter(|o| !o.is_empty()).cloned())
+            .unwrap_or_default()
+    };
+
+    // 4. Categories.
+    let pairs: BTreeSet<(String, String)> = placed
+        .iter()
+        .map(|(_, r, _)| (r.source_system.clone(), r.category_code.clone()))
+        .collect();
+    let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+    let mapped = if pairs.is_empty() {
+        HashMap::new()
+    } else {
+        categories::resolve(conn, &pairs).await?
+    };
+    let unified_of = |r: &ReportInput| {
+        mapped
+            .get(&(r.source_system.clone(), r.category_code.clone()))
+            .cloned()
+    };
+
+    // 5. Merge: lock the categories, fetch open cases near each report, decide in order.
+    let cats: BTreeSet<String> = placed
+        .iter()
+        .filter_map(|(_, r, _)| unified_of(r).map(|u| u.code))
+        .collect();
+    if !cats.is_empty() {
+        diesel::sql_query(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended('case-merge/' || c, 7270011) AS k FROM unnest($1::text[]) c ORDER BY 1) s",
+        )
+        .bind::<Array<Text>, _>(cats.iter().collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
+    let near = candidates(conn, &placed, &unified_of).await?;
+    let mut drafts: Vec<CaseDraft> = Vec::new();
+    let mut draft_of: HashMap<Uuid, usize> = HashMap::new();
+    let mut rows: Vec<Row> = Vec::new();
+    for (k, (i, r, p)) in placed.iter().enumerate() {
+        let unified = unified_of(r);
+        let mut rflags = p.flags.clone();
+        let owner = if rflags.iter().any(|f| f == flags::OUTSIDE_GRID) {
+            owner_of(&p.region)
+        } else {
+            String::new()
+        };
+        let (decision, category) = match &unified {
+            None => {
+                rflags.push(flags::UNMAPPED_CATEGORY.to_owned());
+                (Decision::Triage, String::new())
+            }
+            Some(u) => {
+                let mut cands: Vec<Candidate<Uuid>> = near
+                    .get(&k)
+                    .map(|v| v.iter().map(|n| n.0.clone()).collect())
+                    .unwrap_or_default();
+                for n in near.get(&k).into_iter().flatten() {
+                    draft_of.entry(n.0.case_id).or_insert_with(|| {
+                        drafts.push(CaseDraft {
+                            case_id: n.0.case_id,
+                            case_no: n.1.clone(),
+                            existing: true,
+                            category: u.code.clone(),
+                            grid_code: String::new(),
+                            region_code: String::new(),
+                            owner: String::new(),
+                            lat: n.0.lat,
+                            lng: n.0.lng,
+                            first: n.0.first_reported_at,
+                            last: n.0.last_reported_at,
+                            added: 0,
+                            flags: Vec::new(),
+                        });
+                        drafts.len() - 1
+                    });
+                }
+                // Cases opened or extended earlier in this batch, with their current span.
+                for c in cands.iter_mut() {
+                    if let Some(d) = draft_of.get(&c.case_id).map(|x| &drafts[*x]) {
+                        c.first_reported_at = d.first;
+                        c.last_reported_at = d.last;
+                    }
+                }
+                for d in drafts
+                    .iter()
+                    .filter(|d| !d.existing && d.category == u.code)
+                {
+                    cands.push(Candidate {
+                        case_id: d.case_id,
+                        lat: d.lat,
+                        lng: d.lng,
+                        first_reported_at: d.first,
+                        last_reported_at: d.last,
+                    });
+                }
+                (
+                    merge::decide((r.lat, r.lng), r.occurred_at, u.rule, &cands),
+                    u.code.clone(),
+                )
+            }
+        };
+        let (case, outcome) = match &decision {
+            Decision::Joined { case_id, .. } => (draft_of[case_id], Outcome::Merged),
+            Decision::Opened { .. } | Decision::Triage => {
+                let case_id = Uuid::now_v7();
+                let mut cflags: Vec<String> = p
+                    .flags
+                    .iter()
+                    .filter(|f| *f == flags::OUTSIDE_GRID)
+                    .cloned()
+                    .collect();
+                if matches!(decision, Decision::Triage) {
+                    cflags.push(flags::TRIAGE.to_owned());
+                }
+                drafts.push(CaseDraft {
+                    case_id,
+                    case_no: String::new(),
+                    existing: false,
+                    category: category.clone(),
+                    grid_code: p.resolved_grid.clone(),
+                    region_code: p.region.clone(),
+                    owner: owner.clone(),
+                    lat: r.lat,
+                    lng: r.lng,
+                    first: r.occurred_at,
+                    last: r.occurred_at,
+                    added: 0,
+                    flags: cflags,
+                });
+                draft_of.insert(case_id, drafts.len() - 1);
+                (drafts.len() - 1, Outcome::Created)
+            }
+        };
+        let d = &mut drafts[case];
+        d.added += 1;
+        d.first = d.first.min(r.occurred_at);
+        d.last = d.last.max(r.occurred_at);
+        rows.push(Row {
+            item: *i,
+            report_id: Uuid::now_v7(),
+            unified: category,
+            resolved_grid: p.resolved_grid.clone(),
+            region: p.region.clone(),
+            owner,
+            flags: rflags,
+            case,
+            outcome,
+            reason: serde_json::to_value(&decision).unwrap_or_default(),
+        });
+    }
+
+    // 6. Number the new cases (late: the per-town counter row is locked until commit).
+    number_cases(conn, &mut drafts).await?;
+    insert_cases(conn, &drafts).await?;
+    insert_reports(conn, &placed, &rows, &drafts, submitted_by).await?;
+
+    let by_item: HashMap<usize, &ReportInput> = placed.iter().map(|(i, r, _)| (*i, r)).collect();
+    for row in &rows {
+        let d = &drafts[row.case];
+        let r = by_item[&row.item];
+        audit.push(NewEvent::ok(
+            "report.accept",
+            "report",
+            &row.report_id.to_string(),
+            &row.region,
+            None,
+            Some(json!({
+                "client_report_id": r.client_report_id, "source": r.source, "category_code": r.category_code,
+                "unified_category": row.unified, "case_id": d.case_id, "case_no": d.case_no,
+                "outcome": if row.outcome == Outcome::Merged { "MERGED" } else { "CREATED" },
+                "flags": row.flags, "reason": row.reason,
+            })),
+        ));
+        results[row.item] = Some(Ok(Accepted {
+            report_id: row.report_id,
+            case_id: d.case_id,
+            case_no: d.case_no.clone(),
+            outcome: row.outcome,
+            flags: row.flags.clone(),
+        }));
+    }
+    for (dup, first) in duplicates {
+        results[dup] = results[first].clone();
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ItemError::Invalid(vec![]))))
+        .collect())
+}
+
+fn conflict(id: Uuid) -> ItemError {
+    ItemError::Conflict(format!(
+        "client_report_id {id} was already used for a different report; use a new id"
+    ))
+}
+
+fn texts(v: &[Option<String>]) -> Vec<String> {
+    v.iter().flatten().cloned().collect()
+}
+
+/// The code and every ancestor code, top down.
+fn ancestors(code: &str) -> Vec<String> {
+    [2, 4, 6, 9, 12, 15, 18]
+        .into_iter()
+        .filter(|l| *l <= code.len())
+        .map(|l| code[..l].to_owned())
+        .collect()
+}
+
+/// Places each report: its grid, or the smallest known region containing it, or its claimed
+/// grid when no polygon contains it. `None`: nowhere known.
+async fn locate(
+    conn: &mut AsyncPgConnection,
+    reports: &[(usize, ReportInput)],
+) -> QueryResult<Vec<Option<Place>>> {
+    if reports.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lats: Vec<f64> = reports.iter().map(|(_, r)| r.lat).collect();
+    let lngs: Vec<f64> = reports.iter().map(|(_, r)| r.lng).collect();
+    let found: Vec<Located> = diesel::sql_query(
+        "SELECT (p.i - 1)::int4 AS idx, g.code, g.level
+           FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS p(lat, lng, i)
+           CROSS JOIN LATERAL (
+               SELECT code, level FROM regions
+                WHERE boundary IS NOT NULL AND ST_Covers(boundary, ST_SetSRID(ST_MakePoint(p.lng, p.lat), 4326))
+                ORDER BY level DESC, ST_Area(boundary), code LIMIT 1) g",
+    )
+    .bind::<Array<Double>, _>(lats)
+    .bind::<Array<Double>, _>(lngs)
+    .load(conn)
+    .await?;
+    let found: HashMap<usize, Located> = found.into_iter().map(|l| (l.idx as usize, l)).collect();
+    let claims: Vec<String> = reports
+        .iter()
+        .filter_map(|(_, r)| r.claimed_grid.as_ref().map(|g| g.to_string()))
+        .collect();
+    let claimed_known: BTreeSet<String> = if claims.is_empty() {
+        BTreeSet::new()
+    } else {
+        super::regions::existing(conn, "", &claims)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(reports
+        .iter()
+        .enumerate()
+        .map(|(k, (_, r))| {
+            let claim = r.claimed_grid.as_ref().map(RegionCode::as_str);
+            let mut fl = Vec::new();
+            let place = match found.get(&k) {
+                Some(l) if l.level >= 6 => {
+                    if claim.is_some_and(|c| c != l.code) {
+                        fl.push(flags::GRID_MISMATCH.to_owned());
+                    }
+                    Place {
+                        resolved_grid: l.code.clone(),
+                        region: l.code.clone(),
+                        flags: fl,
+                    }
+                }
+                other => {
+                    fl.push(flags::OUTSIDE_GRID.to_owned());
+                    if claim.is_some() {
+                        fl.push(flags::GRID_MISMATCH.to_owned());
+                    }
+                    let region = match (other, claim) {
+                        (Some(l), _) => l.code.clone(),
+                        (None, Some(c)) if claimed_known.contains(c) => c.to_owned(),
+                        _ => return None,
+                    };
+                    Place {
+                        resolved_grid: String::new(),
+                        region,
+                        flags: fl,
+                    }
+                }
+            };
+            Some(place)
+        })
+        .collect())
+}
+
+/// Open cases of each report's category inside its radius box and time window.
+async fn candidates(
+    conn: &mut AsyncPgConnection,
+    placed: &[(usize, ReportInput, Place)],
+    unified_of: &(dyn Fn(&ReportInput) -> Option<Unified> + Sync),
+) -> QueryResult<HashMap<usize, Vec<(Candidate<Uuid>, String)>>> {
+    let mut idx = Vec::new();
+    let (mut cat, mut lat, mut lng, mut dlat, mut dlng, mut t0, mut t1) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (k, (_, r, _)) in placed.iter().enumerate() {
+        let Some(u) = unified_of(r) else { continue };
+        let (a, b) = merge::bbox_degrees(r.lat, u.rule.radius_m);
+        idx.push(k as i32);
+        cat.push(u.code);
+        lat.push(r.lat);
+        lng.push(r.lng);
+        dlat.push(a);
+        dlng.push(b);
+        t0.push(r.occurred_at - u.rule.window);
+        t1.push(r.occurred_at + u.rule.window);
+    }
+    if idx.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<Near> = diesel::sql_query(
+        "SELECT p.k AS idx, c.case_id, c.case_no, c.lat, c.lng, c.first_reported_at, c.last_reported_at
+           FROM unnest($1::int4[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::timestamptz[], $8::timestamptz[])
+                AS p(k, cat, lat, lng, dlat, dlng, t0, t1)
+           JOIN cases c ON c.unified_category = p.cat
+                AND c.status NOT IN ('CLOSED', 'VOID', 'MERGED')
+                AND c.location && ST_MakeEnvelope(p.lng - p.dlng, p.lat - p.dlat, p.lng + p.dlng, p.lat + p.dlat, 4326)
+                AND c.last_reported_at >= p.t0 AND c.first_reported_at <= p.t1",
+    )
+    .bind::<Array<Integer>, _>(idx)
+    .bind::<Array<Text>, _>(cat)
+    .bind::<Array<Double>, _>(lat)
+    .bind::<Array<Double>, _>(lng)
+    .bind::<Array<Double>, _>(dlat)
+    .bind::<Array<Double>, _>(dlng)
+    .bind::<Array<Timestamptz>, _>(t0)
+    .bind::<Array<Timestamptz>, _>(t1)
+    .load(conn)
+    .await?;
+    let mut out: HashMap<usize, Vec<(Candidate<Uuid>, String)>> = HashMap::new();
+    for n in rows {
+        out.entry(n.idx as usize).or_default().push((
+            Candidate {
+                case_id: n.case_id,
+                lat: n.lat,
+                lng: n.lng,
+                first_reported_at: n.first_reported_at,
+                last_reported_at: n.last_reported_at,
+            },
+            n.case_no,
+        ));
+    }
+    Ok(out)
+}
+
+async fn number_cases(conn: &mut AsyncPgConnection, drafts: &mut [CaseDraft]) -> QueryResult<()> {
+    let year = Utc::now()
+        .with_timezone(
+            &FixedOffset::east_opt(8 * 3600)
+                .unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!())),
+        )
+        .year();
+    let mut per_town: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for d in drafts.iter().filter(|d| !d.existing) {
+        *per_town
+            .entry(report::town_of(&d.region_code).to_owned())
+            .or_default() += 1;
+    }
+    if per_town.is_empty() {
+        return Ok(());
+    }
+    let towns: Vec<&String> = per_town.keys().collect();
+    let counts: Vec<i64> = per_town.values().copied().collect();
+    let years = vec![year; towns.len()];
+    let rows: Vec<Numbered> = diesel::sql_query(
+        "INSERT INTO case_numbers AS n (town_code, year, last)
+         SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[])
+         ON CONFLICT (town_code, year) DO UPDATE SET last = n.last + excluded.last
+         RETURNING town_code, last",
+    )
+    .bind::<Array<Text>, _>(towns)
+    .bind::<Array<Integer>, _>(years)
+    .bind::<Array<diesel::sql_types::BigInt>, _>(counts)
+    .load(conn)
+    .await?;
+    let mut next: HashMap<String, i64> = rows
+        .into_iter()
+        .map(|r| (r.town_code.clone(), r.last - per_town[&r.town_code] + 1))
+        .collect();
+    for d in drafts.iter_mut().filter(|d| !d.existing) {
+        let town = report::town_of(&d.region_code).to_owned();
+        let n = next.entry(town.clone()).or_insert(1);
+        d.case_no = report::case_no(&town, year, *n);
+        *n += 1;
+    }
+    Ok(())
+}
+
+async fn insert_cases(conn: &mut AsyncPgConnection, drafts: &[CaseDraft]) -> QueryResult<()> {
+    let new: Vec<&CaseDraft> = drafts.iter().filter(|d| !d.existing).collect();
+    for chunk in new.chunks(1000) {
+        diesel::sql_query(
+            "INSERT INTO cases (case_id, case_no, status, unified_category, grid_code, region_code, owner, lat, lng,
+                                first_reported_at, last_reported_at, report_count, flags)
+             SELECT id, no, 'REPORTED', cat, grid, region, owner, lat, lng, f, l, n, array_remove(string_to_array(fl, ','), '')
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[],
+                           $9::timestamptz[], $10::timestamptz[], $11::int4[], $12::text[])
+                    AS t(id, no, cat, grid, region, owner, lat, lng, f, l, n, fl)",
+        )
+        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|d| d.case_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.case_no.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.category.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.grid_code.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.region_code.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.owner.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Double>, _>(chunk.iter().map(|d| d.lat).collect::<Vec<_>>())
+        .bind::<Array<Double>, _>(chunk.iter().map(|d| d.lng).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(chunk.iter().map(|d| d.first).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(chunk.iter().map(|d| d.last).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(chunk.iter().map(|d| d.added).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.flags.join(",")).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
+    let old: Vec<&CaseDraft> = drafts
+        .iter()
+        .filter(|d| d.existing && d.added > 0)
+        .collect();
+    if !old.is_empty() {
+        diesel::sql_query(
+            "UPDATE cases c SET report_count = c.report_count + u.n, first_reported_at = LEAST(c.first_reported_at, u.f),
+                    last_reported_at = GREATEST(c.last_reported_at, u.l), version = c.version + 1, updated_at = now()
+               FROM unnest($1::uuid[], $2::int4[], $3::timestamptz[], $4::timestamptz[]) AS u(id, n, f, l)
+              WHERE c.case_id = u.id",
+        )
+        .bind::<Array<SqlUuid>, _>(old.iter().map(|d| d.case_id).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(old.iter().map(|d| d.added).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(old.iter().map(|d| d.first).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(old.iter().map(|d| d.last).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_reports(
+    conn: &mut AsyncPgConnection,
+    placed: &[(usize, ReportInput, Place)],
+    rows: &[Row],
+    drafts: &[CaseDraft],
+    submitted_by: &str,
+) -> QueryResult<()> {
+    let by_item: HashMap<usize, &ReportInput> = placed.iter().map(|(i, r, _)| (*i, r)).collect();
+    for chunk in rows.chunks(1000) {
+        let r = |row: &Row| by_item[&row.item];
+        diesel::sql_query(
+            "INSERT INTO reports (report_id, client_report_id, payload_hash, source, source_system, category_code, unified_category,
+                                  title, description, lat, lng, claimed_grid_code, resolved_grid_code, region_code, owner,
+                                  occurred_at, reporter_id, submitted_by, attachments, case_id, flags, first_outcome, first_case_id, merge_reason)
+             SELECT id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, $19,
+                    array_remove(string_to_array(att, ','), ''), case_id, array_remove(string_to_array(fl, ','), ''), outcome, case_id, reason::jsonb
+               FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $4::int2[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                           $10::float8[], $11::float8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::text[],
+                           $18::text[], $20::uuid[], $21::text[], $22::int2[], $23::text[])
+                    AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, case_id, fl, outcome, reason)",
+        )
+        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|x| x.report_id).collect::<Vec<_>>())
+        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|x| r(x).client_report_id).collect::<Vec<_>>())
+        .bind::<Array<diesel::sql_types::Bytea>, _>(chunk.iter().map(|x| r(x).payload_hash.as_slice()).collect::<Vec<_>>())
+        .bind::<Array<Int2>, _>(chunk.iter().map(|x| r(x).source).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).source_system.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).category_code.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.unified.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).title.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).description.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Double>, _>(chunk.iter().map(|x| r(x).lat).collect::<Vec<_>>())
+        .bind::<Array<Double>, _>(chunk.iter().map(|x| r(x).lng).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).claimed_grid.as_ref().map(|g| g.to_string()).unwrap_or_default()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.resolved_grid.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.region.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.owner.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(chunk.iter().map(|x| r(x).occurred_at).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).reporter_id.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).attachments.join(",")).collect::<Vec<_>>())
+        .bind::<Text, _>(submitted_by)
+        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|x| drafts[x.case].case_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.flags.join(",")).collect::<Vec<_>>())
+        .bind::<Array<Int2>, _>(chunk.iter().map(|x| x.outcome as i16).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.reason.to_string()).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One report, if it lies within `prefix`.
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    prefix: &str,
+    id: Uuid,
+) -> QueryResult<Option<Report>> {
+    reports::table
+        .find(id)
+        .filter(reports::region_code.like(format!("{prefix}%")))
+        .select(Report::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Filter for listing reports; `prefix` is the region scope.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFilter {
+    pub prefix: String,
+    pub case_id: Option<Uuid>,
+    pub unified_category: Option<String>,
+    pub flag: Option<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// Reports matching the filter before `before` (report ids are time-ordered), newest first.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    f: &ReportFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<Report>> {
+    let mut q = reports::table
+        .filter(reports::region_code.like(format!("{}%", f.prefix)))
+        .order(reports::report_id.desc())
+        .limit(limit)
+        .select(Report::as_select())
+        .into_boxed();
+    if let Some(c) = f.case_id {
+        q = q.filter(reports::case_id.eq(c));
+    }
+    if let Some(u) = &f.unified_category {
+        q = q.filter(reports::unified_category.eq(u.clone()));
+    }
+    if let Some(fl) = &f.flag {
+        q = q.filter(reports::flags.contains(vec![Some(fl.clone())]));
+    }
+    if let Some(s) = f.start {
+        q = q.filter(reports::received_at.ge(s));
+    }
+    if let Some(e) = f.end {
+        q = q.filter(reports::received_at.lt(e));
+    }
+    if let Some(b) = before {
+        q = q.filter(reports::report_id.lt(b));
+    }
+    q.load(conn).await
+}

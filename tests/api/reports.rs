@@ -1,0 +1,754 @@
+//! Grid reports into one net: idempotent intake, offline batches, locating, taxonomy, one
+//! event → one case, manual merge and split, attachments.
+
+use chrono::{Duration, Utc};
+use gridhub::domain::merge::offset;
+use gridhub::grpc::convert::timestamp;
+use gridhub::grpc::pb::{self, ReportOutcome, ReportSource, sync_report_result};
+use tonic::Code;
+
+use crate::helpers::{TestApp, violations};
+
+/// 马颈村's western grid 500110111201001 spans lat 28.82–28.84, lng 106.74–106.75.
+pub const WALL: (f64, f64) = (28.83, 106.745);
+const MAJING_WORKER_REGION: &str = "500110111201";
+
+pub fn report(category: &str, at: (f64, f64), hours_ago: i64) -> pb::Report {
+    pb::Report {
+        client_report_id: uuid::Uuid::new_v4().to_string(),
+        source: ReportSource::GridApp as i32,
+        category_code: category.into(),
+        title: format!("{category} 事件"),
+        description: "现场情况".into(),
+        location: Some(pb::LatLng {
+            lat: at.0,
+            lng: at.1,
+        }),
+        grid_code: String::new(),
+        occurred_at: Some(timestamp(Utc::now() - Duration::hours(hours_ago))),
+        reporter_id: "W-MJ-001".into(),
+        ..Default::default()
+    }
+}
+
+fn ok(r: &pb::SyncReportResult) -> &pb::SubmitReportResult {
+    match &r.result {
+        Some(sync_report_result::Result::Ok(a)) => a,
+        other => panic!("expected ok, got {other:?}"),
+    }
+}
+
+fn err(r: &pb::SyncReportResult) -> &tonic_types::pb::Status {
+    match &r.result {
+        Some(sync_report_result::Result::Error(e)) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn bad_fields(s: &tonic_types::pb::Status) -> Vec<String> {
+    let st = tonic::Status::with_details(
+        Code::from_i32(s.code),
+        s.message.clone(),
+        prost::Message::encode_to_vec(s).into(),
+    );
+    violations(&st)
+}
+
+async fn demo() -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    app.seed_demo().await;
+    let w = app.token("W-MJ-001", &["grid_worker"], MAJING_WORKER_REGION);
+    (app, w)
+}
+
+#[tokio::test]
+async fn morning_sync_stores_once_merges_the_wall_and_answers_a_resend_identically() {
+    let (app, w) = demo().await;
+    let mut c = app.reports(Some(&w)).await;
+    let mut batch = vec![
+        report("0202", WALL, 16),
+        report("0202", offset(WALL, 15.0, 0.0), 15),
+        report("0202", offset(WALL, 0.0, 25.0), 15),
+        report("0401", offset(WALL, -800.0, 300.0), 16),
+        report("0101", offset(WALL, 500.0, -200.0), 17),
+        report("0301", offset(WALL, -300.0, -300.0), 17),
+        report("0501", offset(WALL, 600.0, 200.0), 18),
+    ];
+    for k in 0..7 {
+        batch.push(report(
+            "0102",
+            offset(WALL, -900.0 + 120.0 * k as f64, -350.0),
+            19,
+        ));
+    }
+    for r in &mut batch {
+        r.grid_code = "500110111201001".into();
+    }
+    let first = c
+        .sync_reports(pb::SyncReportsRequest {
+            reports: batch.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // The connection dropped before the answer: the phone sends the same batch again.
+    let second = c
+        .sync_reports(pb::SyncReportsRequest {
+            reports: batch.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, second, "a resend returns the first answers");
+    assert_eq!(app.count("SELECT count(*) FROM reports").await, 14);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_events WHERE action = 'report.accept'")
+            .await,
+        14
+    );
+
+    let wall: Vec<&pb::SubmitReportResult> = first.results[..3].iter().map(ok).collect();
+    assert_eq!(wall[0].outcome(), ReportOutcome::Created);
+    assert_eq!(
+        (wall[1].outcome(), wall[2].outcome()),
+        (ReportOutcome::Merged, ReportOutcome::Merged)
+    );
+    assert!(wall.iter().all(|r| r.case_id == wall[0].case_id));
+    assert!(
+        wall[0].case_no.starts_with("500110111-"),
+        "{}",
+        wall[0].case_no
+    );
+    let others: std::collections::HashSet<&str> = first.results[3..7]
+        .iter()
+        .map(|r| ok(r).case_id.as_str())
+        .collect();
+    assert_eq!(others.len(), 4, "different events, different cases");
+
+    let op = app.token("op", &["town_operator"], "500110111");
+    let case = app
+        .cases(Some(&op))
+        .await
+        .get_case(pb::GetCaseRequest {
+            case_id: wall[0].case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(case.report_ids.len(), 3);
+    assert_eq!(case.status, "REPORTED");
+    assert_eq!(case.unified_category, "0202");
+    assert!(
+        case.merge_reasons_json[0].contains("opened"),
+        "{:?}",
+        case.merge_reasons_json
+    );
+    assert!(
+        case.merge_reasons_json[1].contains("joined")
+            && case.merge_reasons_json[1].contains("distance_m"),
+        "{:?}",
+        case.merge_reasons_json
+    );
+
+    // Everything located in her grids; the dispute is a case in the 矛盾纠纷 class.
+    let mut reps = app.reports(Some(&w)).await;
+    let listed = reps
+        .list_reports(pb::ListReportsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.reports.len(), 14);
+    assert!(
+        listed
+            .reports
+            .iter()
+            .all(|r| r.resolved_grid_code.starts_with("500110111201")),
+        "{:?}",
+        listed
+            .reports
+            .iter()
+            .map(|r| &r.resolved_grid_code)
+            .collect::<Vec<_>>()
+    );
+    let dispute = reps
+        .get_report(pb::GetReportRequest {
+            report_id: ok(&first.results[3]).report_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dispute.unified_category, "0401");
+}
+
+#[tokio::test]
+async fn a_conflicting_resend_is_refused_for_that_report_only() {
+    let (app, w) = demo().await;
+    let mut c = app.reports(Some(&w)).await;
+    let r = report("0202", WALL, 1);
+    let first = c
+        .submit_report(pb::SubmitReportRequest {
+            report: Some(r.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let again = c
+        .submit_report(pb::SubmitReportRequest {
+            report: Some(r.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first, again);
+    let mut changed = r.clone();
+    changed.title = "另一件事".into();
+    let e = c
+        .submit_report(pb::SubmitReportRequest {
+            report: Some(changed.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists);
+    let batch = c
+        .sync_reports(pb::SyncReportsRequest {
+            reports: vec![report("0101", WALL, 1), changed, r],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ok(&batch.results[0]);
+    assert_eq!(err(&batch.results[1]).code, Code::AlreadyExists as i32);
+    assert_eq!(ok(&batch.results[2]), &first);
+    let title: String = app
+        .sql()
+        .await
+        .query_one(
+            "SELECT title FROM reports WHERE report_id::text = $1",
+            &[&first.report_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(title, "0202 事件");
+    assert_eq!(app.count("SELECT count(*) FROM reports").await, 2);
+}
+
+#[tokio::test]
+async fn a_thousand_report_batch_with_bad_items_in_the_middle() {
+    let (app, w) = demo().await;
+    let mut batch: Vec<pb::Report> = (0..1000)
+        .map(|k| {
+            report(
+                "0101",
+                offset(
+                    WALL,
+                    -1000.0 + (k / 40) as f64 * 80.0,
+                    -400.0 + (k % 40) as f64 * 20.0,
+                ),
+                2,
+            )
+        })
+        .collect();
+    batch[500].location = Some(pb::LatLng {
+        lat: 95.0,
+        lng: 106.0,
+    });
+    batch[501].attachments = vec!["ab".repeat(32)];
+    batch[502].location = Some(pb::LatLng {
+        lat: 28.83,
+        lng: 106.73,
+    }); // 打通村, not hers
+    batch[503].occurred_at = None;
+    let out = app
+        .reports(Some(&w))
+        .await
+        .sync_reports(pb::SyncReportsRequest { reports: batch })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.results.len(), 1000);
+    assert_eq!(bad_fields(err(&out.results[500])), ["location.lat"]);
+    assert_eq!(bad_fields(err(&out.results[501])), ["attachments[0]"]);
+    assert_eq!(err(&out.results[502]).code, Code::PermissionDenied as i32);
+    assert_eq!(bad_fields(err(&out.results[503])), ["occurred_at"]);
+    let good = out
+        .results
+        .iter()
+        .filter(|r| matches!(r.result, Some(sync_report_result::Result::Ok(_))))
+        .count();
+    assert_eq!(good, 996);
+    assert_eq!(app.count("SELECT count(*) FROM reports").await, 996);
+    let e = app
+        .reports(Some(&w))
+        .await
+        .sync_reports(pb::SyncReportsRequest {
+            reports: (0..1001).map(|_| report("0101", WALL, 1)).collect(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&e), ["reports"]);
+}
+
+async fn submit(app: &TestApp, token: &str, r: pb::Report) -> pb::SubmitReportResult {
+    app.reports(Some(token))
+        .await
+        .submit_report(pb::SubmitReportRequest { report: Some(r) })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn merging_follows_distance_category_and_time_window() {
+    let (app, w) = demo().await;
+    let base = submit(&app, &w, report("0201", WALL, 80)).await;
+    let at20 = submit(&app, &w, report("0201", offset(WALL, 20.0, 0.0), 80)).await;
+    let at200 = submit(&app, &w, report("0201", offset(WALL, 200.0, 0.0), 80)).await;
+    let other_class = submit(&app, &w, report("0101", offset(WALL, 5.0, 0.0), 80)).await;
+    let inside_window = submit(&app, &w, report("0201", offset(WALL, 10.0, 0.0), 80 - 71)).await;
+    let outside_window = submit(&app, &w, report("0201", offset(WALL, -10.0, 0.0), 0)).await;
+    assert_eq!(at20.case_id, base.case_id);
+    assert_eq!(at20.outcome(), ReportOutcome::Merged);
+    assert_ne!(at200.case_id, base.case_id);
+    assert_eq!(at200.outcome(), ReportOutcome::Created);
+    assert_ne!(other_class.case_id, base.case_id);
+    assert_eq!(
+        inside_window.case_id, base.case_id,
+        "71 h after the case's last report"
+    );
+    // The case's last report is now 9 h old and this one is 0 h: inside again, so use a
+    // report far in the past instead to check the window's far edge.
+    assert_eq!(outside_window.case_id, base.case_id);
+    let old = submit(&app, &w, report("0201", offset(WALL, 0.0, 10.0), 80 + 73)).await;
+    assert_ne!(
+        old.case_id, base.case_id,
+        "73 h before the case's first report"
+    );
+}
+
+#[tokio::test]
+async fn simultaneous_reports_of_one_pothole_end_in_one_case() {
+    let (app, w) = demo().await;
+    for k in 0..8 {
+        let spot = offset(WALL, -700.0 + 150.0 * k as f64, 0.0);
+        let (a, b) = (
+            report("0201", spot, 1),
+            report("0201", offset(spot, 10.0, 0.0), 1),
+        );
+        let (ca, cb) = (app.reports(Some(&w)).await, app.reports(Some(&w)).await);
+        let (ra, rb) = tokio::join!(
+            async move {
+                ca.clone()
+                    .submit_report(pb::SubmitReportRequest { report: Some(a) })
+                    .await
+            },
+            async move {
+                cb.clone()
+                    .submit_report(pb::SubmitReportRequest { report: Some(b) })
+                    .await
+            }
+        );
+        let (ra, rb) = (ra.unwrap().into_inner(), rb.unwrap().into_inner());
+        assert_eq!(ra.case_id, rb.case_id, "pair {k}");
+        let mut outcomes = [ra.outcome(), rb.outcome()];
+        outcomes.sort_by_key(|o| *o as i32);
+        assert_eq!(outcomes, [ReportOutcome::Created, ReportOutcome::Merged]);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM cases").await, 8);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_identical_submissions_store_one_row_and_give_fifty_identical_answers() {
+    let (app, w) = demo().await;
+    let r = report("0301", WALL, 1);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let mut c = app.reports(Some(&w)).await;
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            c.submit_report(pb::SubmitReportRequest { report: Some(r) })
+                .await
+                .map(|x| x.into_inner())
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap().unwrap());
+    }
+    assert!(answers.windows(2).all(|p| p[0] == p[1]));
+    assert_eq!(answers[0].outcome(), ReportOutcome::Created);
+    assert_eq!(app.count("SELECT count(*) FROM reports").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM cases").await, 1);
+}
+
+#[tokio::test]
+async fn split_and_manual_merge_correct_the_machine_with_audit() {
+    let (app, w) = demo().await;
+    let a = submit(&app, &w, report("0202", WALL, 3)).await;
+    let b = submit(&app, &w, report("0202", offset(WALL, 10.0, 0.0), 2)).await;
+    let c = submit(&app, &w, report("0202", offset(WALL, 20.0, 0.0), 1)).await;
+    assert!(a.case_id == b.case_id && b.case_id == c.case_id);
+    let op = app.token("op", &["town_operator"], "500110111");
+    let mut cases = app.cases(Some(&op)).await;
+    let split = cases
+        .split_report(pb::SplitReportRequest {
+            report_id: c.report_id.clone(),
+            comment: "不是同一堵墙".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(split.case_id, a.case_id);
+    assert_eq!(split.report_ids, std::slice::from_ref(&c.report_id));
+    let old = cases
+        .get_case(pb::GetCaseRequest {
+            case_id: a.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(old.report_ids.len(), 2);
+    // A grid worker may not correct the machine.
+    let e = app
+        .cases(Some(&w))
+        .await
+        .merge_cases(pb::MergeCasesRequest {
+            target_case_id: a.case_id.clone(),
+            source_case_ids: vec![split.case_id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let merged = cases
+        .merge_cases(pb::MergeCasesRequest {
+            target_case_id: a.case_id.clone(),
+            source_case_ids: vec![split.case_id.clone()],
+            comment: "还是同一堵墙".into(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(merged.report_ids.len(), 3);
+    assert!(merged.version > old.version);
+    let gone = cases
+        .get_case(pb::GetCaseRequest {
+            case_id: split.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (gone.status.as_str(), gone.merged_into.as_str()),
+        ("MERGED", a.case_id.as_str())
+    );
+    // Merging a finished case is refused and names its state.
+    let e = cases
+        .merge_cases(pb::MergeCasesRequest {
+            target_case_id: a.case_id.clone(),
+            source_case_ids: vec![split.case_id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("MERGED"));
+    // The only report of a case cannot be split off.
+    let lone = submit(&app, &w, report("0501", offset(WALL, -500.0, 0.0), 1)).await;
+    let e = cases
+        .split_report(pb::SplitReportRequest {
+            report_id: lone.report_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    for action in ["report.split", "case.merge", "case.absorb"] {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) FROM audit_events WHERE action = '{action}' AND actor = 'op'"
+            ))
+            .await,
+            1,
+            "{action}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn grid_mismatch_outside_all_grids_and_unmapped_categories_are_flagged() {
+    let (app, w) = demo().await;
+    let mut claimed = report("0101", WALL, 1);
+    claimed.grid_code = "500110111201002".into();
+    let r = submit(&app, &w, claimed).await;
+    assert_eq!(r.flags, ["GRID_MISMATCH"]);
+    let stored = app
+        .reports(Some(&w))
+        .await
+        .get_report(pb::GetReportRequest {
+            report_id: r.report_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            stored.grid_code.as_str(),
+            stored.resolved_grid_code.as_str()
+        ),
+        ("500110111201002", "500110111201001")
+    );
+
+    // In the town's margin, outside every grid: the town's fallback owner has it.
+    let op = app.token("op", &["town_operator"], "500110111");
+    let margin = (
+        gridhub::demo::ORIGIN.0 - 0.005,
+        gridhub::demo::ORIGIN.1 + 0.01,
+    );
+    let out = submit(&app, &op, report("0501", margin, 1)).await;
+    assert_eq!(out.flags, ["OUTSIDE_GRID"]);
+    let stored = app
+        .reports(Some(&op))
+        .await
+        .get_report(pb::GetReportRequest {
+            report_id: out.report_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            stored.region_code.as_str(),
+            stored.owner.as_str(),
+            stored.resolved_grid_code.as_str()
+        ),
+        ("500110111", "500110111-ZZB", "")
+    );
+    let case = app
+        .cases(Some(&op))
+        .await
+        .get_case(pb::GetCaseRequest {
+            case_id: out.case_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (case.assignee.as_str(), case.flags.clone()),
+        ("500110111-ZZB", vec!["OUTSIDE_GRID".to_string()])
+    );
+    // Nowhere known at all.
+    let e = app
+        .reports(Some(&op))
+        .await
+        .submit_report(pb::SubmitReportRequest {
+            report: Some(report("0501", (40.0, 116.4), 1)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&e), ["report.location"]);
+
+    // Unknown category: accepted, flagged, in triage, never merged automatically.
+    let u1 = submit(&app, &w, report("XYZ-999", offset(WALL, 0.0, 300.0), 1)).await;
+    let u2 = submit(&app, &w, report("XYZ-999", offset(WALL, 0.0, 301.0), 1)).await;
+    assert_eq!(u1.flags, ["UNMAPPED_CATEGORY"]);
+    assert_ne!(u1.case_id, u2.case_id);
+    let triage = app
+        .cases(Some(&op))
+        .await
+        .get_case(pb::GetCaseRequest {
+            case_id: u1.case_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (triage.unified_category.as_str(), triage.flags.clone()),
+        ("", vec!["TRIAGE".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn line_system_codes_map_onto_the_unified_taxonomy_and_merge_across_channels() {
+    let (app, w) = demo().await;
+    let grid = submit(&app, &w, report("0202", WALL, 2)).await;
+    let op = app.token("cg-system", &["town_operator"], "500110111");
+    let mut line = report("CG-0302", offset(WALL, 20.0, 0.0), 1);
+    line.source = ReportSource::LineSystem as i32;
+    line.source_system = "城管".into();
+    let joined = submit(&app, &op, line).await;
+    assert_eq!(joined.case_id, grid.case_id);
+    assert_eq!(joined.outcome(), ReportOutcome::Merged);
+    let mut nameless = report("CG-0302", WALL, 1);
+    nameless.source = ReportSource::LineSystem as i32;
+    let e = app
+        .reports(Some(&op))
+        .await
+        .submit_report(pb::SubmitReportRequest {
+            report: Some(nameless),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&e), ["report.source_system"]);
+}
+
+#[tokio::test]
+async fn a_worker_reports_only_inside_her_village_and_reads_only_its_reports() {
+    let (app, w) = demo().await;
+    let e = app
+        .reports(Some(&w))
+        .await
+        .submit_report(pb::SubmitReportRequest {
+            report: Some(report("0101", (28.83, 106.73), 1)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert_eq!(app.count("SELECT count(*) FROM reports").await, 0);
+    let dt = app.token("W-DT-001", &["grid_worker"], "500110111200");
+    let theirs = submit(&app, &dt, report("0101", (28.83, 106.73), 1)).await;
+    let e = app
+        .reports(Some(&w))
+        .await
+        .get_report(pb::GetReportRequest {
+            report_id: theirs.report_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = app
+        .cases(Some(&w))
+        .await
+        .get_case(pb::GetCaseRequest {
+            case_id: theirs.case_id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let mine = app
+        .reports(Some(&w))
+        .await
+        .list_reports(pb::ListReportsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(mine.reports.is_empty());
+    let e = app
+        .reports(Some(&w))
+        .await
+        .list_reports(pb::ListReportsRequest {
+            region_code: "500110111200".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = app
+        .reports(Some(&app.token("aud", &["auditor"], "500110111")))
+        .await
+        .submit_report(pb::SubmitReportRequest {
+            report: Some(report("0101", WALL, 1)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "auditors only read");
+}
+
+fn chunks(content_type: &str, bytes: &[u8], size: usize) -> Vec<pb::AttachmentChunk> {
+    bytes
+        .chunks(size)
+        .enumerate()
+        .map(|(i, c)| pb::AttachmentChunk {
+            content_type: if i == 0 {
+                content_type.into()
+            } else {
+                String::new()
+            },
+            data: c.to_vec(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn attachments_round_trip_once_and_are_limited_by_size_and_type() {
+    let app = TestApp::spawn_with(|s| s.attachment_max_bytes = 100_000).await;
+    app.seed_demo().await;
+    let w = app.token("W-MJ-001", &["grid_worker"], MAJING_WORKER_REGION);
+    let mut c = app.reports(Some(&w)).await;
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend((0..50_000u32).map(|i| (i % 251) as u8));
+    let a = c
+        .upload_attachment(tokio_stream::iter(chunks("image/png", &png, 16 * 1024)))
+        .await
+        .unwrap()
+        .into_inner();
+    use sha2::Digest;
+    assert_eq!(a.attachment_id, hex::encode(sha2::Sha256::digest(&png)));
+    assert_eq!(
+        (a.content_type.as_str(), a.size_bytes),
+        ("image/png", png.len() as i64)
+    );
+    let again = c
+        .upload_attachment(tokio_stream::iter(chunks("image/png", &png, 7000)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, a);
+    assert_eq!(app.count("SELECT count(*) FROM attachments").await, 1);
+    let id = &a.attachment_id;
+    let on_disk = app
+        .data_dir
+        .path()
+        .join("attachments")
+        .join(&id[..2])
+        .join(&id[2..4])
+        .join(id);
+    assert_eq!(std::fs::read(on_disk).unwrap(), png);
+    let mut r = report("0202", WALL, 1);
+    r.attachments = vec![a.attachment_id.clone()];
+    let stored = submit(&app, &w, r).await;
+    let got = c
+        .get_report(pb::GetReportRequest {
+            report_id: stored.report_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.attachments, std::slice::from_ref(&a.attachment_id));
+
+    let big = vec![0xFFu8; 100_001];
+    let e = c
+        .upload_attachment(tokio_stream::iter(chunks("image/jpeg", &big, 30_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&e), ["data"]);
+    let e = c
+        .upload_attachment(tokio_stream::iter(chunks(
+            "application/pdf",
+            b"%PDF-1.7",
+            100,
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&e), ["content_type"]);
+    let e = c
+        .upload_attachment(tokio_stream::iter(chunks("image/jpeg", &png, 100_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&e), ["data"], "PNG bytes declared as JPEG");
+    let mut unknown = report("0202", WALL, 1);
+    unknown.attachments = vec!["0".repeat(64)];
+    let e = c
+        .submit_report(pb::SubmitReportRequest {
+            report: Some(unknown),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&e), ["report.attachments[0]"]);
+    assert_eq!(app.count("SELECT count(*) FROM attachments").await, 1);
+}
