@@ -752,3 +752,57 @@ async fn attachments_round_trip_once_and_are_limited_by_size_and_type() {
     assert_eq!(violations(&e), ["report.attachments[0]"]);
     assert_eq!(app.count("SELECT count(*) FROM attachments").await, 1);
 }
+
+#[tokio::test]
+async fn a_resend_after_the_idempotency_window_is_answered_from_the_stored_report() {
+    let app = TestApp::spawn_with(|s| s.idempotency_retention = std::time::Duration::ZERO).await;
+    app.seed_demo().await;
+    let w = app.token("W-MJ-001", &["grid_worker"], MAJING_WORKER_REGION);
+    let r = report("0202", WALL, 1);
+    let first = submit(&app, &w, r.clone()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let late = submit(&app, &w, r).await;
+    assert_eq!(late.outcome(), ReportOutcome::AlreadyReceived);
+    assert_eq!(
+        (late.report_id.as_str(), late.case_id.as_str()),
+        (first.report_id.as_str(), first.case_id.as_str())
+    );
+    assert_eq!(app.count("SELECT count(*) FROM reports").await, 1);
+}
+
+#[tokio::test]
+async fn the_categories_command_loads_a_taxonomy() {
+    let db = crate::helpers::FreshDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taxonomy.csv");
+    std::fs::write(&file, "type,code,name,parent_code,merge_radius_m,merge_window_hours,source_system,source_code\ncategory,09,环境保护,,,,,\ncategory,0901,违规焚烧,09,100,12,,\nmapping,0901,,,,,环保,HB-11\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridhub"))
+        .args(["import", "categories"])
+        .arg(&file)
+        .env("DATABASE_URL", db.url.expose())
+        .env("GRIDHUB_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 categories and 1 mappings"));
+    let (client, conn) = tokio_postgres::connect(db.url.expose(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client.query_one("SELECT c.merge_radius_m, c.merge_window_hours FROM category_mappings m JOIN categories c ON c.code = m.unified_code WHERE m.source_system = '环保' AND m.source_code = 'HB-11'", &[]).await.unwrap();
+    assert_eq!((row.get::<_, f64>(0), row.get::<_, i32>(1)), (100.0, 12));
+    std::fs::write(&file, "type,code,name\ncategory,09 09,坏,\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridhub"))
+        .args(["import", "categories"])
+        .arg(&file)
+        .env("DATABASE_URL", db.url.expose())
+        .env("GRIDHUB_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+}
