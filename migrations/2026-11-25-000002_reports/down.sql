@@ -1,6 +1,6 @@
 DROP TABLE reports;
 DROP TABLE attachments;
 DROP TABLE cases;
-DROP TABLE case_numbers;
+DROP SEQUENCE case_serial;
 DROP TABLE category_mappings;
 DROP TABLE categories;

@@ -21,13 +21,9 @@ CREATE TABLE category_mappings (
     PRIMARY KEY (source_system, source_code)
 );
 
--- Human-readable case numbers, per town and year.
-CREATE TABLE case_numbers (
-    town_code text NOT NULL,
-    year integer NOT NULL,
-    last bigint NOT NULL,
-    PRIMARY KEY (town_code, year)
-);
+-- Serials of human-readable case numbers (town-year-serial). One lock-free sequence: a
+-- per-town counter row would serialize every report transaction of a town until commit.
+CREATE SEQUENCE case_serial;
 
 -- One event, one case. `region_code` is where the case lies (its grid, or the smallest known
 -- region containing it) and scopes every read.

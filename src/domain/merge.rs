@@ -24,6 +24,26 @@ pub fn bbox_degrees(lat: f64, radius_m: f64) -> (f64, f64) {
     (dlat * 1.01, dlat / coslat * 1.01)
 }
 
+/// Size of a lock cell in degrees (about 1 km).
+pub const LOCK_CELL_DEG: f64 = 0.01;
+
+/// The lock keys (category, cell) a report at `point` takes before looking for cases within
+/// `radius_m`: every cell its radius box touches. Any two reports close enough to merge share
+/// at least the cell of one of them.
+pub fn lock_cells(category: &str, point: (f64, f64), radius_m: f64) -> Vec<String> {
+    let (dlat, dlng) = bbox_degrees(point.0, radius_m);
+    let cell = |d: f64| (d / LOCK_CELL_DEG).floor() as i64;
+    let (y0, y1) = (cell(point.0 - dlat), cell(point.0 + dlat));
+    let (x0, x1) = (cell(point.1 - dlng), cell(point.1 + dlng));
+    let mut out = Vec::new();
+    for y in y0..=y1 {
+        for x in x0..=x1 {
+            out.push(format!("case-merge/{category}/{y}/{x}"));
+        }
+    }
+    out
+}
+
 /// A category's merge rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MergeRule {
@@ -230,6 +250,30 @@ mod tests {
             decide(WALL, t(2), wide, &cases),
             Decision::Opened { .. }
         ));
+    }
+
+    #[test]
+    fn reports_that_can_merge_share_a_lock_cell() {
+        // Points on both sides of cell borders, at the merge distance.
+        for (lat, lng) in [
+            (28.8299999, 106.7499999),
+            (28.83, 106.745),
+            (28.8300001, 106.7400001),
+        ] {
+            for (n, e) in [(49.0, 0.0), (0.0, 49.0), (-35.0, 35.0), (35.0, -35.0)] {
+                let a = (lat, lng);
+                let b = offset(a, n, e);
+                let ca = lock_cells("0202", a, 50.0);
+                let cb = lock_cells("0202", b, 50.0);
+                assert!(ca.iter().any(|c| cb.contains(c)), "{a:?} {b:?}");
+            }
+        }
+        assert!(lock_cells("0202", WALL, 50.0).len() <= 4);
+        assert!(
+            lock_cells("0101", WALL, 50.0)
+                .iter()
+                .all(|c| c.contains("/0101/"))
+        );
     }
 
     #[test]

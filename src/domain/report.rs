@@ -69,9 +69,16 @@ pub fn town_of(region: &str) -> &str {
     }
 }
 
-/// A case number: town, year, serial, e.g. `500110111-2026-000042`.
+/// A case number: town, year, serial, e.g. `500110111-2026-000042`. Serials come from one
+/// sequence: unique and increasing, not dense per town.
 pub fn case_no(town: &str, year: i32, serial: i64) -> String {
     format!("{town}-{year}-{serial:06}")
+}
+
+/// The calendar year in China (UTC+8) at `t`.
+pub fn china_year(t: chrono::DateTime<chrono::Utc>) -> i32 {
+    use chrono::Datelike;
+    (t + chrono::Duration::hours(8)).year()
 }
 
 #[cfg(test)]
@@ -83,5 +90,9 @@ mod tests {
         assert_eq!(town_of("500110111201001"), "500110111");
         assert_eq!(town_of("500110"), "500110");
         assert_eq!(case_no("500110111", 2026, 42), "500110111-2026-000042");
+        let new_year_utc = chrono::DateTime::parse_from_rfc3339("2026-12-31T16:30:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(china_year(new_year_utc), 2027);
     }
 }

@@ -205,25 +205,17 @@ pub async fn split(
     Ok(id)
 }
 
-/// Allocates the next case number of the town of `region` for this year.
+/// A new case number for the town of `region`.
 pub async fn next_case_no(conn: &mut AsyncPgConnection, region: &str) -> QueryResult<String> {
-    use chrono::Datelike;
+    let serial = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "nextval('case_serial')",
+    ))
+    .get_result::<i64>(conn)
+    .await?;
     let town = crate::domain::report::town_of(region);
-    let year = (Utc::now() + chrono::Duration::hours(8)).year();
-    let n: i64 = diesel::sql_query(
-        "INSERT INTO case_numbers AS n (town_code, year, last) VALUES ($1, $2, 1)
-         ON CONFLICT (town_code, year) DO UPDATE SET last = n.last + 1 RETURNING last",
-    )
-    .bind::<diesel::sql_types::Text, _>(town)
-    .bind::<diesel::sql_types::Integer, _>(year)
-    .get_result::<Last>(conn)
-    .await?
-    .last;
-    Ok(crate::domain::report::case_no(town, year, n))
-}
-
-#[derive(QueryableByName)]
-struct Last {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    last: i64,
+    Ok(crate::domain::report::case_no(
+        town,
+        crate::domain::report::china_year(Utc::now()),
+        serial,
+    ))
 }

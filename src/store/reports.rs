@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Double, Int2, Integer, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -134,14 +134,6 @@ struct Near {
     first_reported_at: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
     last_reported_at: DateTime<Utc>,
-}
-
-#[derive(QueryableByName)]
-struct Numbered {
-    #[diesel(sql_type = Text)]
-    town_code: String,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    last: i64,
 }
 
 /// A case as it is being built or extended by this batch.
@@ -685,46 +677,26 @@ async fn candidates(
 }
 
 async fn number_cases(conn: &mut AsyncPgConnection, drafts: &mut [CaseDraft]) -> QueryResult<()> {
-    let year = Utc::now()
-        .with_timezone(
-            &FixedOffset::east_opt(8 * 3600)
-                .unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!())),
-        )
-        .year();
-    let mut per_town: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
-    for d in drafts.iter().filter(|d| !d.existing) {
-        *per_town
-            .entry(report::town_of(&d.region_code).to_owned())
-            .or_default() += 1;
-    }
-    if per_town.is_empty() {
+    let n = drafts.iter().filter(|d| !d.existing).count();
+    if n == 0 {
         return Ok(());
     }
-    let towns: Vec<&String> = per_town.keys().collect();
-    let counts: Vec<i64> = per_town.values().copied().collect();
-    let years = vec![year; towns.len()];
-    let rows: Vec<Numbered> = diesel::sql_query(
-        "INSERT INTO case_numbers AS n (town_code, year, last)
-         SELECT * FROM unnest($1::text[], $2::int4[], $3::int8[])
-         ON CONFLICT (town_code, year) DO UPDATE SET last = n.last + excluded.last
-         RETURNING town_code, last",
-    )
-    .bind::<Array<Text>, _>(towns)
-    .bind::<Array<Integer>, _>(years)
-    .bind::<Array<diesel::sql_types::BigInt>, _>(counts)
-    .load(conn)
-    .await?;
-    let mut next: HashMap<String, i64> = rows
-        .into_iter()
-        .map(|r| (r.town_code.clone(), r.last - per_town[&r.town_code] + 1))
-        .collect();
-    for d in drafts.iter_mut().filter(|d| !d.existing) {
-        let town = report::town_of(&d.region_code).to_owned();
-        let n = next.entry(town.clone()).or_insert(1);
-        d.case_no = report::case_no(&town, year, *n);
-        *n += 1;
+    let serials: Vec<Serial> =
+        diesel::sql_query("SELECT nextval('case_serial') AS serial FROM generate_series(1, $1)")
+            .bind::<Integer, _>(n as i32)
+            .load(conn)
+            .await?;
+    let year = report::china_year(Utc::now());
+    for (d, s) in drafts.iter_mut().filter(|d| !d.existing).zip(serials) {
+        d.case_no = report::case_no(report::town_of(&d.region_code), year, s.serial);
     }
     Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Serial {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    serial: i64,
 }
 
 async fn insert_cases(conn: &mut AsyncPgConnection, drafts: &[CaseDraft]) -> QueryResult<()> {

@@ -36,14 +36,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    case_numbers (town_code, year) {
-        town_code -> Text,
-        year -> Int4,
-        last -> Int8,
-    }
-}
-
-diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::Geometry;
 
@@ -180,7 +172,6 @@ diesel::joinable!(workers -> regions (region_code));
 diesel::allow_tables_to_appear_in_same_query!(
     attachments,
     audit_events,
-    case_numbers,
     cases,
     categories,
     category_mappings,

@@ -6,6 +6,9 @@
 //! - `bench locate`: `LocateGrid` over real gRPC at N concurrent clients over 100,000
 //!   synthetic grid polygons, versus the same PostGIS query sent directly over N
 //!   connections.
+//! - `bench ingest`: `SyncReports` batches and single `SubmitReport`s (see [`ingest`]).
+
+mod ingest;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +49,24 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 15)]
         seconds: u64,
     },
+    /// Report intake: SyncReports batches and single SubmitReports versus COPY and single-row INSERT.
+    Ingest {
+        /// Number of grid polygons.
+        #[arg(long, default_value_t = 100_000)]
+        grids: usize,
+        /// Batches of 1,000 reports per batch client.
+        #[arg(long, default_value_t = 20)]
+        batches: usize,
+        /// Concurrent batch clients.
+        #[arg(long, default_value_t = 4)]
+        batch_clients: usize,
+        /// Concurrent single-submit clients.
+        #[arg(long, default_value_t = 64)]
+        single_clients: usize,
+        /// Seconds of single submits (and of the single-row baseline).
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+    },
 }
 
 /// Runs a benchmark.
@@ -61,6 +82,26 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
             clients,
             seconds,
         } => locate(settings, &url, grids, clients, Duration::from_secs(seconds)).await,
+        BenchCommand::Ingest {
+            grids,
+            batches,
+            batch_clients,
+            single_clients,
+            seconds,
+        } => {
+            ingest::run(
+                settings,
+                &url,
+                ingest::Plan {
+                    grids,
+                    batches,
+                    batch_clients,
+                    single_clients,
+                    seconds,
+                },
+            )
+            .await
+        }
     };
     store::drop_database(&db.url, &name).await?;
     db.close();
@@ -137,7 +178,7 @@ const COLS: usize = 400;
 
 /// Synthetic hierarchy: county 500110, towns 500110901…, 20 villages per town, 500 grids per
 /// village, laid out as square cells `COLS` wide.
-async fn seed_grids(url: &DbUrl, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn seed_grids(url: &DbUrl, n: usize) -> anyhow::Result<()> {
     let mut conn = store::connect_one(url).await?;
     let mut rows = vec![
         RegionInput {
@@ -216,7 +257,7 @@ async fn seed_grids(url: &DbUrl, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn random_point(rng: &mut StdRng, n: usize) -> (f64, f64) {
+pub(crate) fn random_point(rng: &mut StdRng, n: usize) -> (f64, f64) {
     let rows = n.div_ceil(COLS);
     let k = rng.random_range(0..n);
     let _ = rows;
@@ -230,16 +271,16 @@ fn random_point(rng: &mut StdRng, n: usize) -> (f64, f64) {
     )
 }
 
-struct Stats {
-    calls: usize,
-    errors: usize,
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
-    per_sec: f64,
+pub(crate) struct Stats {
+    pub(crate) calls: usize,
+    pub(crate) errors: usize,
+    pub(crate) p50: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) max: Duration,
+    pub(crate) per_sec: f64,
 }
 
-fn stats(mut lat: Vec<Duration>, errors: usize, wall: Duration) -> Stats {
+pub(crate) fn stats(mut lat: Vec<Duration>, errors: usize, wall: Duration) -> Stats {
     lat.sort();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))

@@ -1,0 +1,451 @@
+//! `gridhub bench ingest`: report intake over real gRPC, in one process and one run, on one
+//! fresh database with 100,000 grid polygons and the fixture taxonomy:
+//!
+//! 1. batch ingest: `SyncReports` with 1,000-report batches from 4 concurrent clients
+//!    (durable commits, grid resolution, merging and audit included);
+//! 2. its physical-limit baseline: the same rows `COPY`'d into a staging table, then
+//!    `INSERT … SELECT … ON CONFLICT DO NOTHING` into a table identical to `reports`;
+//! 3. single submits: `SubmitReport` from 64 concurrent clients;
+//! 4. its baseline: single-row `INSERT … ON CONFLICT` at the same concurrency.
+//!
+//! It prints reports/s, latency percentiles, CPU-seconds per 1,000 reports (this process,
+//! which runs the server and the clients, and the whole machine, which adds PostgreSQL),
+//! peak RSS of this process, and each ratio to its baseline.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::SinkExt;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio_postgres::NoTls;
+
+use super::{random_point, seed_grids, stats};
+use crate::config::{JwtKey, Settings};
+use crate::crypto::SecretKey;
+use crate::grpc::convert::timestamp;
+use crate::grpc::pb;
+use crate::startup::App;
+use crate::store::DbUrl;
+
+/// What to run.
+pub struct Plan {
+    pub grids: usize,
+    pub batches: usize,
+    pub batch_clients: usize,
+    pub single_clients: usize,
+    pub seconds: u64,
+}
+
+/// The fixture's minor classes.
+const CATEGORIES: [&str; 12] = [
+    "0101", "0102", "0201", "0202", "0301", "0302", "0401", "0402", "0501", "0601", "0101", "0201",
+];
+
+/// A synthetic report: mostly random places, one in ten near one of 1,000 hotspots (so that
+/// merging happens).
+fn synthetic(
+    rng: &mut StdRng,
+    grids: usize,
+    hotspots: &[((f64, f64), &'static str)],
+) -> pb::Report {
+    let (point, category) = if rng.random_bool(0.1) {
+        let (p, c) = hotspots[rng.random_range(0..hotspots.len())];
+        (
+            crate::domain::merge::offset(
+                p,
+                rng.random_range(-20.0..20.0),
+                rng.random_range(-20.0..20.0),
+            ),
+            c,
+        )
+    } else {
+        (
+            random_point(rng, grids),
+            CATEGORIES[rng.random_range(0..CATEGORIES.len())],
+        )
+    };
+    pb::Report {
+        client_report_id: uuid::Uuid::new_v4().to_string(),
+        source: pb::ReportSource::GridApp as i32,
+        category_code: category.into(),
+        title: "巡查发现问题".into(),
+        description: "网格员巡查时发现，现场已拍照。".into(),
+        location: Some(pb::LatLng {
+            lat: point.0,
+            lng: point.1,
+        }),
+        occurred_at: Some(timestamp(
+            Utc::now() - chrono::Duration::minutes(rng.random_range(0..48 * 60)),
+        )),
+        reporter_id: "W-BENCH".into(),
+        ..Default::default()
+    }
+}
+
+fn process_cpu_seconds() -> f64 {
+    // utime and stime, fields 14 and 15, in USER_HZ (100 per second on Linux).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+fn machine_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let line = stat.lines().next().unwrap_or("");
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system (idle iowait skipped) irq softirq steal
+    (f.iter().take(3).sum::<f64>() + f.iter().skip(5).take(3).sum::<f64>()) / 100.0
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Adds the bearer token to every call.
+type Auth = Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+type Client = pb::report_service_client::ReportServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Auth>,
+>;
+
+async fn client(addr: std::net::SocketAddr, token: &str) -> anyhow::Result<Client> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let header: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse()?;
+    let f: Auth = Box::new(move |mut r: tonic::Request<()>| {
+        r.metadata_mut().insert("authorization", header.clone());
+        Ok(r)
+    });
+    Ok(
+        pb::report_service_client::ReportServiceClient::with_interceptor(channel, f)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20),
+    )
+}
+
+/// Runs the ingest benchmark on the migrated scratch database at `url`.
+pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result<()> {
+    let t = Instant::now();
+    seed_grids(url, plan.grids).await?;
+    crate::import::import_categories(url, include_str!("../../fixtures/categories.csv"), "bench")
+        .await?;
+    println!(
+        "bench ingest: seeded {} grid polygons and the taxonomy in {:.1?}",
+        plan.grids,
+        t.elapsed()
+    );
+
+    let key = SecretKey::generate();
+    let mut s = settings.clone();
+    s.listen = "127.0.0.1:0".parse()?;
+    s.jwt_key = JwtKey::Hs256(key.clone());
+    s.db.pool_size = 16;
+    // A 1,000-report batch is about 0.3 MB; the default 4 MiB limit holds it.
+    let mut app = App::bind(&s, url).await?;
+    app.ready().await;
+    let token = crate::auth::jwt::Issuer::hs256(&key, &s.jwt_audience).issue(
+        "bench",
+        &["town_operator".into()],
+        "500110",
+        Duration::from_secs(3600),
+    )?;
+
+    // The same reports for the gRPC run and the COPY baseline.
+    let mut rng = StdRng::seed_from_u64(7);
+    let hotspots: Vec<((f64, f64), &'static str)> = (0..1000)
+        .map(|_| {
+            (
+                random_point(&mut rng, plan.grids),
+                CATEGORIES[rng.random_range(0..CATEGORIES.len())],
+            )
+        })
+        .collect();
+    let batches: Vec<Vec<pb::Report>> = (0..plan.batches * plan.batch_clients)
+        .map(|_| {
+            (0..1000)
+                .map(|_| synthetic(&mut rng, plan.grids, &hotspots))
+                .collect()
+        })
+        .collect();
+    let total = batches.len() * 1000;
+
+    // 1. Batch ingest.
+    let (cpu0, mcpu0) = (process_cpu_seconds(), machine_cpu_seconds());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut per_client: Vec<Vec<Vec<pb::Report>>> =
+        (0..plan.batch_clients).map(|_| Vec::new()).collect();
+    for (i, b) in batches.iter().enumerate() {
+        per_client[i % plan.batch_clients].push(b.clone());
+    }
+    let max_rss = std::sync::Arc::new(std::sync::Mutex::new(0.0f64));
+    for mine in per_client {
+        let mut c = client(app.addr, &token).await?;
+        let max_rss = max_rss.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failed = 0usize;
+            for b in mine {
+                let t = Instant::now();
+                let r = c
+                    .sync_reports(pb::SyncReportsRequest { reports: b })
+                    .await?
+                    .into_inner();
+                latencies.push(t.elapsed());
+                failed += r
+                    .results
+                    .iter()
+                    .filter(|x| !matches!(x.result, Some(pb::sync_report_result::Result::Ok(_))))
+                    .count();
+                if let Ok(mut m) = max_rss.lock() {
+                    *m = m.max(rss_mb());
+                }
+            }
+            anyhow::Ok((latencies, failed))
+        }));
+    }
+    let (mut lat, mut failed) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, f) = t.await??;
+        lat.extend(l);
+        failed += f;
+    }
+    let wall = started.elapsed();
+    let (cpu, mcpu) = (process_cpu_seconds() - cpu0, machine_cpu_seconds() - mcpu0);
+    anyhow::ensure!(failed == 0, "{failed} reports were refused");
+    let batch = stats(lat, 0, wall);
+    let batch_rate = total as f64 / wall.as_secs_f64();
+    let cases: i64 = {
+        let (c, conn) = tokio_postgres::connect(url.expose(), NoTls).await?;
+        tokio::spawn(conn);
+        c.query_one("SELECT count(*) FROM cases", &[]).await?.get(0)
+    };
+
+    // 2. COPY baseline over the same rows.
+    let (pg, conn) = tokio_postgres::connect(url.expose(), NoTls).await?;
+    tokio::spawn(conn);
+    pg.batch_execute(
+        "CREATE TABLE reports_copy (LIKE reports INCLUDING ALL);
+         CREATE UNLOGGED TABLE reports_staging (LIKE reports INCLUDING DEFAULTS);",
+    )
+    .await?;
+    let case_id = uuid::Uuid::now_v7();
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    for r in batches.iter().flatten() {
+        let l = r.location.unwrap_or_default();
+        let occurred = r
+            .occurred_at
+            .as_ref()
+            .and_then(crate::grpc::convert::from_timestamp)
+            .unwrap_or_else(Utc::now)
+            .to_rfc3339();
+        csv.write_record([
+            uuid::Uuid::now_v7().to_string().as_str(),
+            r.client_report_id.as_str(),
+            "\\x00",
+            "1",
+            r.category_code.as_str(),
+            r.title.as_str(),
+            r.description.as_str(),
+            l.lat.to_string().as_str(),
+            l.lng.to_string().as_str(),
+            "500110901201001",
+            occurred.as_str(),
+            "bench",
+            case_id.to_string().as_str(),
+            "1",
+            case_id.to_string().as_str(),
+            "{}",
+        ])?;
+    }
+    let csv = csv.into_inner()?;
+    let (cpu0c, mcpu0c) = (process_cpu_seconds(), machine_cpu_seconds());
+    let t = Instant::now();
+    let sink = pg
+        .copy_in("COPY reports_staging (report_id, client_report_id, payload_hash, source, category_code, title, description, lat, lng, region_code, occurred_at, submitted_by, case_id, first_outcome, first_case_id, merge_reason) FROM STDIN (FORMAT csv)")
+        .await?;
+    futures::pin_mut!(sink);
+    for chunk in csv.chunks(1 << 20) {
+        sink.send(bytes::Bytes::copy_from_slice(chunk)).await?;
+    }
+    sink.finish().await?;
+    let moved = pg
+        .execute(
+            "INSERT INTO reports_copy SELECT * FROM reports_staging ON CONFLICT DO NOTHING",
+            &[],
+        )
+        .await?;
+    let copy_wall = t.elapsed();
+    let (cpuc, mcpuc) = (
+        process_cpu_seconds() - cpu0c,
+        machine_cpu_seconds() - mcpu0c,
+    );
+    anyhow::ensure!(moved as usize == total, "baseline moved {moved} of {total}");
+    let copy_rate = total as f64 / copy_wall.as_secs_f64();
+
+    // 3. Single submits.
+    let deadline = Instant::now() + Duration::from_secs(plan.seconds);
+    let mut tasks = Vec::new();
+    let (cpu0s, mcpu0s) = (process_cpu_seconds(), machine_cpu_seconds());
+    for k in 0..plan.single_clients {
+        let mut c = client(app.addr, &token).await?;
+        let hotspots = hotspots.clone();
+        let grids = plan.grids;
+        let max_rss = max_rss.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(100 + k as u64);
+            let (mut lat, mut errors) = (Vec::new(), 0usize);
+            while Instant::now() < deadline {
+                let r = synthetic(&mut rng, grids, &hotspots);
+                let t = Instant::now();
+                match c
+                    .submit_report(pb::SubmitReportRequest { report: Some(r) })
+                    .await
+                {
+                    Ok(_) => lat.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+                if lat.len() % 200 == 0
+                    && let Ok(mut m) = max_rss.lock()
+                {
+                    *m = m.max(rss_mb());
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let started = Instant::now();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, e) = t.await?;
+        lat.extend(l);
+        errors += e;
+    }
+    let single = stats(lat, errors, started.elapsed());
+    let (cpus, mcpus) = (
+        process_cpu_seconds() - cpu0s,
+        machine_cpu_seconds() - mcpu0s,
+    );
+    app.shutdown().await;
+
+    // 4. Single-row INSERT … ON CONFLICT at the same concurrency.
+    let deadline = Instant::now() + Duration::from_secs(plan.seconds);
+    let mut tasks = Vec::new();
+    let (cpu0b, mcpu0b) = (process_cpu_seconds(), machine_cpu_seconds());
+    for k in 0..plan.single_clients {
+        let (c, conn) = tokio_postgres::connect(url.expose(), NoTls).await?;
+        tokio::spawn(conn);
+        tasks.push(tokio::spawn(async move {
+            let stmt = c
+                .prepare(
+                    "INSERT INTO reports_copy (report_id, client_report_id, payload_hash, source, category_code, title, description, lat, lng, region_code, occurred_at, submitted_by, case_id, first_outcome, first_case_id, merge_reason)
+                     VALUES ($1::text::uuid, $2::text::uuid, '\\x00', 1, $3, '巡查发现问题', '网格员巡查时发现，现场已拍照。', $4, $5, '500110901201001', now(), 'bench', $6::text::uuid, 1, $6::text::uuid, '{}')
+                     ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            let mut rng = StdRng::seed_from_u64(200 + k as u64);
+            let (mut lat, mut errors) = (Vec::new(), 0usize);
+            while Instant::now() < deadline {
+                let (la, ln) = random_point(&mut rng, 100_000);
+                let t = Instant::now();
+                let ids = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::new_v4().to_string());
+                match c.execute(&stmt, &[&ids.0, &ids.1, &"0101", &la, &ln, &case_id.to_string()]).await {
+                    Ok(_) => lat.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+            Ok::<_, tokio_postgres::Error>((lat, errors))
+        }));
+    }
+    let started = Instant::now();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, e) = t.await??;
+        lat.extend(l);
+        errors += e;
+    }
+    let base = stats(lat, errors, started.elapsed());
+    let (cpub, mcpub) = (
+        process_cpu_seconds() - cpu0b,
+        machine_cpu_seconds() - mcpu0b,
+    );
+
+    let per_k = |cpu: f64, n: f64| cpu / n * 1000.0;
+    println!(
+        "\n{} reports in {} batches of 1,000 from {} clients; {} cases opened",
+        total,
+        batches.len(),
+        plan.batch_clients,
+        cases
+    );
+    println!("| path | reports/s | p50 | p99 | CPU-s/1,000 (process / machine) | ratio |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| SyncReports, 1,000-report batches, {} clients | {:.0} | {:.0} ms/batch | {:.0} ms/batch | {:.3} / {:.3} | {:.0} % |",
+        plan.batch_clients,
+        batch_rate,
+        batch.p50.as_secs_f64() * 1e3,
+        batch.p99.as_secs_f64() * 1e3,
+        per_k(cpu, total as f64),
+        per_k(mcpu, total as f64),
+        batch_rate / copy_rate * 100.0
+    );
+    println!(
+        "| COPY to staging + INSERT … SELECT … ON CONFLICT (baseline) | {:.0} | | | {:.3} / {:.3} | 100 % |",
+        copy_rate,
+        per_k(cpuc, total as f64),
+        per_k(mcpuc, total as f64)
+    );
+    println!(
+        "| SubmitReport, {} clients | {:.0} | {:.1} ms | {:.1} ms | {:.3} / {:.3} | {:.0} % |",
+        plan.single_clients,
+        single.per_sec,
+        single.p50.as_secs_f64() * 1e3,
+        single.p99.as_secs_f64() * 1e3,
+        per_k(cpus, single.calls as f64),
+        per_k(mcpus, single.calls as f64),
+        single.per_sec / base.per_sec * 100.0
+    );
+    println!(
+        "| single-row INSERT … ON CONFLICT, {} connections (baseline) | {:.0} | {:.1} ms | {:.1} ms | {:.3} / {:.3} | 100 % |",
+        plan.single_clients,
+        base.per_sec,
+        base.p50.as_secs_f64() * 1e3,
+        base.p99.as_secs_f64() * 1e3,
+        per_k(cpub, base.calls as f64),
+        per_k(mcpub, base.calls as f64)
+    );
+    let sampled = max_rss.lock().map(|m| *m).unwrap_or(0.0);
+    println!(
+        "single-submit errors: {}; RSS of this process (server and all clients) during the gRPC runs: max sampled {:.0} MB, peak over the whole run {:.0} MB",
+        single.errors,
+        sampled,
+        peak_rss_mb()
+    );
+    Ok(())
+}
