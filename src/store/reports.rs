@@ -354,16 +354,21 @@ pub async fn ingest(
             .cloned()
     };
 
-    // 5. Merge: lock the categories, fetch open cases near each report, decide in order.
-    let cats: BTreeSet<String> = placed
-        .iter()
-        .filter_map(|(_, r, _)| unified_of(r).map(|u| u.code))
-        .collect();
-    if !cats.is_empty() {
+    // 5. Merge: lock (category, map cell) for every cell a report's merge radius touches —
+    // two reports close enough to merge always share the cell of one of them, while reports
+    // far apart or of other categories do not wait for each other — then fetch open cases
+    // near each report and decide in order.
+    let mut cells: BTreeSet<String> = BTreeSet::new();
+    for (_, r, _) in &placed {
+        if let Some(u) = unified_of(r) {
+            cells.extend(merge::lock_cells(&u.code, (r.lat, r.lng), u.rule.radius_m));
+        }
+    }
+    if !cells.is_empty() {
         diesel::sql_query(
-            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended('case-merge/' || c, 7270011) AS k FROM unnest($1::text[]) c ORDER BY 1) s",
+            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(c, 7270011) AS k FROM unnest($1::text[]) c ORDER BY 1) s",
         )
-        .bind::<Array<Text>, _>(cats.iter().collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(cells.iter().collect::<Vec<_>>())
         .execute(conn)
         .await?;
     }
@@ -645,10 +650,12 @@ async fn candidates(
         "SELECT p.k AS idx, c.case_id, c.case_no, c.lat, c.lng, c.first_reported_at, c.last_reported_at
            FROM unnest($1::int4[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::timestamptz[], $8::timestamptz[])
                 AS p(k, cat, lat, lng, dlat, dlng, t0, t1)
-           JOIN cases c ON c.unified_category = p.cat
-                AND c.status NOT IN ('CLOSED', 'VOID', 'MERGED')
-                AND c.location && ST_MakeEnvelope(p.lng - p.dlng, p.lat - p.dlat, p.lng + p.dlng, p.lat + p.dlat, 4326)
-                AND c.last_reported_at >= p.t0 AND c.first_reported_at <= p.t1",
+           CROSS JOIN LATERAL (
+               SELECT * FROM cases c
+                WHERE c.location && ST_MakeEnvelope(p.lng - p.dlng, p.lat - p.dlat, p.lng + p.dlng, p.lat + p.dlat, 4326)
+                  AND c.status NOT IN ('CLOSED', 'VOID', 'MERGED')
+                  AND c.unified_category = p.cat
+                  AND c.last_reported_at >= p.t0 AND c.first_reported_at <= p.t1) c",
     )
     .bind::<Array<Integer>, _>(idx)
     .bind::<Array<Text>, _>(cat)
