@@ -6,6 +6,7 @@ from our .proto files: the wire format is checked by someone else's code.
 Usage: e2e.py HOST:PORT OPERATOR_TOKEN WORKER_TOKEN
 """
 import sys
+import time
 import uuid
 
 import grpc
@@ -89,6 +90,36 @@ first = call("RegionService", "UpsertWorker", good, op_token, "Worker")
 again = call("RegionService", "UpsertWorker", good, op_token, "Worker")
 assert first.phone == "137****5678", first.phone
 assert first.SerializeToString() == again.SerializeToString()
+
+# Reports: nested messages, a Timestamp, a oneof per result, google.rpc.Status inside it.
+Timestamp = message_factory.GetMessageClass(pool.FindMessageTypeByName("google.protobuf.Timestamp"))
+now = Timestamp(seconds=int(time.time()) - 60)
+
+
+def report(lat, lng, **extra):
+    return msg("Report", client_report_id=str(uuid.uuid4()), source=1, category_code="0202", title="路边围墙倒塌",
+               location=msg("LatLng", lat=lat, lng=lng), occurred_at=now, **extra)
+
+
+wall = report(28.83, 106.745)
+first = call("ReportService", "SubmitReport", msg("SubmitReportRequest", report=wall), worker_token, "SubmitReportResult")
+assert first.outcome == 1 and first.case_no.startswith("500110111-"), first  # CREATED
+again = call("ReportService", "SubmitReport", msg("SubmitReportRequest", report=wall), worker_token, "SubmitReportResult")
+assert again.SerializeToString() == first.SerializeToString()
+batch = call("ReportService", "SyncReports",
+             msg("SyncReportsRequest", reports=[report(28.8301, 106.745), report(95.0, 106.745)]),
+             worker_token, "SyncReportsResponse")
+assert batch.results[0].WhichOneof("result") == "ok" and batch.results[0].ok.outcome == 3, batch  # MERGED
+assert batch.results[0].ok.case_id == first.case_id
+err = batch.results[1].error
+assert batch.results[1].WhichOneof("result") == "error" and err.code == grpc.StatusCode.INVALID_ARGUMENT.value[0], batch
+bad_fields = []
+for d in err.details:
+    if d.type_url.endswith("google.rpc.BadRequest"):
+        br = error_details_pb2.BadRequest()
+        br.ParseFromString(d.value)
+        bad_fields += [v.field for v in br.field_violations]
+assert bad_fields == ["location.lat"], bad_fields
 
 v = call("AuditService", "VerifyAuditChain", msg("VerifyAuditChainRequest"), op_token, "VerifyAuditChainResponse")
 assert v.ok and v.events_checked >= 2, v
