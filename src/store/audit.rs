@@ -15,9 +15,6 @@ use sha2::{Digest, Sha256};
 
 use super::schema::audit_events;
 
-/// Advisory lock key that serializes appends to the chain.
-const CHAIN_LOCK: i64 = 7_270_002;
-
 /// One audited action, before it is chained.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
@@ -89,9 +86,7 @@ pub async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    diesel::sql_query(format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
-        .execute(conn)
-        .await?;
+    LockChain {}.execute(conn).await?;
     let head: Option<(i64, Vec<u8>)> = audit_events::table
         .select((audit_events::seq, audit_events::hash))
         .order(audit_events::seq.desc())
@@ -127,13 +122,50 @@ pub async fn append(
             ev
         })
         .collect();
-    // Chunked: each row binds 14 parameters and a statement takes at most 65,535.
-    for chunk in rows.chunks(4000) {
-        diesel::insert_into(audit_events::table)
-            .values(chunk)
-            .execute(conn)
-            .await?;
+    // One prepared statement, one array per column, whatever the number of events.
+    InsertEvents {
+        b1: rows.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        b2: rows.iter().map(|e| e.occurred_at).collect::<Vec<_>>(),
+        b3: rows.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+        b4: rows
+            .iter()
+            .map(|e| {
+                e.actor_roles
+                    .iter()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect::<Vec<_>>(),
+        b5: rows.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        b6: rows
+            .iter()
+            .map(|e| e.entity_type.as_str())
+            .collect::<Vec<_>>(),
+        b7: rows
+            .iter()
+            .map(|e| e.entity_id.as_str())
+            .collect::<Vec<_>>(),
+        b8: rows
+            .iter()
+            .map(|e| e.region_code.as_str())
+            .collect::<Vec<_>>(),
+        b9: rows.iter().map(|e| e.before.as_ref()).collect::<Vec<_>>(),
+        b10: rows.iter().map(|e| e.after.as_ref()).collect::<Vec<_>>(),
+        b11: rows.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(),
+        b12: rows
+            .iter()
+            .map(|e| e.request_id.as_str())
+            .collect::<Vec<_>>(),
+        b13: rows
+            .iter()
+            .map(|e| e.prev_hash.as_slice())
+            .collect::<Vec<_>>(),
+        b14: rows.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>(),
     }
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -346,3 +378,27 @@ mod tests {
         assert_eq!(hash_event(&a), hash_event(&b));
     }
 }
+
+// The advisory lock that serializes appends to the chain.
+crate::prepared!(struct LockChain = "SELECT pg_advisory_xact_lock(7270002)" {});
+crate::prepared!(struct InsertEvents = "INSERT INTO audit_events (seq, occurred_at, actor, actor_roles, action, entity_type, entity_id, region_code,
+                                       before, after, outcome, request_id, prev_hash, hash)
+     SELECT seq, at, actor, array_remove(string_to_array(roles, ','), ''), action, et, eid, region, b, a, outcome, rid, ph, h
+       FROM unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                   $9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::bytea[], $14::bytea[])
+            AS t(seq, at, actor, roles, action, et, eid, region, b, a, outcome, rid, ph, h)" {
+    b1: B1 => diesel::sql_types::Array<diesel::sql_types::BigInt>,
+    b2: B2 => diesel::sql_types::Array<diesel::sql_types::Timestamptz>,
+    b3: B3 => diesel::sql_types::Array<diesel::sql_types::Text>,
+    b4: B4 => diesel::sql_types::Array<diesel::sql_types::Text>,
+    b5: B5 => diesel::sql_types::Array<diesel::sql_types::Text>,
+    b6: B6 => diesel::sql_types::Array<diesel::sql_types::Text>,
+    b7: B7 => diesel::sql_types::Array<diesel::sql_types::Text>,
+    b8: B8 => diesel::sql_types::Array<diesel::sql_types::Text>,
+    b9: B9 => diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>,
+    b10: B10 => diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>,
+    b11: B11 => diesel::sql_types::Array<diesel::sql_types::Text>,
+    b12: B12 => diesel::sql_types::Array<diesel::sql_types::Text>,
+    b13: B13 => diesel::sql_types::Array<diesel::sql_types::Bytea>,
+    b14: B14 => diesel::sql_types::Array<diesel::sql_types::Bytea>,
+});

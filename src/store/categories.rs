@@ -92,20 +92,10 @@ pub async fn resolve(
 ) -> QueryResult<HashMap<(String, String), Unified>> {
     let systems: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
     let codes: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();
-    let rows: Vec<Resolved> = diesel::sql_query(
-        "SELECT p.s AS source_system, p.c AS source_code, u.code AS unified, u.merge_radius_m AS radius, u.merge_window_hours AS window_hours
-           FROM unnest($1::text[], $2::text[]) AS p(s, c)
-           CROSS JOIN LATERAL (
-               SELECT k.code, k.merge_radius_m, k.merge_window_hours FROM (
-                   SELECT 1 AS rank, m.unified_code AS code FROM category_mappings m WHERE m.source_system = p.s AND m.source_code = p.c
-                   UNION ALL SELECT 2, m.unified_code FROM category_mappings m WHERE m.source_system = '' AND m.source_code = p.c
-                   UNION ALL SELECT 3, cat.code FROM categories cat WHERE cat.code = p.c
-               ) hit JOIN categories k ON k.code = hit.code
-               ORDER BY hit.rank LIMIT 1
-           ) u",
-    )
-    .bind::<Array<Text>, _>(systems)
-    .bind::<Array<Text>, _>(codes)
+    let rows: Vec<Resolved> = ResolveCategories {
+        b1: systems,
+        b2: codes,
+    }
     .load(conn)
     .await?;
     Ok(rows
@@ -125,3 +115,14 @@ pub async fn resolve(
         })
         .collect())
 }
+
+crate::prepared!(struct ResolveCategories = "SELECT p.s AS source_system, p.c AS source_code, u.code AS unified, u.merge_radius_m AS radius, u.merge_window_hours AS window_hours
+           FROM unnest($1::text[], $2::text[]) AS p(s, c)
+           CROSS JOIN LATERAL (
+               SELECT k.code, k.merge_radius_m, k.merge_window_hours FROM (
+                   SELECT 1 AS rank, m.unified_code AS code FROM category_mappings m WHERE m.source_system = p.s AND m.source_code = p.c
+                   UNION ALL SELECT 2, m.unified_code FROM category_mappings m WHERE m.source_system = '' AND m.source_code = p.c
+                   UNION ALL SELECT 3, cat.code FROM categories cat WHERE cat.code = p.c
+               ) hit JOIN categories k ON k.code = hit.code
+               ORDER BY hit.rank LIMIT 1
+           ) u" { b1: B1 => Array<Text>, b2: B2 => Array<Text> });

@@ -24,11 +24,10 @@ pub async fn lock(
     principal: &str,
     request_id: Uuid,
 ) -> QueryResult<()> {
-    diesel::sql_query(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2::text, 7270003))",
-    )
-    .bind::<Text, _>(principal)
-    .bind::<SqlUuid, _>(request_id)
+    LockKey {
+        b1: principal,
+        b2: request_id,
+    }
     .execute(conn)
     .await
     .map(|_| ())
@@ -79,3 +78,5 @@ pub async fn expire(conn: &mut AsyncPgConnection, days: i32) -> QueryResult<usiz
     .execute(conn)
     .await
 }
+
+crate::prepared!(struct LockKey = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2::text, 7270003))" { b1: B1 => Text, b2: B2 => SqlUuid });

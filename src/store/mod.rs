@@ -9,6 +9,7 @@ pub mod categories;
 pub mod departments;
 pub mod idempotency;
 pub mod postgis;
+pub mod prepared;
 pub mod regions;
 pub mod reports;
 pub mod schema;

@@ -196,25 +196,12 @@ pub async fn ingest(
     let ids: BTreeSet<Uuid> = valid.iter().map(|(_, r)| r.client_report_id).collect();
     let ids: Vec<Uuid> = ids.into_iter().collect();
     if !ids.is_empty() {
-        diesel::sql_query(
-            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(x::text, 7270010) AS k FROM unnest($1::uuid[]) x ORDER BY 1) s",
-        )
-        .bind::<Array<SqlUuid>, _>(&ids)
-        .execute(conn)
-        .await?;
+        LockReportIds { b1: &ids }.execute(conn).await?;
     }
     let existing: Vec<Existing> = if ids.is_empty() {
         Vec::new()
     } else {
-        diesel::sql_query(
-            "SELECT r.client_report_id, r.payload_hash, r.report_id, r.case_id, r.first_case_id, r.first_outcome, r.received_at, r.flags,
-                    c.case_no, f.case_no AS first_case_no
-               FROM reports r JOIN cases c ON c.case_id = r.case_id JOIN cases f ON f.case_id = r.first_case_id
-              WHERE r.client_report_id = ANY($1)",
-        )
-        .bind::<Array<SqlUuid>, _>(&ids)
-        .load(conn)
-        .await?
+        FindExisting { b1: &ids }.load(conn).await?
     };
     let existing: HashMap<Uuid, Existing> = existing
         .into_iter()
@@ -320,11 +307,11 @@ pub async fn ingest(
     let owners: HashMap<String, String> = if prefixes.is_empty() {
         HashMap::new()
     } else {
-        let rows: Vec<Owner> =
-            diesel::sql_query("SELECT code, fallback_owner FROM regions WHERE code = ANY($1)")
-                .bind::<Array<Text>, _>(prefixes.into_iter().collect::<Vec<_>>())
-                .load(conn)
-                .await?;
+        let rows: Vec<Owner> = FindOwners {
+            b1: prefixes.into_iter().collect::<Vec<_>>(),
+        }
+        .load(conn)
+        .await?;
         rows.into_iter()
             .map(|o| (o.code, o.fallback_owner))
             .collect()
@@ -365,10 +352,9 @@ pub async fn ingest(
         }
     }
     if !cells.is_empty() {
-        diesel::sql_query(
-            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(c, 7270011) AS k FROM unnest($1::text[]) c ORDER BY 1) s",
-        )
-        .bind::<Array<Text>, _>(cells.iter().collect::<Vec<_>>())
+        LockCells {
+            b1: cells.iter().collect::<Vec<_>>(),
+        }
         .execute(conn)
         .await?;
     }
@@ -558,18 +544,7 @@ async fn locate(
     }
     let lats: Vec<f64> = reports.iter().map(|(_, r)| r.lat).collect();
     let lngs: Vec<f64> = reports.iter().map(|(_, r)| r.lng).collect();
-    let found: Vec<Located> = diesel::sql_query(
-        "SELECT (p.i - 1)::int4 AS idx, g.code, g.level
-           FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS p(lat, lng, i)
-           CROSS JOIN LATERAL (
-               SELECT code, level FROM regions
-                WHERE boundary IS NOT NULL AND ST_Covers(boundary, ST_SetSRID(ST_MakePoint(p.lng, p.lat), 4326))
-                ORDER BY level DESC, ST_Area(boundary), code LIMIT 1) g",
-    )
-    .bind::<Array<Double>, _>(lats)
-    .bind::<Array<Double>, _>(lngs)
-    .load(conn)
-    .await?;
+    let found: Vec<Located> = Locate { b1: lats, b2: lngs }.load(conn).await?;
     let found: HashMap<usize, Located> = found.into_iter().map(|l| (l.idx as usize, l)).collect();
     let claims: Vec<String> = reports
         .iter()
@@ -646,25 +621,16 @@ async fn candidates(
     if idx.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<Near> = diesel::sql_query(
-        "SELECT p.k AS idx, c.case_id, c.case_no, c.lat, c.lng, c.first_reported_at, c.last_reported_at
-           FROM unnest($1::int4[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::timestamptz[], $8::timestamptz[])
-                AS p(k, cat, lat, lng, dlat, dlng, t0, t1)
-           CROSS JOIN LATERAL (
-               SELECT * FROM cases c
-                WHERE c.location && ST_MakeEnvelope(p.lng - p.dlng, p.lat - p.dlat, p.lng + p.dlng, p.lat + p.dlat, 4326)
-                  AND c.status NOT IN ('CLOSED', 'VOID', 'MERGED')
-                  AND c.unified_category = p.cat
-                  AND c.last_reported_at >= p.t0 AND c.first_reported_at <= p.t1) c",
-    )
-    .bind::<Array<Integer>, _>(idx)
-    .bind::<Array<Text>, _>(cat)
-    .bind::<Array<Double>, _>(lat)
-    .bind::<Array<Double>, _>(lng)
-    .bind::<Array<Double>, _>(dlat)
-    .bind::<Array<Double>, _>(dlng)
-    .bind::<Array<Timestamptz>, _>(t0)
-    .bind::<Array<Timestamptz>, _>(t1)
+    let rows: Vec<Near> = Candidates {
+        b1: idx,
+        b2: cat,
+        b3: lat,
+        b4: lng,
+        b5: dlat,
+        b6: dlng,
+        b7: t0,
+        b8: t1,
+    }
     .load(conn)
     .await?;
     let mut out: HashMap<usize, Vec<(Candidate<Uuid>, String)>> = HashMap::new();
@@ -688,11 +654,7 @@ async fn number_cases(conn: &mut AsyncPgConnection, drafts: &mut [CaseDraft]) ->
     if n == 0 {
         return Ok(());
     }
-    let serials: Vec<Serial> =
-        diesel::sql_query("SELECT nextval('case_serial') AS serial FROM generate_series(1, $1)")
-            .bind::<Integer, _>(n as i32)
-            .load(conn)
-            .await?;
+    let serials: Vec<Serial> = NextSerials { b1: n as i32 }.load(conn).await?;
     let year = report::china_year(Utc::now());
     for (d, s) in drafts.iter_mut().filter(|d| !d.existing).zip(serials) {
         d.case_no = report::case_no(report::town_of(&d.region_code), year, s.serial);
@@ -709,26 +671,29 @@ struct Serial {
 async fn insert_cases(conn: &mut AsyncPgConnection, drafts: &[CaseDraft]) -> QueryResult<()> {
     let new: Vec<&CaseDraft> = drafts.iter().filter(|d| !d.existing).collect();
     for chunk in new.chunks(1000) {
-        diesel::sql_query(
-            "INSERT INTO cases (case_id, case_no, status, unified_category, grid_code, region_code, owner, lat, lng,
-                                first_reported_at, last_reported_at, report_count, flags)
-             SELECT id, no, 'REPORTED', cat, grid, region, owner, lat, lng, f, l, n, array_remove(string_to_array(fl, ','), '')
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[],
-                           $9::timestamptz[], $10::timestamptz[], $11::int4[], $12::text[])
-                    AS t(id, no, cat, grid, region, owner, lat, lng, f, l, n, fl)",
-        )
-        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|d| d.case_id).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.case_no.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.category.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.grid_code.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.region_code.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.owner.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Double>, _>(chunk.iter().map(|d| d.lat).collect::<Vec<_>>())
-        .bind::<Array<Double>, _>(chunk.iter().map(|d| d.lng).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(chunk.iter().map(|d| d.first).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(chunk.iter().map(|d| d.last).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(chunk.iter().map(|d| d.added).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|d| d.flags.join(",")).collect::<Vec<_>>())
+        InsertCases {
+            b1: chunk.iter().map(|d| d.case_id).collect::<Vec<_>>(),
+            b2: chunk.iter().map(|d| d.case_no.as_str()).collect::<Vec<_>>(),
+            b3: chunk
+                .iter()
+                .map(|d| d.category.as_str())
+                .collect::<Vec<_>>(),
+            b4: chunk
+                .iter()
+                .map(|d| d.grid_code.as_str())
+                .collect::<Vec<_>>(),
+            b5: chunk
+                .iter()
+                .map(|d| d.region_code.as_str())
+                .collect::<Vec<_>>(),
+            b6: chunk.iter().map(|d| d.owner.as_str()).collect::<Vec<_>>(),
+            b7: chunk.iter().map(|d| d.lat).collect::<Vec<_>>(),
+            b8: chunk.iter().map(|d| d.lng).collect::<Vec<_>>(),
+            b9: chunk.iter().map(|d| d.first).collect::<Vec<_>>(),
+            b10: chunk.iter().map(|d| d.last).collect::<Vec<_>>(),
+            b11: chunk.iter().map(|d| d.added).collect::<Vec<_>>(),
+            b12: chunk.iter().map(|d| d.flags.join(",")).collect::<Vec<_>>(),
+        }
         .execute(conn)
         .await?;
     }
@@ -737,16 +702,12 @@ async fn insert_cases(conn: &mut AsyncPgConnection, drafts: &[CaseDraft]) -> Que
         .filter(|d| d.existing && d.added > 0)
         .collect();
     if !old.is_empty() {
-        diesel::sql_query(
-            "UPDATE cases c SET report_count = c.report_count + u.n, first_reported_at = LEAST(c.first_reported_at, u.f),
-                    last_reported_at = GREATEST(c.last_reported_at, u.l), version = c.version + 1, updated_at = now()
-               FROM unnest($1::uuid[], $2::int4[], $3::timestamptz[], $4::timestamptz[]) AS u(id, n, f, l)
-              WHERE c.case_id = u.id",
-        )
-        .bind::<Array<SqlUuid>, _>(old.iter().map(|d| d.case_id).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(old.iter().map(|d| d.added).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(old.iter().map(|d| d.first).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(old.iter().map(|d| d.last).collect::<Vec<_>>())
+        ExtendCases {
+            b1: old.iter().map(|d| d.case_id).collect::<Vec<_>>(),
+            b2: old.iter().map(|d| d.added).collect::<Vec<_>>(),
+            b3: old.iter().map(|d| d.first).collect::<Vec<_>>(),
+            b4: old.iter().map(|d| d.last).collect::<Vec<_>>(),
+        }
         .execute(conn)
         .await?;
     }
@@ -763,40 +724,72 @@ async fn insert_reports(
     let by_item: HashMap<usize, &ReportInput> = placed.iter().map(|(i, r, _)| (*i, r)).collect();
     for chunk in rows.chunks(1000) {
         let r = |row: &Row| by_item[&row.item];
-        diesel::sql_query(
-            "INSERT INTO reports (report_id, client_report_id, payload_hash, source, source_system, category_code, unified_category,
-                                  title, description, lat, lng, claimed_grid_code, resolved_grid_code, region_code, owner,
-                                  occurred_at, reporter_id, submitted_by, attachments, case_id, flags, first_outcome, first_case_id, merge_reason)
-             SELECT id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, $19,
-                    array_remove(string_to_array(att, ','), ''), case_id, array_remove(string_to_array(fl, ','), ''), outcome, case_id, reason::jsonb
-               FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $4::int2[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                           $10::float8[], $11::float8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::text[],
-                           $18::text[], $20::uuid[], $21::text[], $22::int2[], $23::text[])
-                    AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, case_id, fl, outcome, reason)",
-        )
-        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|x| x.report_id).collect::<Vec<_>>())
-        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|x| r(x).client_report_id).collect::<Vec<_>>())
-        .bind::<Array<diesel::sql_types::Bytea>, _>(chunk.iter().map(|x| r(x).payload_hash.as_slice()).collect::<Vec<_>>())
-        .bind::<Array<Int2>, _>(chunk.iter().map(|x| r(x).source).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).source_system.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).category_code.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.unified.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).title.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).description.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Double>, _>(chunk.iter().map(|x| r(x).lat).collect::<Vec<_>>())
-        .bind::<Array<Double>, _>(chunk.iter().map(|x| r(x).lng).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).claimed_grid.as_ref().map(|g| g.to_string()).unwrap_or_default()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.resolved_grid.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.region.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.owner.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(chunk.iter().map(|x| r(x).occurred_at).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).reporter_id.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| r(x).attachments.join(",")).collect::<Vec<_>>())
-        .bind::<Text, _>(submitted_by)
-        .bind::<Array<SqlUuid>, _>(chunk.iter().map(|x| drafts[x.case].case_id).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.flags.join(",")).collect::<Vec<_>>())
-        .bind::<Array<Int2>, _>(chunk.iter().map(|x| x.outcome as i16).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(chunk.iter().map(|x| x.reason.to_string()).collect::<Vec<_>>())
+        InsertReports {
+            b1: chunk.iter().map(|x| x.report_id).collect::<Vec<_>>(),
+            b2: chunk
+                .iter()
+                .map(|x| r(x).client_report_id)
+                .collect::<Vec<_>>(),
+            b3: chunk
+                .iter()
+                .map(|x| r(x).payload_hash.as_slice())
+                .collect::<Vec<_>>(),
+            b4: chunk.iter().map(|x| r(x).source).collect::<Vec<_>>(),
+            b5: chunk
+                .iter()
+                .map(|x| r(x).source_system.as_str())
+                .collect::<Vec<_>>(),
+            b6: chunk
+                .iter()
+                .map(|x| r(x).category_code.as_str())
+                .collect::<Vec<_>>(),
+            b7: chunk.iter().map(|x| x.unified.as_str()).collect::<Vec<_>>(),
+            b8: chunk
+                .iter()
+                .map(|x| r(x).title.as_str())
+                .collect::<Vec<_>>(),
+            b9: chunk
+                .iter()
+                .map(|x| r(x).description.as_str())
+                .collect::<Vec<_>>(),
+            b10: chunk.iter().map(|x| r(x).lat).collect::<Vec<_>>(),
+            b11: chunk.iter().map(|x| r(x).lng).collect::<Vec<_>>(),
+            b12: chunk
+                .iter()
+                .map(|x| {
+                    r(x).claimed_grid
+                        .as_ref()
+                        .map(|g| g.to_string())
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>(),
+            b13: chunk
+                .iter()
+                .map(|x| x.resolved_grid.as_str())
+                .collect::<Vec<_>>(),
+            b14: chunk.iter().map(|x| x.region.as_str()).collect::<Vec<_>>(),
+            b15: chunk.iter().map(|x| x.owner.as_str()).collect::<Vec<_>>(),
+            b16: chunk.iter().map(|x| r(x).occurred_at).collect::<Vec<_>>(),
+            b17: chunk
+                .iter()
+                .map(|x| r(x).reporter_id.as_str())
+                .collect::<Vec<_>>(),
+            b18: chunk
+                .iter()
+                .map(|x| r(x).attachments.join(","))
+                .collect::<Vec<_>>(),
+            b19: submitted_by,
+            b20: chunk
+                .iter()
+                .map(|x| drafts[x.case].case_id)
+                .collect::<Vec<_>>(),
+            b21: chunk.iter().map(|x| x.flags.join(",")).collect::<Vec<_>>(),
+            b22: chunk.iter().map(|x| x.outcome as i16).collect::<Vec<_>>(),
+            b23: chunk
+                .iter()
+                .map(|x| x.reason.to_string())
+                .collect::<Vec<_>>(),
+        }
         .execute(conn)
         .await?;
     }
@@ -862,3 +855,46 @@ pub async fn list(
     }
     q.load(conn).await
 }
+
+crate::prepared!(struct LockReportIds = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(x::text, 7270010) AS k FROM unnest($1::uuid[]) x ORDER BY 1) s" { b1: B1 => Array<SqlUuid> });
+crate::prepared!(struct FindExisting = "SELECT r.client_report_id, r.payload_hash, r.report_id, r.case_id, r.first_case_id, r.first_outcome, r.received_at, r.flags,
+                    c.case_no, f.case_no AS first_case_no
+               FROM reports r JOIN cases c ON c.case_id = r.case_id JOIN cases f ON f.case_id = r.first_case_id
+              WHERE r.client_report_id = ANY($1)" { b1: B1 => Array<SqlUuid> });
+crate::prepared!(struct FindOwners = "SELECT code, fallback_owner FROM regions WHERE code = ANY($1)" { b1: B1 => Array<Text> });
+crate::prepared!(struct LockCells = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(c, 7270011) AS k FROM unnest($1::text[]) c ORDER BY 1) s" { b1: B1 => Array<Text> });
+crate::prepared!(struct Locate = "SELECT (p.i - 1)::int4 AS idx, g.code, g.level
+           FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS p(lat, lng, i)
+           CROSS JOIN LATERAL (
+               SELECT code, level FROM regions
+                WHERE boundary IS NOT NULL AND ST_Covers(boundary, ST_SetSRID(ST_MakePoint(p.lng, p.lat), 4326))
+                ORDER BY level DESC, ST_Area(boundary), code LIMIT 1) g" { b1: B1 => Array<Double>, b2: B2 => Array<Double> });
+crate::prepared!(struct Candidates = "SELECT p.k AS idx, c.case_id, c.case_no, c.lat, c.lng, c.first_reported_at, c.last_reported_at
+           FROM unnest($1::int4[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::timestamptz[], $8::timestamptz[])
+                AS p(k, cat, lat, lng, dlat, dlng, t0, t1)
+           CROSS JOIN LATERAL (
+               SELECT * FROM cases c
+                WHERE c.location && ST_MakeEnvelope(p.lng - p.dlng, p.lat - p.dlat, p.lng + p.dlng, p.lat + p.dlat, 4326)
+                  AND c.status NOT IN ('CLOSED', 'VOID', 'MERGED')
+                  AND c.unified_category = p.cat
+                  AND c.last_reported_at >= p.t0 AND c.first_reported_at <= p.t1) c" { b1: B1 => Array<Integer>, b2: B2 => Array<Text>, b3: B3 => Array<Double>, b4: B4 => Array<Double>, b5: B5 => Array<Double>, b6: B6 => Array<Double>, b7: B7 => Array<Timestamptz>, b8: B8 => Array<Timestamptz> });
+crate::prepared!(struct NextSerials = "SELECT nextval('case_serial') AS serial FROM generate_series(1, $1)" { b1: B1 => Integer });
+crate::prepared!(struct InsertCases = "INSERT INTO cases (case_id, case_no, status, unified_category, grid_code, region_code, owner, lat, lng,
+                                first_reported_at, last_reported_at, report_count, flags)
+             SELECT id, no, 'REPORTED', cat, grid, region, owner, lat, lng, f, l, n, array_remove(string_to_array(fl, ','), '')
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[],
+                           $9::timestamptz[], $10::timestamptz[], $11::int4[], $12::text[])
+                    AS t(id, no, cat, grid, region, owner, lat, lng, f, l, n, fl)" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<Text>, b3: B3 => Array<Text>, b4: B4 => Array<Text>, b5: B5 => Array<Text>, b6: B6 => Array<Text>, b7: B7 => Array<Double>, b8: B8 => Array<Double>, b9: B9 => Array<Timestamptz>, b10: B10 => Array<Timestamptz>, b11: B11 => Array<Integer>, b12: B12 => Array<Text> });
+crate::prepared!(struct ExtendCases = "UPDATE cases c SET report_count = c.report_count + u.n, first_reported_at = LEAST(c.first_reported_at, u.f),
+                    last_reported_at = GREATEST(c.last_reported_at, u.l), version = c.version + 1, updated_at = now()
+               FROM unnest($1::uuid[], $2::int4[], $3::timestamptz[], $4::timestamptz[]) AS u(id, n, f, l)
+              WHERE c.case_id = u.id" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<Integer>, b3: B3 => Array<Timestamptz>, b4: B4 => Array<Timestamptz> });
+crate::prepared!(struct InsertReports = "INSERT INTO reports (report_id, client_report_id, payload_hash, source, source_system, category_code, unified_category,
+                                  title, description, lat, lng, claimed_grid_code, resolved_grid_code, region_code, owner,
+                                  occurred_at, reporter_id, submitted_by, attachments, case_id, flags, first_outcome, first_case_id, merge_reason)
+             SELECT id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, $19,
+                    array_remove(string_to_array(att, ','), ''), case_id, array_remove(string_to_array(fl, ','), ''), outcome, case_id, reason::jsonb
+               FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $4::int2[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                           $10::float8[], $11::float8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::text[],
+                           $18::text[], $20::uuid[], $21::text[], $22::int2[], $23::text[])
+                    AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, case_id, fl, outcome, reason)" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<SqlUuid>, b3: B3 => Array<diesel::sql_types::Bytea>, b4: B4 => Array<Int2>, b5: B5 => Array<Text>, b6: B6 => Array<Text>, b7: B7 => Array<Text>, b8: B8 => Array<Text>, b9: B9 => Array<Text>, b10: B10 => Array<Double>, b11: B11 => Array<Double>, b12: B12 => Array<Text>, b13: B13 => Array<Text>, b14: B14 => Array<Text>, b15: B15 => Array<Text>, b16: B16 => Array<Timestamptz>, b17: B17 => Array<Text>, b18: B18 => Array<Text>, b19: B19 => Text, b20: B20 => Array<SqlUuid>, b21: B21 => Array<Text>, b22: B22 => Array<Int2>, b23: B23 => Array<Text> });
