@@ -23,6 +23,7 @@ pub mod domain;
 pub mod embedded_pg;
 pub mod grpc;
 pub mod import;
+pub mod intake;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -215,6 +215,10 @@ impl App {
             .add_service(
                 ReportServiceServer::new(ReportApi {
                     state: state.clone(),
+                    intake: crate::intake::Intake::start(
+                        state.pool.clone(),
+                        crate::grpc::report_service::retention(&state),
+                    ),
                 })
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),

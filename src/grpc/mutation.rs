@@ -128,7 +128,21 @@ where
         roles: principal.role_names(),
         request_id: request_id.map(|u| u.to_string()).unwrap_or_default(),
     };
-    let pool = state.pool.clone();
+    transact_on(&state.pool, actor, change).await
+}
+
+/// Runs `change` in one transaction on `pool`, appending its audit events (by `actor` unless
+/// an event names its own), in a task of its own so that cancellation cannot split it.
+pub async fn transact_on<R, F>(
+    pool: &crate::store::Pool,
+    actor: Actor,
+    change: F,
+) -> Result<R, ApiError>
+where
+    R: Send + 'static,
+    F: Change<R>,
+{
+    let pool = pool.clone();
     let work = tokio::spawn(async move {
         let mut conn = pool.get().await?;
         conn.transaction::<R, ApiError, _>(async |conn| {

@@ -18,11 +18,18 @@ use crate::domain::Violation;
 use crate::domain::region::RegionCode;
 use crate::domain::report::{MAX_ATTACHMENTS, MAX_BATCH, Outcome, ReportInput};
 use crate::store::audit::NewEvent;
-use crate::store::reports::{self, Accepted, ItemError, ItemResult, ReportFilter};
+use std::sync::Arc;
+
+use crate::domain::principal::Principal;
+use crate::intake::Intake;
+use crate::store::audit::Actor;
+use crate::store::reports::{self, Accepted, Item, ItemError, ReportFilter, Submitter};
 
 /// The ReportService implementation.
 pub struct ReportApi {
     pub state: State,
+    /// Group commit for single submissions.
+    pub intake: Intake,
 }
 
 fn too_long(s: &str, max: usize) -> bool {
@@ -221,20 +228,20 @@ fn rpc_status(e: ItemError) -> tonic_types::pb::Status {
     tonic_types::pb::Status::decode(s.details()).unwrap_or_else(|_| plain())
 }
 
-async fn ingest(
-    state: &State,
-    p: &crate::domain::principal::Principal,
-    items: Vec<Result<ReportInput, Vec<Violation>>>,
-) -> Result<Vec<ItemResult>, ApiError> {
-    let scope = p.scope.clone();
-    let sub = p.sub.clone();
-    let retention = chrono::Duration::from_std(state.idempotency_retention)
-        .unwrap_or(chrono::Duration::days(30));
-    mutation::audited(state, p, move |conn, audit| {
-        async move { Ok(reports::ingest(conn, &scope, &sub, items, retention, audit).await?) }
-            .boxed()
+fn submitter(p: &Principal) -> Arc<Submitter> {
+    Arc::new(Submitter {
+        scope: p.scope.clone(),
+        actor: Actor {
+            sub: p.sub.clone(),
+            roles: p.role_names(),
+            request_id: String::new(),
+        },
     })
-    .await
+}
+
+/// How long a resend gets the first answer, for the intake.
+pub fn retention(state: &State) -> chrono::Duration {
+    chrono::Duration::from_std(state.idempotency_retention).unwrap_or(chrono::Duration::days(30))
 }
 
 #[tonic::async_trait]
@@ -251,17 +258,22 @@ impl ReportService for ReportApi {
         if let Err(v) = item {
             return Err(ApiError::InvalidArgument(v).into());
         }
-        let mut results = ingest(&self.state, &p, vec![item]).await?;
-        match results.pop() {
-            Some(Ok(a)) => Ok(Response::new(accepted(a))),
-            Some(Err(ItemError::Invalid(v))) => Err(ApiError::InvalidArgument(
+        match self
+            .intake
+            .submit(Item {
+                by: submitter(&p),
+                report: item,
+            })
+            .await?
+        {
+            Ok(a) => Ok(Response::new(accepted(a))),
+            Err(ItemError::Invalid(v)) => Err(ApiError::InvalidArgument(
                 v.into_iter()
                     .map(|x| Violation::new(format!("report.{}", x.field), x.description))
                     .collect(),
             )
             .into()),
-            Some(Err(e)) => Err(item_error(e).into()),
-            None => Err(ApiError::Internal("no result".into()).into()),
+            Err(e) => Err(item_error(e).into()),
         }
     }
 
@@ -278,8 +290,19 @@ impl ReportService for ReportApi {
             )
             .into());
         }
-        let items = batch.iter().map(|r| report_input(r, "")).collect();
-        let results = ingest(&self.state, &p, items).await?;
+        let by = submitter(&p);
+        let items: Vec<Item> = batch
+            .iter()
+            .map(|r| Item {
+                by: by.clone(),
+                report: report_input(r, ""),
+            })
+            .collect();
+        let retention = retention(&self.state);
+        let results = mutation::audited(&self.state, &p, move |conn, audit| {
+            async move { Ok(reports::ingest(conn, items, retention, audit).await?) }.boxed()
+        })
+        .await?;
         let results = results
             .into_iter()
             .map(|r| pb::SyncReportResult {

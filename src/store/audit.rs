@@ -18,6 +18,8 @@ use super::schema::audit_events;
 /// One audited action, before it is chained.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
+    /// Who acted, when it is not the transaction's actor (grouped intake of several callers).
+    pub actor: Option<Actor>,
     pub action: String,
     pub entity_type: String,
     pub entity_id: String,
@@ -38,6 +40,7 @@ impl NewEvent {
         after: Option<Value>,
     ) -> NewEvent {
         NewEvent {
+            actor: None,
             action: action.to_owned(),
             entity_type: entity_type.to_owned(),
             entity_id: entity_id.to_owned(),
@@ -49,8 +52,18 @@ impl NewEvent {
     }
 }
 
+impl NewEvent {
+    /// The same event, done by `actor`.
+    pub fn by(self, actor: Actor) -> NewEvent {
+        NewEvent {
+            actor: Some(actor),
+            ..self
+        }
+    }
+}
+
 /// Who acted, for every event of a transaction.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Actor {
     pub sub: String,
     pub roles: Vec<String>,
@@ -96,16 +109,16 @@ pub async fn append(
     let (mut seq, mut prev) = head.unwrap_or((0, vec![0u8; 32]));
     // Postgres keeps microseconds; hash what will be read back.
     let now = Utc::now().trunc_subsecs(6);
-    let roles: Vec<Option<String>> = actor.roles.iter().cloned().map(Some).collect();
     let rows: Vec<Event> = events
         .into_iter()
         .map(|e| {
             seq += 1;
+            let who = e.actor.as_ref().unwrap_or(actor);
             let mut ev = Event {
                 seq,
                 occurred_at: now,
-                actor: actor.sub.clone(),
-                actor_roles: roles.clone(),
+                actor: who.sub.clone(),
+                actor_roles: who.roles.iter().cloned().map(Some).collect(),
                 action: e.action,
                 entity_type: e.entity_type,
                 entity_id: e.entity_id,
@@ -113,7 +126,7 @@ pub async fn append(
                 before: e.before,
                 after: e.after,
                 outcome: e.outcome,
-                request_id: actor.request_id.clone(),
+                request_id: who.request_id.clone(),
                 prev_hash: prev.clone(),
                 hash: Vec::new(),
             };

@@ -7,6 +7,7 @@
 //! other, and two simultaneous reports of one pothole see each other's case.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -15,7 +16,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::NewEvent;
+use super::audit::{Actor, NewEvent};
 use super::categories::{self, Unified};
 use super::schema::reports;
 use crate::domain::Violation;
@@ -44,6 +45,20 @@ pub enum ItemError {
 
 /// The result for one report.
 pub type ItemResult = Result<Accepted, ItemError>;
+
+/// Who sent a report: where they may act and who they are (for the audit trail).
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    pub scope: Scope,
+    pub actor: Actor,
+}
+
+/// One report of a batch with its sender; a batch may mix senders (grouped single submits).
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub by: Arc<Submitter>,
+    pub report: Result<ReportInput, Vec<Violation>>,
+}
 
 /// A stored report.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -178,15 +193,14 @@ struct Place {
 /// place); returns one result per item, in order, and pushes one audit event per new report.
 pub async fn ingest(
     conn: &mut AsyncPgConnection,
-    scope: &Scope,
-    submitted_by: &str,
-    items: Vec<Result<ReportInput, Vec<Violation>>>,
+    items: Vec<Item>,
     retention: Duration,
     audit: &mut Vec<NewEvent>,
 ) -> QueryResult<Vec<ItemResult>> {
     let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
     let mut valid: Vec<(usize, ReportInput)> = Vec::new();
-    for (i, it) in items.into_iter().enumerate() {
+    let subs: Vec<Arc<Submitter>> = items.iter().map(|it| it.by.clone()).collect();
+    for (i, it) in items.into_iter().map(|it| it.report).enumerate() {
         match it {
             Ok(r) => valid.push((i, r)),
             Err(v) => results[i] = Some(Err(ItemError::Invalid(v))),
@@ -284,11 +298,11 @@ pub async fn ingest(
     let mut placed: Vec<(usize, ReportInput, Place)> = Vec::new();
     for ((i, r), place) in fresh.into_iter().zip(places) {
         match place {
-            Some(p) if scope.contains(&p.region) => placed.push((i, r, p)),
+            Some(p) if subs[i].scope.contains(&p.region) => placed.push((i, r, p)),
             Some(p) => {
                 results[i] = Some(Err(ItemError::Denied(format!(
-                    "the report lies in {}, outside your region {scope}",
-                    p.region
+                    "the report lies in {}, outside your region {}",
+                    p.region, subs[i].scope
                 ))))
             }
             None => {
@@ -478,7 +492,7 @@ pub async fn ingest(
     // 6. Number the new cases (late: the per-town counter row is locked until commit).
     number_cases(conn, &mut drafts).await?;
     insert_cases(conn, &drafts).await?;
-    insert_reports(conn, &placed, &rows, &drafts, submitted_by).await?;
+    insert_reports(conn, &placed, &rows, &drafts, &subs).await?;
 
     let by_item: HashMap<usize, &ReportInput> = placed.iter().map(|(i, r, _)| (*i, r)).collect();
     for row in &rows {
@@ -496,7 +510,8 @@ pub async fn ingest(
                 "outcome": if row.outcome == Outcome::Merged { "MERGED" } else { "CREATED" },
                 "flags": row.flags, "reason": row.reason,
             })),
-        ));
+        )
+        .by(subs[row.item].actor.clone()));
         results[row.item] = Some(Ok(Accepted {
             report_id: row.report_id,
             case_id: d.case_id,
@@ -719,7 +734,7 @@ async fn insert_reports(
     placed: &[(usize, ReportInput, Place)],
     rows: &[Row],
     drafts: &[CaseDraft],
-    submitted_by: &str,
+    subs: &[Arc<Submitter>],
 ) -> QueryResult<()> {
     let by_item: HashMap<usize, &ReportInput> = placed.iter().map(|(i, r, _)| (*i, r)).collect();
     for chunk in rows.chunks(1000) {
@@ -778,7 +793,10 @@ async fn insert_reports(
                 .iter()
                 .map(|x| r(x).attachments.join(","))
                 .collect::<Vec<_>>(),
-            b19: submitted_by,
+            b19: chunk
+                .iter()
+                .map(|x| subs[x.item].actor.sub.as_str())
+                .collect::<Vec<_>>(),
             b20: chunk
                 .iter()
                 .map(|x| drafts[x.case].case_id)
@@ -892,9 +910,9 @@ crate::prepared!(struct ExtendCases = "UPDATE cases c SET report_count = c.repor
 crate::prepared!(struct InsertReports = "INSERT INTO reports (report_id, client_report_id, payload_hash, source, source_system, category_code, unified_category,
                                   title, description, lat, lng, claimed_grid_code, resolved_grid_code, region_code, owner,
                                   occurred_at, reporter_id, submitted_by, attachments, case_id, flags, first_outcome, first_case_id, merge_reason)
-             SELECT id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, $19,
+             SELECT id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, sub,
                     array_remove(string_to_array(att, ','), ''), case_id, array_remove(string_to_array(fl, ','), ''), outcome, case_id, reason::jsonb
                FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $4::int2[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                            $10::float8[], $11::float8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::text[],
-                           $18::text[], $20::uuid[], $21::text[], $22::int2[], $23::text[])
-                    AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, case_id, fl, outcome, reason)" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<SqlUuid>, b3: B3 => Array<diesel::sql_types::Bytea>, b4: B4 => Array<Int2>, b5: B5 => Array<Text>, b6: B6 => Array<Text>, b7: B7 => Array<Text>, b8: B8 => Array<Text>, b9: B9 => Array<Text>, b10: B10 => Array<Double>, b11: B11 => Array<Double>, b12: B12 => Array<Text>, b13: B13 => Array<Text>, b14: B14 => Array<Text>, b15: B15 => Array<Text>, b16: B16 => Array<Timestamptz>, b17: B17 => Array<Text>, b18: B18 => Array<Text>, b19: B19 => Text, b20: B20 => Array<SqlUuid>, b21: B21 => Array<Text>, b22: B22 => Array<Int2>, b23: B23 => Array<Text> });
+                           $18::text[], $19::text[], $20::uuid[], $21::text[], $22::int2[], $23::text[])
+                    AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, sub, case_id, fl, outcome, reason)" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<SqlUuid>, b3: B3 => Array<diesel::sql_types::Bytea>, b4: B4 => Array<Int2>, b5: B5 => Array<Text>, b6: B6 => Array<Text>, b7: B7 => Array<Text>, b8: B8 => Array<Text>, b9: B9 => Array<Text>, b10: B10 => Array<Double>, b11: B11 => Array<Double>, b12: B12 => Array<Text>, b13: B13 => Array<Text>, b14: B14 => Array<Text>, b15: B15 => Array<Text>, b16: B16 => Array<Timestamptz>, b17: B17 => Array<Text>, b18: B18 => Array<Text>, b19: B19 => Array<Text>, b20: B20 => Array<SqlUuid>, b21: B21 => Array<Text>, b22: B22 => Array<Int2>, b23: B23 => Array<Text> });

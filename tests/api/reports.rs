@@ -806,3 +806,40 @@ async fn the_categories_command_loads_a_taxonomy() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
+
+#[tokio::test]
+async fn grouped_submissions_keep_each_senders_scope_and_name() {
+    let (app, majing) = demo().await;
+    let datong = app.token("W-DT-001", &["grid_worker"], "500110111200");
+    let dt_spot = (28.83, 106.73);
+    let mut tasks = Vec::new();
+    for k in 0..40 {
+        let (token, at) = match k % 4 {
+            0 => (majing.clone(), offset(WALL, 30.0 * k as f64, 0.0)),
+            1 => (datong.clone(), offset(dt_spot, 30.0 * k as f64, 0.0)),
+            2 => (majing.clone(), offset(dt_spot, 30.0 * k as f64, 0.0)), // not hers
+            _ => (datong.clone(), offset(WALL, 30.0 * k as f64, 0.0)),    // not theirs
+        };
+        let mut c = app.reports(Some(&token)).await;
+        tasks.push(tokio::spawn(async move {
+            (
+                k,
+                c.submit_report(pb::SubmitReportRequest {
+                    report: Some(report("0101", at, 1)),
+                })
+                .await,
+            )
+        }));
+    }
+    for t in tasks {
+        let (k, r) = t.await.unwrap();
+        match k % 4 {
+            0 | 1 => assert!(r.is_ok(), "{k}: {r:?}"),
+            _ => assert_eq!(r.unwrap_err().code(), Code::PermissionDenied, "{k}"),
+        }
+    }
+    assert_eq!(app.count("SELECT count(*) FROM reports").await, 20);
+    assert_eq!(app.count("SELECT count(*) FROM reports WHERE submitted_by = 'W-MJ-001' AND region_code LIKE '500110111201%'").await, 10);
+    assert_eq!(app.count("SELECT count(*) FROM reports WHERE submitted_by = 'W-DT-001' AND region_code LIKE '500110111200%'").await, 10);
+    assert_eq!(app.count("SELECT count(*) FROM audit_events a JOIN reports r ON r.report_id::text = a.entity_id WHERE a.actor = r.submitted_by AND a.actor_roles = '{grid_worker}'").await, 20);
+}
