@@ -843,3 +843,131 @@ async fn grouped_submissions_keep_each_senders_scope_and_name() {
     assert_eq!(app.count("SELECT count(*) FROM reports WHERE submitted_by = 'W-DT-001' AND region_code LIKE '500110111200%'").await, 10);
     assert_eq!(app.count("SELECT count(*) FROM audit_events a JOIN reports r ON r.report_id::text = a.entity_id WHERE a.actor = r.submitted_by AND a.actor_roles = '{grid_worker}'").await, 20);
 }
+
+#[tokio::test]
+async fn reports_and_cases_are_listed_with_filters_and_pages() {
+    let (app, w) = demo().await;
+    let mut batch: Vec<pb::Report> = (0..12)
+        .map(|k| report("0101", offset(WALL, -900.0 + 150.0 * k as f64, -300.0), 2))
+        .collect();
+    batch.push(report("0202", WALL, 1));
+    batch.push(report("0202", offset(WALL, 10.0, 0.0), 1));
+    let mut claimed = report("0301", offset(WALL, 0.0, -200.0), 1);
+    claimed.grid_code = "500110111201002".into();
+    batch.push(claimed);
+    let out = app
+        .reports(Some(&w))
+        .await
+        .sync_reports(pb::SyncReportsRequest { reports: batch })
+        .await
+        .unwrap()
+        .into_inner();
+    let wall_case = ok(&out.results[12]).case_id.clone();
+    let mut c = app.reports(Some(&w)).await;
+    let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let p = c
+            .list_reports(pb::ListReportsRequest {
+                page_size: 4,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        seen.extend(p.reports.into_iter().map(|r| r.report_id));
+        if p.next_page_token.is_empty() {
+            break;
+        }
+        token = p.next_page_token;
+    }
+    assert_eq!((seen.len(), pages), (15, 4));
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first");
+    let of_case = c
+        .list_reports(pb::ListReportsRequest {
+            case_id: wall_case.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(of_case.reports.len(), 2);
+    let flagged = c
+        .list_reports(pb::ListReportsRequest {
+            flag: "GRID_MISMATCH".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(flagged.reports.len(), 1);
+    let litter = c
+        .list_reports(pb::ListReportsRequest {
+            unified_category: "0101".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(litter.reports.len(), 12);
+    let future = c
+        .list_reports(pb::ListReportsRequest {
+            start_time: Some(timestamp(Utc::now() + Duration::hours(1))),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(future.reports.is_empty());
+
+    let op = app.token("op", &["town_operator"], "500110111");
+    let mut cases = app.cases(Some(&op)).await;
+    let all = cases
+        .list_cases(pb::ListCasesRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.cases.len(), 14);
+    let walls = cases
+        .list_cases(pb::ListCasesRequest {
+            unified_category: "0202".into(),
+            statuses: vec!["REPORTED".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        walls
+            .cases
+            .iter()
+            .map(|c| c.case_id.as_str())
+            .collect::<Vec<_>>(),
+        [wall_case.as_str()]
+    );
+    let none = cases
+        .list_cases(pb::ListCasesRequest {
+            statuses: vec!["CLOSED".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.cases.is_empty());
+    let e = app
+        .cases(Some(&w))
+        .await
+        .list_cases(pb::ListCasesRequest {
+            region_code: "500110111".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+}
