@@ -6,27 +6,12 @@ use super::error::ApiError;
 use super::pagination::Page;
 use super::pb;
 use super::pb::audit_service_server::AuditService;
-use super::{State, convert, principal};
-use crate::domain::region::RegionCode;
+use super::{State, convert, principal, requested_prefix, time_range};
 use crate::store::audit;
 
 /// The AuditService implementation.
 pub struct AuditApi {
     pub state: State,
-}
-
-fn scoped_prefix(p: &crate::domain::principal::Principal, raw: &str) -> Result<String, ApiError> {
-    let requested = if raw.is_empty() {
-        None
-    } else {
-        Some(RegionCode::parse(raw).map_err(|e| ApiError::invalid("region_code", e.to_string()))?)
-    };
-    p.scope
-        .narrow(requested.as_ref())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::PermissionDenied(format!("region {raw} is outside your region {}", p.scope))
-        })
 }
 
 #[tonic::async_trait]
@@ -37,26 +22,11 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let prefix = scoped_prefix(&p, &r.region_code)?;
+        let prefix = requested_prefix(&p, &r.region_code)?;
         if r.entity_type.is_empty() && !r.entity_id.is_empty() {
             return Err(ApiError::invalid("entity_type", "is required with entity_id").into());
         }
-        let start = r
-            .start_time
-            .as_ref()
-            .map(|t| {
-                convert::from_timestamp(t)
-                    .ok_or_else(|| ApiError::invalid("start_time", "out of range"))
-            })
-            .transpose()?;
-        let end = r
-            .end_time
-            .as_ref()
-            .map(|t| {
-                convert::from_timestamp(t)
-                    .ok_or_else(|| ApiError::invalid("end_time", "out of range"))
-            })
-            .transpose()?;
+        let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
         let filter = format!(
             "{}|{}|{}|{:?}|{:?}",
             r.entity_type, r.entity_id, prefix, start, end
@@ -98,7 +68,7 @@ impl AuditService for AuditApi {
         req: Request<pb::VerifyAuditChainRequest>,
     ) -> Result<Response<pb::VerifyAuditChainResponse>, Status> {
         let p = principal(&req)?;
-        scoped_prefix(&p, &req.get_ref().region_code)?;
+        requested_prefix(&p, &req.get_ref().region_code)?;
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
         let report = audit::verify(&mut conn).await.map_err(ApiError::from)?;
         let (first_broken_seq, reason) = report.broken.unwrap_or((0, String::new()));

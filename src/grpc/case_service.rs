@@ -11,8 +11,7 @@ use super::mutation::{self, Idempotent};
 use super::pagination::Page;
 use super::pb;
 use super::pb::case_service_server::CaseService;
-use super::{State, convert, principal};
-use crate::domain::region::RegionCode;
+use super::{State, convert, principal, requested_prefix, uuid_field};
 use crate::store::audit::NewEvent;
 use crate::store::cases::{self, FINISHED};
 use crate::store::reports;
@@ -22,10 +21,6 @@ crate::idempotent!(pb::MergeCasesRequest, pb::SplitReportRequest);
 /// The CaseService implementation.
 pub struct CaseApi {
     pub state: State,
-}
-
-fn uuid(raw: &str, field: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::invalid(field, "must be a UUID"))
 }
 
 fn snapshot(c: &cases::Case) -> serde_json::Value {
@@ -39,7 +34,7 @@ impl CaseService for CaseApi {
         req: Request<pb::GetCaseRequest>,
     ) -> Result<Response<pb::Case>, Status> {
         let p = principal(&req)?;
-        let id = uuid(&req.get_ref().case_id, "case_id")?;
+        let id = uuid_field(&req.get_ref().case_id, "case_id")?;
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
         let c = cases::get(&mut conn, p.scope.prefix(), id)
             .await
@@ -54,20 +49,7 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::ListCasesResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let region = if r.region_code.is_empty() {
-            None
-        } else {
-            Some(
-                RegionCode::parse(&r.region_code)
-                    .map_err(|e| ApiError::invalid("region_code", e.to_string()))?,
-            )
-        };
-        let prefix = p.scope.narrow(region.as_ref()).ok_or_else(|| {
-            ApiError::PermissionDenied(format!(
-                "region {} is outside your region {}",
-                r.region_code, p.scope
-            ))
-        })?;
+        let prefix = requested_prefix(&p, &r.region_code)?;
         let filter = format!("{}|{}|{}", prefix, r.statuses.join(","), r.unified_category);
         let page = Page::parse(
             &self.state,
@@ -87,7 +69,7 @@ impl CaseService for CaseApi {
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
         let mut rows = cases::list(
             &mut conn,
-            prefix,
+            &prefix,
             &r.statuses,
             category,
             before,
@@ -111,10 +93,10 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::Case>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let target = uuid(&r.target_case_id, "target_case_id")?;
+        let target = uuid_field(&r.target_case_id, "target_case_id")?;
         let mut sources = Vec::new();
         for (i, s) in r.source_case_ids.iter().enumerate() {
-            let id = uuid(s, &format!("source_case_ids[{i}]"))?;
+            let id = uuid_field(s, &format!("source_case_ids[{i}]"))?;
             if id == target || sources.contains(&id) {
                 return Err(ApiError::invalid(
                     format!("source_case_ids[{i}]"),
@@ -203,7 +185,7 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::Case>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let report_id = uuid(&r.report_id, "report_id")?;
+        let report_id = uuid_field(&r.report_id, "report_id")?;
         let prefix = p.scope.prefix().to_owned();
         let (by, comment) = (p.sub.clone(), r.comment.clone());
         let out = mutation::run(

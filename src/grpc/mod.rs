@@ -56,3 +56,56 @@ pub fn principal<T>(req: &Request<T>) -> Result<Principal, ApiError> {
         .cloned()
         .ok_or_else(|| ApiError::Unauthenticated("no authenticated principal".into()))
 }
+
+/// The region prefix a read may cover: the requested subtree (`raw`, may be empty for "all I
+/// may see") inside the caller's scope; PERMISSION_DENIED when it reaches outside.
+pub fn requested_prefix(p: &Principal, raw: &str) -> Result<String, ApiError> {
+    let requested = if raw.is_empty() {
+        None
+    } else {
+        Some(
+            crate::domain::region::RegionCode::parse(raw)
+                .map_err(|e| ApiError::invalid("region_code", e.to_string()))?,
+        )
+    };
+    p.scope
+        .narrow(requested.as_ref())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::PermissionDenied(format!("region {raw} is outside your region {}", p.scope))
+        })
+}
+
+/// An optional `[start, end)` time range.
+pub type TimeRange = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// The range given by `start_time` and `end_time`.
+pub fn time_range(
+    start: Option<&prost_types::Timestamp>,
+    end: Option<&prost_types::Timestamp>,
+) -> Result<TimeRange, ApiError> {
+    let one = |t: Option<&prost_types::Timestamp>, field: &str| {
+        t.map(|t| {
+            convert::from_timestamp(t).ok_or_else(|| ApiError::invalid(field, "out of range"))
+        })
+        .transpose()
+    };
+    Ok((one(start, "start_time")?, one(end, "end_time")?))
+}
+
+/// A required UUID field.
+pub fn uuid_field(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::invalid(field, "must be a UUID"))
+}
+
+/// An optional UUID field (empty means absent).
+pub fn optional_uuid(raw: &str, field: &str) -> Result<Option<uuid::Uuid>, ApiError> {
+    if raw.is_empty() {
+        Ok(None)
+    } else {
+        uuid_field(raw, field).map(Some)
+    }
+}

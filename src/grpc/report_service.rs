@@ -12,7 +12,9 @@ use super::error::ApiError;
 use super::pagination::Page;
 use super::pb::report_service_server::ReportService;
 use super::pb::{self, sync_report_result};
-use super::{State, convert, mutation, principal};
+use super::{
+    State, convert, mutation, optional_uuid, principal, requested_prefix, time_range, uuid_field,
+};
 use crate::attachments::Upload;
 use crate::domain::Violation;
 use crate::domain::region::RegionCode;
@@ -320,8 +322,7 @@ impl ReportService for ReportApi {
         req: Request<pb::GetReportRequest>,
     ) -> Result<Response<pb::Report>, Status> {
         let p = principal(&req)?;
-        let id = Uuid::parse_str(&req.get_ref().report_id)
-            .map_err(|_| ApiError::invalid("report_id", "must be a UUID"))?;
+        let id = uuid_field(&req.get_ref().report_id, "report_id")?;
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
         let r = reports::get(&mut conn, p.scope.prefix(), id)
             .await
@@ -336,44 +337,9 @@ impl ReportService for ReportApi {
     ) -> Result<Response<pb::ListReportsResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let region = if r.region_code.is_empty() {
-            None
-        } else {
-            Some(
-                RegionCode::parse(&r.region_code)
-                    .map_err(|e| ApiError::invalid("region_code", e.to_string()))?,
-            )
-        };
-        let prefix = p.scope.narrow(region.as_ref()).ok_or_else(|| {
-            ApiError::PermissionDenied(format!(
-                "region {} is outside your region {}",
-                r.region_code, p.scope
-            ))
-        })?;
-        let case_id = if r.case_id.is_empty() {
-            None
-        } else {
-            Some(
-                Uuid::parse_str(&r.case_id)
-                    .map_err(|_| ApiError::invalid("case_id", "must be a UUID"))?,
-            )
-        };
-        let start = r
-            .start_time
-            .as_ref()
-            .map(|t| {
-                convert::from_timestamp(t)
-                    .ok_or_else(|| ApiError::invalid("start_time", "out of range"))
-            })
-            .transpose()?;
-        let end = r
-            .end_time
-            .as_ref()
-            .map(|t| {
-                convert::from_timestamp(t)
-                    .ok_or_else(|| ApiError::invalid("end_time", "out of range"))
-            })
-            .transpose()?;
+        let prefix = requested_prefix(&p, &r.region_code)?;
+        let case_id = optional_uuid(&r.case_id, "case_id")?;
+        let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
         let filter = format!(
             "{}|{}|{}|{}|{:?}|{:?}",
             prefix, r.case_id, r.unified_category, r.flag, start, end
@@ -393,7 +359,7 @@ impl ReportService for ReportApi {
             .transpose()
             .map_err(|_| ApiError::invalid("page_token", "malformed"))?;
         let f = ReportFilter {
-            prefix: prefix.to_owned(),
+            prefix: prefix.clone(),
             case_id,
             unified_category: (!r.unified_category.is_empty()).then(|| r.unified_category.clone()),
             flag: (!r.flag.is_empty()).then(|| r.flag.clone()),
