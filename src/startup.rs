@@ -15,7 +15,6 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -192,7 +191,6 @@ impl App {
             .max_concurrent_streams(l.max_concurrent_streams)
             .http2_keepalive_interval(Some(l.keepalive_interval))
             .http2_keepalive_timeout(Some(l.keepalive_timeout))
-            .tcp_keepalive(Some(Duration::from_secs(60)))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RpcLayer::new(verifier, l.concurrency_limit))
             .add_service(health_service)
@@ -230,12 +228,18 @@ impl App {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
             );
-        let server = tokio::spawn(router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            async move {
-                let _ = shutdown_rx.wait_for(|s| *s).await;
-            },
-        ));
+        let server = tokio::spawn(
+            router.serve_with_incoming_shutdown(
+                // Accepted sockets get TCP_NODELAY: without it small responses wait ~40 ms for
+                // delayed ACKs (measured: one client's SubmitReport p50 went from 44 ms to a few).
+                tonic::transport::server::TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .with_keepalive(Some(Duration::from_secs(60))),
+                async move {
+                    let _ = shutdown_rx.wait_for(|s| *s).await;
+                },
+            ),
+        );
         Ok(App {
             addr,
             state,
