@@ -1,8 +1,9 @@
 //! `gridhub bench ingest`: report intake over real gRPC, in one process and one run, on one
 //! fresh database with 100,000 grid polygons and the fixture taxonomy:
 //!
-//! 1. batch ingest: `SyncReports` with 1,000-report batches from 4 concurrent clients
-//!    (durable commits, grid resolution, merging and audit included);
+//! 1. batch ingest: `SyncReports` with 1,000-report batches from 4 concurrent clients, each
+//!    a worker's phone whose backlog lies in its own quarter of the map (durable commits,
+//!    grid resolution, merging and audit included);
 //! 2. its physical-limit baseline: the same rows `COPY`'d into a staging table, then
 //!    `INSERT … SELECT … ON CONFLICT DO NOTHING` into a table identical to `reports`;
 //! 3. single submits: `SubmitReport` from 64 concurrent clients;
@@ -20,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio_postgres::NoTls;
 
-use super::{random_point, seed_grids, stats};
+use super::{random_point, random_point_in, seed_grids, stats};
 use crate::config::{JwtKey, Settings};
 use crate::crypto::SecretKey;
 use crate::grpc::convert::timestamp;
@@ -46,22 +47,28 @@ const CATEGORIES: [&str; 12] = [
 /// merging happens).
 fn synthetic(
     rng: &mut StdRng,
-    grids: usize,
+    area: std::ops::Range<usize>,
     hotspots: &[((f64, f64), &'static str)],
 ) -> pb::Report {
     let (point, category) = if rng.random_bool(0.1) {
         let (p, c) = hotspots[rng.random_range(0..hotspots.len())];
+        let near = crate::domain::merge::offset(
+            p,
+            rng.random_range(-20.0..20.0),
+            rng.random_range(-20.0..20.0),
+        );
+        // Stay on the map: a hotspot in an edge grid must not send reports off every grid.
         (
-            crate::domain::merge::offset(
-                p,
-                rng.random_range(-20.0..20.0),
-                rng.random_range(-20.0..20.0),
-            ),
+            if super::on_map(near, area.end) {
+                near
+            } else {
+                p
+            },
             c,
         )
     } else {
         (
-            random_point(rng, grids),
+            random_point_in(rng, area),
             CATEGORIES[rng.random_range(0..CATEGORIES.len())],
         )
     };
@@ -177,18 +184,34 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
 
     // The same reports for the gRPC run and the COPY baseline.
     let mut rng = StdRng::seed_from_u64(7);
-    let hotspots: Vec<((f64, f64), &'static str)> = (0..1000)
-        .map(|_| {
-            (
-                random_point(&mut rng, plan.grids),
-                CATEGORIES[rng.random_range(0..CATEGORIES.len())],
-            )
-        })
+    // Each batch client is a worker's phone: its backlog lies in its own part of the map (one
+    // band of rows per client), as a grid worker's reports lie in their own grids.
+    let band = |c: usize| {
+        let per = plan.grids / plan.batch_clients.max(1);
+        c * per..(c + 1) * per
+    };
+    let hotspots_in = |rng: &mut StdRng,
+                       area: std::ops::Range<usize>,
+                       n: usize|
+     -> Vec<((f64, f64), &'static str)> {
+        (0..n)
+            .map(|_| {
+                (
+                    random_point_in(rng, area.clone()),
+                    CATEGORIES[rng.random_range(0..CATEGORIES.len())],
+                )
+            })
+            .collect()
+    };
+    let band_hotspots: Vec<_> = (0..plan.batch_clients)
+        .map(|c| hotspots_in(&mut rng, band(c), 250))
         .collect();
+    let hotspots = hotspots_in(&mut rng, 0..plan.grids, 1000);
     let batches: Vec<Vec<pb::Report>> = (0..plan.batches * plan.batch_clients)
-        .map(|_| {
+        .map(|i| {
+            let c = i % plan.batch_clients;
             (0..1000)
-                .map(|_| synthetic(&mut rng, plan.grids, &hotspots))
+                .map(|_| synthetic(&mut rng, band(c), &band_hotspots[c]))
                 .collect()
         })
         .collect();
@@ -321,14 +344,19 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
             let mut rng = StdRng::seed_from_u64(100 + k as u64);
             let (mut lat, mut errors) = (Vec::new(), 0usize);
             while Instant::now() < deadline {
-                let r = synthetic(&mut rng, grids, &hotspots);
+                let r = synthetic(&mut rng, 0..grids, &hotspots);
                 let t = Instant::now();
                 match c
                     .submit_report(pb::SubmitReportRequest { report: Some(r) })
                     .await
                 {
                     Ok(_) => lat.push(t.elapsed()),
-                    Err(_) => errors += 1,
+                    Err(e) => {
+                        if errors == 0 {
+                            tracing::warn!(code = ?e.code(), message = e.message(), "SubmitReport failed");
+                        }
+                        errors += 1;
+                    }
                 }
                 if lat.len() % 200 == 0
                     && let Ok(mut m) = max_rss.lock()

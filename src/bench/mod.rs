@@ -258,9 +258,19 @@ pub(crate) async fn seed_grids(url: &DbUrl, n: usize) -> anyhow::Result<()> {
 }
 
 pub(crate) fn random_point(rng: &mut StdRng, n: usize) -> (f64, f64) {
-    let rows = n.div_ceil(COLS);
-    let k = rng.random_range(0..n);
-    let _ = rows;
+    random_point_in(rng, 0..n)
+}
+
+/// Whether `p` lies on the synthetic map of `n` grids.
+pub(crate) fn on_map(p: (f64, f64), n: usize) -> bool {
+    let rows = n.div_ceil(COLS) as f64;
+    (ORIGIN.0..ORIGIN.0 + rows * CELL).contains(&p.0)
+        && (ORIGIN.1..ORIGIN.1 + COLS as f64 * CELL).contains(&p.1)
+}
+
+/// A random point inside one of the synthetic grids numbered `cells` (row-major, `COLS` wide).
+pub(crate) fn random_point_in(rng: &mut StdRng, cells: std::ops::Range<usize>) -> (f64, f64) {
+    let k = rng.random_range(cells);
     let (lat, lng) = (
         ORIGIN.0 + (k / COLS) as f64 * CELL,
         ORIGIN.1 + (k % COLS) as f64 * CELL,
