@@ -16,6 +16,7 @@ use crate::grpc::error::ApiError;
 use crate::grpc::mutation;
 use crate::store::Pool;
 use crate::store::audit::Actor;
+use crate::store::grid_index::GridCache;
 use crate::store::reports::{self, Item, ItemResult};
 
 /// Transactions of grouped submissions running at once.
@@ -36,9 +37,9 @@ pub struct Intake {
 
 impl Intake {
     /// Starts the collector on the current runtime; it ends when the last `Intake` is dropped.
-    pub fn start(pool: Pool, retention: chrono::Duration) -> Intake {
+    pub fn start(pool: Pool, grids: Arc<GridCache>, retention: chrono::Duration) -> Intake {
         let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(collect(rx, pool, retention));
+        tokio::spawn(collect(rx, pool, grids, retention));
         Intake { tx }
     }
 
@@ -62,21 +63,28 @@ const FAILED: &str = "report intake failed; retry with the same client_report_id
 
 async fn run(
     pool: &Pool,
+    grids: &Arc<GridCache>,
     items: Vec<Item>,
     retention: chrono::Duration,
 ) -> Result<Vec<ItemResult>, ApiError> {
+    let grids = grids.clone();
     let system = Actor {
         sub: "gridhub-intake".into(),
         roles: Vec::new(),
         request_id: String::new(),
     };
     mutation::transact_on(pool, system, move |conn, audit| {
-        async move { Ok(reports::ingest(conn, items, retention, audit).await?) }.boxed()
+        async move { Ok(reports::ingest(conn, &grids, items, retention, audit).await?) }.boxed()
     })
     .await
 }
 
-async fn collect(mut rx: mpsc::Receiver<Job>, pool: Pool, retention: chrono::Duration) {
+async fn collect(
+    mut rx: mpsc::Receiver<Job>,
+    pool: Pool,
+    grids: Arc<GridCache>,
+    retention: chrono::Duration,
+) {
     let slots = Arc::new(Semaphore::new(GROUPS));
     loop {
         // Wait for a free slot first: while all slots are busy, reports queue up and then
@@ -92,11 +100,11 @@ async fn collect(mut rx: mpsc::Receiver<Job>, pool: Pool, retention: chrono::Dur
                 Err(_) => break,
             }
         }
-        let pool = pool.clone();
+        let (pool, grids) = (pool.clone(), grids.clone());
         tokio::spawn(async move {
             let (items, replies): (Vec<Item>, Vec<_>) =
                 jobs.into_iter().map(|j| (j.item, j.reply)).unzip();
-            match run(&pool, items.clone(), retention).await {
+            match run(&pool, &grids, items.clone(), retention).await {
                 Ok(results) => {
                     for (reply, r) in replies.into_iter().zip(results) {
                         let _ = reply.send(Ok(r));
@@ -106,7 +114,9 @@ async fn collect(mut rx: mpsc::Receiver<Job>, pool: Pool, retention: chrono::Dur
                     // One report must not take its neighbours down: retry each alone.
                     tracing::warn!(error = %e, reports = items.len(), "grouped intake failed; retrying one by one");
                     for (item, reply) in items.into_iter().zip(replies) {
-                        let r = run(&pool, vec![item], retention).await.map(|mut v| v.pop());
+                        let r = run(&pool, &grids, vec![item], retention)
+                            .await
+                            .map(|mut v| v.pop());
                         let _ = reply.send(match r {
                             Ok(Some(r)) => Ok(r),
                             Ok(None) | Err(_) => Err(FAILED.to_owned()),

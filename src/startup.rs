@@ -166,6 +166,7 @@ impl App {
             )),
             attachment_max_bytes: settings.attachment_max_bytes,
             idempotency_retention: settings.idempotency_retention,
+            grids: Arc::default(),
         });
         let verifier = Verifier::new(&settings.jwt_key, &settings.jwt_audience)?;
         let listener = TcpListener::bind(settings.listen)
@@ -215,6 +216,7 @@ impl App {
                     state: state.clone(),
                     intake: crate::intake::Intake::start(
                         state.pool.clone(),
+                        state.grids.clone(),
                         crate::grpc::report_service::retention(&state),
                     ),
                 })

@@ -2,6 +2,7 @@
 //! database.
 
 pub mod geojson;
+pub mod geometry;
 pub mod merge;
 pub mod pii;
 pub mod principal;

@@ -44,6 +44,8 @@ pub struct AppState {
     pub attachment_max_bytes: usize,
     /// How long a resend gets the first answer (reports, request_ids).
     pub idempotency_retention: std::time::Duration,
+    /// Grid polygons in memory for the report intake.
+    pub grids: Arc<crate::store::grid_index::GridCache>,
 }
 
 /// Shared handle to the state.

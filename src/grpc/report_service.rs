@@ -301,8 +301,9 @@ impl ReportService for ReportApi {
             })
             .collect();
         let retention = retention(&self.state);
+        let grids = self.state.grids.clone();
         let results = mutation::audited(&self.state, &p, move |conn, audit| {
-            async move { Ok(reports::ingest(conn, items, retention, audit).await?) }.boxed()
+            async move { Ok(reports::ingest(conn, &grids, items, retention, audit).await?) }.boxed()
         })
         .await?;
         let results = results

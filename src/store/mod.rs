@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cases;
 pub mod categories;
 pub mod departments;
+pub mod grid_index;
 pub mod idempotency;
 pub mod postgis;
 pub mod prepared;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::audit::{Actor, NewEvent};
 use super::categories::{self, Unified};
+use super::grid_index::GridCache;
 use super::schema::reports;
 use crate::domain::Violation;
 use crate::domain::merge::{self, Candidate, Decision};
@@ -115,13 +116,9 @@ struct Existing {
     first_case_no: String,
 }
 
-#[derive(QueryableByName)]
+/// The finest region with a polygon covering a report's point.
 struct Located {
-    #[diesel(sql_type = Integer)]
-    idx: i32,
-    #[diesel(sql_type = Text)]
     code: String,
-    #[diesel(sql_type = Int2)]
     level: i16,
 }
 
@@ -193,6 +190,7 @@ struct Place {
 /// place); returns one result per item, in order, and pushes one audit event per new report.
 pub async fn ingest(
     conn: &mut AsyncPgConnection,
+    grids: &GridCache,
     items: Vec<Item>,
     retention: Duration,
     audit: &mut Vec<NewEvent>,
@@ -294,7 +292,7 @@ pub async fn ingest(
     });
 
     // 3. Locate: the finest region whose polygon covers each point.
-    let places = locate(conn, &fresh).await?;
+    let places = locate(conn, grids, &fresh).await?;
     let mut placed: Vec<(usize, ReportInput, Place)> = Vec::new();
     for ((i, r), place) in fresh.into_iter().zip(places) {
         match place {
@@ -552,15 +550,28 @@ fn ancestors(code: &str) -> Vec<String> {
 /// grid when no polygon contains it. `None`: nowhere known.
 async fn locate(
     conn: &mut AsyncPgConnection,
+    grids: &GridCache,
     reports: &[(usize, ReportInput)],
 ) -> QueryResult<Vec<Option<Place>>> {
     if reports.is_empty() {
         return Ok(Vec::new());
     }
-    let lats: Vec<f64> = reports.iter().map(|(_, r)| r.lat).collect();
-    let lngs: Vec<f64> = reports.iter().map(|(_, r)| r.lng).collect();
-    let found: Vec<Located> = Locate { b1: lats, b2: lngs }.load(conn).await?;
-    let found: HashMap<usize, Located> = found.into_iter().map(|l| (l.idx as usize, l)).collect();
+    let index = grids.get(conn).await?;
+    let found: HashMap<usize, Located> = reports
+        .iter()
+        .enumerate()
+        .filter_map(|(k, (_, r))| {
+            index.locate(r.lat, r.lng).map(|(code, level)| {
+                (
+                    k,
+                    Located {
+                        code: code.to_owned(),
+                        level,
+                    },
+                )
+            })
+        })
+        .collect();
     let claims: Vec<String> = reports
         .iter()
         .filter_map(|(_, r)| r.claimed_grid.as_ref().map(|g| g.to_string()))
@@ -881,12 +892,6 @@ crate::prepared!(struct FindExisting = "SELECT r.client_report_id, r.payload_has
               WHERE r.client_report_id = ANY($1)" { b1: B1 => Array<SqlUuid> });
 crate::prepared!(struct FindOwners = "SELECT code, fallback_owner FROM regions WHERE code = ANY($1)" { b1: B1 => Array<Text> });
 crate::prepared!(struct LockCells = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(c, 7270011) AS k FROM unnest($1::text[]) c ORDER BY 1) s" { b1: B1 => Array<Text> });
-crate::prepared!(struct Locate = "SELECT (p.i - 1)::int4 AS idx, g.code, g.level
-           FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS p(lat, lng, i)
-           CROSS JOIN LATERAL (
-               SELECT code, level FROM regions
-                WHERE boundary IS NOT NULL AND ST_Covers(boundary, ST_SetSRID(ST_MakePoint(p.lng, p.lat), 4326))
-                ORDER BY level DESC, ST_Area(boundary), code LIMIT 1) g" { b1: B1 => Array<Double>, b2: B2 => Array<Double> });
 crate::prepared!(struct Candidates = "SELECT p.k AS idx, c.case_id, c.case_no, c.lat, c.lng, c.first_reported_at, c.last_reported_at
            FROM unnest($1::int4[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::timestamptz[], $8::timestamptz[])
                 AS p(k, cat, lat, lng, dlat, dlng, t0, t1)

@@ -94,6 +94,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    geometry_version (id) {
+        id -> Bool,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
     idempotency_keys (principal, request_id) {
         principal -> Text,
         request_id -> Uuid,
@@ -176,6 +183,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     categories,
     category_mappings,
     departments,
+    geometry_version,
     idempotency_keys,
     regions,
     reports,

@@ -971,3 +971,51 @@ async fn reports_and_cases_are_listed_with_filters_and_pages() {
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn the_intake_sees_new_grids_at_once() {
+    let (app, _) = demo().await;
+    let op = app.token("op", &["town_operator"], "500110111");
+    let margin = (
+        gridhub::demo::ORIGIN.0 - 0.005,
+        gridhub::demo::ORIGIN.1 + 0.01,
+    );
+    let before = submit(&app, &op, report("0501", margin, 1)).await;
+    assert_eq!(before.flags, ["OUTSIDE_GRID"]);
+    // A new grid of 打通垭社区 drawn over the margin.
+    let square = gridhub::demo::square(margin.0 - 0.001, margin.1 - 0.001, 0.002);
+    let fc = format!(
+        r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","properties":{{"code":"500110111001009","name":"新网格","parent_code":"500110111001"}},"geometry":{square}}}]}}"#
+    );
+    app.regions(Some(&op))
+        .await
+        .import_grids(pb::ImportGridsRequest {
+            geojson: fc.into_bytes(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let after = submit(&app, &op, report("0301", margin, 1)).await;
+    assert!(after.flags.is_empty(), "{:?}", after.flags);
+    let stored = app
+        .reports(Some(&op))
+        .await
+        .get_report(pb::GetReportRequest {
+            report_id: after.report_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.resolved_grid_code, "500110111001009");
+    // The same through a batch.
+    let out = app
+        .reports(Some(&op))
+        .await
+        .sync_reports(pb::SyncReportsRequest {
+            reports: vec![report("0101", margin, 1)],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ok(&out.results[0]).flags.is_empty());
+}

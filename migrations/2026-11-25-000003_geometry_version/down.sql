@@ -1,0 +1,3 @@
+DROP TRIGGER regions_geometry_changed ON regions;
+DROP FUNCTION bump_geometry_version();
+DROP TABLE geometry_version;

@@ -1,0 +1,19 @@
+-- A counter bumped by every statement that changes region geometry, so servers holding the
+-- grid polygons in memory (report intake) know when to reload them.
+CREATE TABLE geometry_version (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    version bigint NOT NULL
+);
+INSERT INTO geometry_version (id, version) VALUES (true, 1);
+
+CREATE FUNCTION bump_geometry_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE geometry_version SET version = version + 1;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER regions_geometry_changed
+    AFTER INSERT OR DELETE OR UPDATE OF boundary, code, level ON regions
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_geometry_version();
