@@ -313,7 +313,11 @@ pub async fn ingest(
     }
     // Owners: the nearest fallback owner up the hierarchy.
     let mut prefixes: BTreeSet<String> = BTreeSet::new();
-    for (_, _, p) in &placed {
+    // Only reports outside every grid need an owner from the hierarchy.
+    for (_, _, p) in placed
+        .iter()
+        .filter(|(_, _, p)| p.flags.iter().any(|f| f == flags::OUTSIDE_GRID))
+    {
         prefixes.extend(ancestors(&p.region));
     }
     let owners: HashMap<String, String> = if prefixes.is_empty() {
