@@ -99,13 +99,13 @@ pub async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    LockChain {}.execute(conn).await?;
-    let head: Option<(i64, Vec<u8>)> = audit_events::table
-        .select((audit_events::seq, audit_events::hash))
-        .order(audit_events::seq.desc())
-        .first(conn)
-        .await
-        .optional()?;
+    // Lock the chain and read its head in one round trip (see migration 3).
+    let head: Option<(i64, Vec<u8>)> = ChainHead {}
+        .load::<Head>(conn)
+        .await?
+        .into_iter()
+        .next()
+        .map(|h| (h.head_seq, h.head_hash));
     let (mut seq, mut prev) = head.unwrap_or((0, vec![0u8; 32]));
     // Postgres keeps microseconds; hash what will be read back.
     let now = Utc::now().trunc_subsecs(6);
@@ -392,8 +392,16 @@ mod tests {
     }
 }
 
-// The advisory lock that serializes appends to the chain.
-crate::prepared!(struct LockChain = "SELECT pg_advisory_xact_lock(7270002)" {});
+// Takes the advisory lock that serializes appends, then reads the head.
+crate::prepared!(struct ChainHead = "SELECT head_seq, head_hash FROM audit_chain_head()" {});
+
+#[derive(QueryableByName)]
+struct Head {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    head_seq: i64,
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    head_hash: Vec<u8>,
+}
 crate::prepared!(struct InsertEvents = "INSERT INTO audit_events (seq, occurred_at, actor, actor_roles, action, entity_type, entity_id, region_code,
                                        before, after, outcome, request_id, prev_hash, hash)
      SELECT seq, at, actor, array_remove(string_to_array(roles, ','), ''), action, et, eid, region, b, a, outcome, rid, ph, h
