@@ -25,12 +25,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Options(..)")
-    }
-}
-
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {

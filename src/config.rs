@@ -85,6 +85,13 @@ pub struct Options {
     pub db_acquire_timeout: Option<String>,
 }
 
+// Options hold secrets as plain strings (flags and environment): never print them.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Options(..)")
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -11,12 +11,12 @@ use super::mutation::{self, Idempotent};
 use super::pagination::Page;
 use super::pb::region_service_server::RegionService;
 use super::pb::{self, ImportSummary};
-use super::{State, convert, principal};
+use super::{State, convert, principal, requested_prefix};
 use crate::domain::Violation;
 use crate::domain::geojson;
 use crate::domain::pii::Phone;
 use crate::domain::principal::Principal;
-use crate::domain::region::RegionCode;
+use crate::domain::region::{RegionCode, RegionLevel};
 use crate::store::audit::NewEvent;
 use crate::store::regions::{RegionInput, Rejected, UpsertCounts};
 use crate::store::{departments, regions, workers};
@@ -307,28 +307,13 @@ impl RegionService for RegionApi {
                             });
                         }
                     }
-                    let mut counts = regions::upsert_grids(
-                        conn,
-                        &ok.iter()
-                            .filter(|g| {
-                                !g.code
-                                    .level()
-                                    .eq(&crate::domain::region::RegionLevel::MicroGrid)
-                            })
-                            .cloned()
-                            .collect::<Vec<_>>(),
-                    )
-                    .await?;
-                    counts += regions::upsert_grids(
-                        conn,
-                        &ok.iter()
-                            .filter(|g| {
-                                g.code.level() == crate::domain::region::RegionLevel::MicroGrid
-                            })
-                            .cloned()
-                            .collect::<Vec<_>>(),
-                    )
-                    .await?;
+                    // Grids before micro-grids: a micro-grid's parent may be a grid of this import.
+                    let (micro, grids): (Vec<_>, Vec<_>) = ok
+                        .iter()
+                        .cloned()
+                        .partition(|g| g.code.level() == RegionLevel::MicroGrid);
+                    let mut counts = regions::upsert_grids(conn, &grids).await?;
+                    counts += regions::upsert_grids(conn, &micro).await?;
                     rejected.sort_by_key(|r| r.index);
                     let s = summary(counts, rejected);
                     audit.push(import_event(
@@ -525,9 +510,8 @@ impl RegionService for RegionApi {
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let region = optional_code(&r.region_code, "region_code")?;
+        let prefix = requested_prefix(&p, &r.region_code)?;
         let grid = optional_code(&r.grid_code, "grid_code")?;
-        let prefix = in_scope(&p, region.as_ref())?;
         let filter = format!("{}|{}", r.region_code, r.grid_code);
         let page = Page::parse(
             &self.state,
@@ -540,7 +524,7 @@ impl RegionService for RegionApi {
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
         let mut rows = workers::list(
             &mut conn,
-            prefix,
+            &prefix,
             grid.as_ref().map(|g| g.as_str()),
             page.after.as_deref(),
             page.fetch_limit(),
@@ -642,8 +626,7 @@ impl RegionService for RegionApi {
     ) -> Result<Response<pb::ListDepartmentsResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let region = optional_code(&r.region_code, "region_code")?;
-        let prefix = in_scope(&p, region.as_ref())?;
+        let prefix = requested_prefix(&p, &r.region_code)?;
         let page = Page::parse(
             &self.state,
             &p,
@@ -653,10 +636,14 @@ impl RegionService for RegionApi {
             &r.page_token,
         )?;
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
-        let mut rows =
-            departments::list(&mut conn, prefix, page.after.as_deref(), page.fetch_limit())
-                .await
-                .map_err(ApiError::from)?;
+        let mut rows = departments::list(
+            &mut conn,
+            &prefix,
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await
+        .map_err(ApiError::from)?;
         let next_page_token = page.finish(&self.state, &mut rows, |d| d.code.clone());
         Ok(Response::new(pb::ListDepartmentsResponse {
             departments: rows.into_iter().map(convert::department).collect(),

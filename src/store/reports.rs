@@ -1,9 +1,10 @@
-//! Intake of reports: locate, own, map, merge and store a batch in a few set-based statements
-//! (one per step, not one per report), inside the caller's transaction.
+//! Intake of reports: locate (against the in-memory grid index), own, map, merge and store a
+//! batch in a few set-based statements (one per step, not one per report), inside the
+//! caller's transaction.
 //!
 //! Concurrency: the batch first takes transaction-scoped advisory locks on its
-//! `client_report_id`s and then on its unified categories, each in sorted order (so two
-//! batches cannot deadlock). Two concurrent sends of one report therefore run one after the
+//! `client_report_id`s and then on the (category, map cell) keys its merge radii touch, each
+//! in sorted order (so two batches cannot deadlock). Two concurrent sends of one report therefore run one after the
 //! other, and two simultaneous reports of one pothole see each other's case.
 
 use std::collections::{BTreeSet, HashMap};
@@ -491,7 +492,7 @@ pub async fn ingest(
         });
     }
 
-    // 6. Number the new cases (late: the per-town counter row is locked until commit).
+    // 6. Number the new cases and write everything.
     number_cases(conn, &mut drafts).await?;
     insert_cases(conn, &drafts).await?;
     insert_reports(conn, &placed, &rows, &drafts, &subs).await?;
