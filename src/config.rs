@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::clock::Clock;
 use crate::crypto::SecretKey;
+use crate::domain::calendar::OfficeHours;
 
 /// Options settable by flag, environment or file. `None` means "not given at this layer".
 #[derive(Clone, Default, clap::Args, Deserialize)]
@@ -83,6 +85,34 @@ pub struct Options {
     /// How long an RPC waits for a pooled connection before UNAVAILABLE [default: 5s].
     #[arg(long, env = "GRIDHUB_DB_ACQUIRE_TIMEOUT", global = true)]
     pub db_acquire_timeout: Option<String>,
+    /// Office hours of working days, China Standard Time [default: 08:30-12:00,14:00-17:30].
+    #[arg(long, env = "GRIDHUB_OFFICE_HOURS", global = true)]
+    pub office_hours: Option<String>,
+    /// Working hours to sign for a dispatched case, unless its category says otherwise [default: 1].
+    #[arg(long, env = "GRIDHUB_SIGN_LIMIT_HOURS", global = true)]
+    pub sign_limit_hours: Option<u32>,
+    /// Working days to handle a dispatched case, unless its category says otherwise [default: 5].
+    #[arg(long, env = "GRIDHUB_HANDLE_LIMIT_DAYS", global = true)]
+    pub handle_limit_days: Option<u32>,
+    /// Working days a case stays overdue before the 通报 escalation [default: 5].
+    #[arg(long, env = "GRIDHUB_ESCALATE_AFTER_DAYS", global = true)]
+    pub escalate_after_days: Option<u32>,
+    /// How often the SLA ticker and the early-warning detectors run [default: 30s].
+    #[arg(long, env = "GRIDHUB_SLA_TICK", global = true)]
+    pub sla_tick: Option<String>,
+    /// Spike warning: reports of one category in one grid in 24 h at least this many times the
+    /// daily average of the previous 28 days [default: 3].
+    #[arg(long, env = "GRIDHUB_SPIKE_FACTOR", global = true)]
+    pub spike_factor: Option<f64>,
+    /// Spike warning: and at least this many reports in 24 h [default: 5].
+    #[arg(long, env = "GRIDHUB_SPIKE_MIN_REPORTS", global = true)]
+    pub spike_min_reports: Option<u32>,
+    /// Repeat-caller warning: this many reports from one phone … [default: 3].
+    #[arg(long, env = "GRIDHUB_REPEAT_CALLER_THRESHOLD", global = true)]
+    pub repeat_caller_threshold: Option<u32>,
+    /// … within this window [default: 30days].
+    #[arg(long, env = "GRIDHUB_REPEAT_CALLER_WINDOW", global = true)]
+    pub repeat_caller_window: Option<String>,
 }
 
 // Options hold secrets as plain strings (flags and environment): never print them.
@@ -135,6 +165,15 @@ impl Options {
             db_acquire_timeout,
             idempotency_retention,
             attachment_max_bytes,
+            office_hours,
+            sign_limit_hours,
+            handle_limit_days,
+            escalate_after_days,
+            sla_tick,
+            spike_factor,
+            spike_min_reports,
+            repeat_caller_threshold,
+            repeat_caller_window,
         )
     }
 
@@ -175,6 +214,22 @@ pub struct DbSettings {
     pub acquire_timeout: Duration,
 }
 
+/// The command centre's rules: working time, default time limits, the SLA ticker and the
+/// early-warning thresholds.
+#[derive(Debug, Clone)]
+pub struct WorkflowSettings {
+    pub office_hours: OfficeHours,
+    /// Defaults where a category sets no limit; `escalate_days` applies to all.
+    pub limits: crate::domain::workflow::Limits,
+    pub sla_tick: Duration,
+    pub spike_factor: f64,
+    pub spike_min_reports: u32,
+    pub repeat_caller_threshold: u32,
+    pub repeat_caller_window: Duration,
+    /// The workflow's clock (tests set a manual one).
+    pub clock: Clock,
+}
+
 /// Fully resolved settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -189,6 +244,7 @@ pub struct Settings {
     pub db: DbSettings,
     pub idempotency_retention: Duration,
     pub attachment_max_bytes: usize,
+    pub workflow: WorkflowSettings,
 }
 
 fn duration(v: Option<String>, default: &str, name: &str) -> anyhow::Result<Duration> {
@@ -252,7 +308,42 @@ impl Settings {
             attachment_max_bytes: o
                 .attachment_max_bytes
                 .unwrap_or(crate::attachments::DEFAULT_MAX_BYTES),
+            workflow: WorkflowSettings {
+                office_hours: match o.office_hours {
+                    Some(s) => OfficeHours::parse(&s).map_err(anyhow::Error::msg)?,
+                    None => OfficeHours::default(),
+                },
+                limits: crate::domain::workflow::Limits {
+                    sign_hours: positive(o.sign_limit_hours, 1, "sign_limit_hours")?,
+                    handle_days: positive(o.handle_limit_days, 5, "handle_limit_days")?,
+                    escalate_days: positive(o.escalate_after_days, 5, "escalate_after_days")?,
+                },
+                sla_tick: duration(o.sla_tick, "30s", "sla_tick")?,
+                spike_factor: match o.spike_factor.unwrap_or(3.0) {
+                    f if f.is_finite() && f >= 1.0 => f,
+                    _ => bail!("spike_factor must be at least 1"),
+                },
+                spike_min_reports: positive(o.spike_min_reports, 5, "spike_min_reports")?,
+                repeat_caller_threshold: positive(
+                    o.repeat_caller_threshold,
+                    3,
+                    "repeat_caller_threshold",
+                )?,
+                repeat_caller_window: duration(
+                    o.repeat_caller_window,
+                    "30days",
+                    "repeat_caller_window",
+                )?,
+                clock: Clock::system(),
+            },
         })
+    }
+}
+
+fn positive(v: Option<u32>, default: u32, name: &str) -> anyhow::Result<u32> {
+    match v.unwrap_or(default) {
+        0 => bail!("{name} must be at least 1"),
+        n => Ok(n),
     }
 }
 

@@ -115,6 +115,8 @@ pub struct App {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     watcher: JoinHandle<()>,
     janitor: JoinHandle<()>,
+    ticker: JoinHandle<()>,
+    feed_task: JoinHandle<()>,
     shutdown_timeout: Duration,
     idempotency_retention: Duration,
 }
@@ -157,6 +159,9 @@ impl App {
     /// the database at `url` is migrated.
     pub async fn bind(settings: &Settings, url: &DbUrl) -> anyhow::Result<App> {
         let pool = store::pool(url, &settings.db)?;
+        let (shutdown, mut shutdown_rx) = watch::channel(false);
+        let (feed, feed_task) =
+            crate::feed::Feed::start(url.clone(), pool.clone(), shutdown.subscribe());
         let state = Arc::new(AppState {
             pool,
             pii: PiiCipher::new(&settings.pii_key),
@@ -167,6 +172,8 @@ impl App {
             attachment_max_bytes: settings.attachment_max_bytes,
             idempotency_retention: settings.idempotency_retention,
             grids: Arc::default(),
+            workflow: settings.workflow.clone(),
+            feed,
         });
         let verifier = Verifier::new(&settings.jwt_key, &settings.jwt_audience)?;
         let listener = TcpListener::bind(settings.listen)
@@ -185,7 +192,6 @@ impl App {
             .build_v1alpha()?;
         let l = &settings.limits;
         let max = l.max_message_bytes;
-        let (shutdown, mut shutdown_rx) = watch::channel(false);
         let router = Server::builder()
             .accept_http1(true)
             .timeout(l.rpc_timeout)
@@ -250,6 +256,8 @@ impl App {
             server,
             watcher: tokio::spawn(async {}),
             janitor: tokio::spawn(async {}),
+            ticker: tokio::spawn(async {}),
+            feed_task,
             shutdown_timeout: l.shutdown_timeout,
             idempotency_retention: settings.idempotency_retention,
         })
@@ -258,6 +266,12 @@ impl App {
     /// Marks the server SERVING, starts watching the database and expiring old
     /// idempotency keys.
     pub async fn ready(&mut self) {
+        self.ticker = crate::sla::Ticker {
+            pool: self.state.pool.clone(),
+            settings: self.state.workflow.clone(),
+            pii: self.state.pii.clone(),
+        }
+        .spawn(self.shutdown.subscribe());
         self.janitor = tokio::spawn(expire_idempotency_keys(
             self.state.pool.clone(),
             self.idempotency_retention,
@@ -306,6 +320,8 @@ impl App {
         set_health(&self.health, ServingStatus::NotServing).await;
         self.watcher.abort();
         self.janitor.abort();
+        self.ticker.abort();
+        self.feed_task.abort();
         // Let health checkers observe NOT_SERVING before the listener closes.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut server = self.server;

@@ -22,6 +22,10 @@ pub struct Claims {
     pub iat: u64,
     /// Audience.
     pub aud: String,
+    /// The handling unit the principal acts for (a department code), if any: the principal
+    /// may sign for and handle cases dispatched to that unit.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
 }
 
 /// Why a token was refused. The message is safe to return to the client.
@@ -110,6 +114,7 @@ impl Verifier {
             sub: c.sub,
             roles,
             scope,
+            unit: Some(c.unit).filter(|u| !u.trim().is_empty()),
         })
     }
 }
@@ -162,6 +167,18 @@ impl Issuer {
         region: &str,
         ttl: std::time::Duration,
     ) -> anyhow::Result<String> {
+        self.issue_for_unit(sub, roles, region, "", ttl)
+    }
+
+    /// Like [`Issuer::issue`], for a principal acting for handling unit `unit` (empty: none).
+    pub fn issue_for_unit(
+        &self,
+        sub: &str,
+        roles: &[String],
+        region: &str,
+        unit: &str,
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<String> {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: sub.to_owned(),
@@ -170,6 +187,7 @@ impl Issuer {
             exp: now + ttl.as_secs(),
             iat: now,
             aud: self.audience.clone(),
+            unit: unit.to_owned(),
         };
         Ok(encode(&Header::new(self.alg), &claims, &self.key)?)
     }
@@ -228,6 +246,7 @@ mod tests {
             exp: now - 3600,
             iat: now - 7200,
             aud: "gridhub".into(),
+            unit: String::new(),
         };
         let expired = encode(&Header::new(Algorithm::HS256), &claims, &i.key).unwrap();
         assert_eq!(

@@ -31,6 +31,7 @@ const REPORTERS: &[Role] = &[
     Admin,
 ];
 const COMMAND_CENTRE: &[Role] = &[TownOperator, Admin];
+const CASE_ACTORS: &[Role] = &[TownOperator, Admin, DeptHandler, GridWorker, VillageAdmin];
 
 /// The access rule for a gRPC path (`/package.Service/Method`); `None` = no rule, deny.
 pub fn access(path: &str) -> Option<Access> {
@@ -62,6 +63,12 @@ pub fn access(path: &str) -> Option<Access> {
         "/gridhub.v1.CaseService/ListCases" => Access::AnyRole,
         "/gridhub.v1.CaseService/MergeCases" => Access::Roles(COMMAND_CENTRE),
         "/gridhub.v1.CaseService/SplitReport" => Access::Roles(COMMAND_CENTRE),
+        // Which action each role may take is the workflow's rule (domain::workflow).
+        "/gridhub.v1.CaseService/TransitionCase" => Access::Roles(CASE_ACTORS),
+        "/gridhub.v1.CaseService/WatchCases" => Access::AnyRole,
+        "/gridhub.v1.CaseService/GetDashboard" => Access::AnyRole,
+        "/gridhub.v1.CaseService/ListAlerts" => Access::AnyRole,
+        "/gridhub.v1.CaseService/PullChanges" => Access::AnyRole,
         _ => return None,
     };
     Some(rule)

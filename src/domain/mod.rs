@@ -1,6 +1,7 @@
 //! Pure types and rules of the one net. No I/O: everything here is unit-tested without a
 //! database.
 
+pub mod calendar;
 pub mod geojson;
 pub mod geometry;
 pub mod merge;
@@ -8,6 +9,7 @@ pub mod pii;
 pub mod principal;
 pub mod region;
 pub mod report;
+pub mod workflow;
 
 /// One problem with one input field, reported to the client as a
 /// `google.rpc.BadRequest.FieldViolation`.

@@ -52,6 +52,21 @@ impl fmt::Debug for Phone {
     }
 }
 
+/// A value encrypted for storage with its keyed blind index (see `crypto::PiiCipher`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// `key id || nonce || ciphertext+tag`.
+    pub enc: Vec<u8>,
+    /// Keyed HMAC of the plaintext, for equality look-ups.
+    pub index: Vec<u8>,
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealed(***)")
+    }
+}
+
 /// Keeps `head` leading and `tail` trailing characters and stars the rest; a value too short
 /// to keep both is starred whole.
 pub fn mask_middle(s: &str, head: usize, tail: usize) -> String {

@@ -126,6 +126,8 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// Where the principal may act.
     pub scope: Scope,
+    /// The handling unit (department code) it acts for, from the token's `unit` claim.
+    pub unit: Option<String>,
 }
 
 impl Principal {
@@ -137,6 +139,12 @@ impl Principal {
     /// Whether the principal holds any of `roles`.
     pub fn has_any(&self, roles: &[Role]) -> bool {
         roles.iter().any(|r| self.has(*r))
+    }
+
+    /// Whether the principal acts for handling unit `assignee`: its `unit` claim names it, or
+    /// it is the assigned worker itself.
+    pub fn acts_for(&self, assignee: &str) -> bool {
+        !assignee.is_empty() && (self.unit.as_deref() == Some(assignee) || self.sub == assignee)
     }
 
     /// Role names, for audit events and logs.

@@ -37,6 +37,8 @@ pub struct ReportInput {
     pub occurred_at: DateTime<Utc>,
     pub reporter_id: String,
     pub attachments: Vec<String>,
+    /// The reporter's or caller's phone, encrypted.
+    pub reporter_phone: Option<super::pii::Sealed>,
     /// SHA-256 of the client-set fields: tells a resend from another report under the same id.
     pub payload_hash: Vec<u8>,
 }

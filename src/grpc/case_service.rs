@@ -1,8 +1,14 @@
-//! CaseService: browsing cases and correcting the automatic merge (MergeCases, SplitReport).
-//! The workflow (register, dispatch, …) builds on this.
+//! CaseService: browsing cases, correcting the automatic merge (MergeCases, SplitReport), the
+//! workflow (TransitionCase, rules in `domain::workflow`), the live feed (WatchCases, see
+//! `feed`), PullChanges for mobile clients, the dashboard and the early warnings.
 
-use futures::FutureExt;
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use chrono::Duration;
+use futures::{FutureExt, Stream};
 use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -11,20 +17,142 @@ use super::mutation::{self, Idempotent};
 use super::pagination::Page;
 use super::pb;
 use super::pb::case_service_server::CaseService;
-use super::{State, convert, principal, requested_prefix, uuid_field};
+use super::{State, convert, principal, requested_prefix, time_range, uuid_field};
+use crate::domain::calendar::Calendar;
+use crate::domain::principal::Role;
+use crate::domain::workflow::{self, Action, Args, Refusal};
+use crate::feed::{self, Filter};
 use crate::store::audit::NewEvent;
-use crate::store::cases::{self, FINISHED};
-use crate::store::reports;
+use crate::store::cases::{self, CaseFilter, FINISHED};
+use crate::store::{self as db, alerts, reports, stats};
 
-crate::idempotent!(pb::MergeCasesRequest, pb::SplitReportRequest);
+crate::idempotent!(
+    pb::MergeCasesRequest,
+    pb::SplitReportRequest,
+    pb::TransitionCaseRequest
+);
+
+/// Events a subscriber's stream buffers before it counts as slow.
+const SUBSCRIBER_BUFFER: usize = 256;
+/// Events read per catch-up query.
+const CATCH_UP_PAGE: i64 = 500;
 
 /// The CaseService implementation.
 pub struct CaseApi {
     pub state: State,
 }
 
-fn snapshot(c: &cases::Case) -> serde_json::Value {
-    json!({"status": c.status, "report_count": c.report_count, "version": c.version, "unified_category": c.unified_category, "merged_into": c.merged_into})
+fn action(a: pb::CaseAction) -> Option<Action> {
+    use pb::CaseAction as P;
+    Some(match a {
+        P::Unspecified => return None,
+        P::Register => Action::Register,
+        P::Void => Action::Void,
+        P::Dispatch => Action::Dispatch,
+        P::Sign => Action::Sign,
+        P::Feedback => Action::Feedback,
+        P::VerifyOk => Action::VerifyOk,
+        P::VerifyFail => Action::VerifyFail,
+        P::Return => Action::Return,
+        P::RequestExtension => Action::RequestExtension,
+        P::ApproveExtension => Action::ApproveExtension,
+        P::RejectExtension => Action::RejectExtension,
+        P::Urge => Action::Urge,
+        P::Supervise => Action::Supervise,
+        P::Reopen => Action::Reopen,
+    })
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::State { .. } | Refusal::Condition { .. } | Refusal::Calendar => {
+                ApiError::FailedPrecondition(r.to_string())
+            }
+            Refusal::Role { .. } => ApiError::PermissionDenied(r.to_string()),
+            Refusal::Argument { field, description } => ApiError::invalid(field, description),
+        }
+    }
+}
+
+/// Validated TransitionCase arguments.
+struct Transition {
+    case_id: Uuid,
+    action: Action,
+    expected_version: i64,
+    comment: String,
+    args: Args,
+}
+
+fn transition(r: &pb::TransitionCaseRequest) -> Result<Transition, ApiError> {
+    let mut v = Vec::new();
+    let case_id = Uuid::parse_str(&r.case_id)
+        .map_err(|_| v.push(crate::domain::Violation::new("case_id", "must be a UUID")))
+        .ok();
+    let act = pb::CaseAction::try_from(r.action).ok().and_then(action);
+    if act.is_none() {
+        v.push(crate::domain::Violation::new(
+            "action",
+            "must be one of REGISTER, VOID, DISPATCH, SIGN, FEEDBACK, VERIFY_OK, VERIFY_FAIL, RETURN, REQUEST_EXTENSION, APPROVE_EXTENSION, REJECT_EXTENSION, URGE, SUPERVISE, REOPEN",
+        ));
+    }
+    if r.expected_version < 1 {
+        v.push(crate::domain::Violation::new(
+            "expected_version",
+            "required: the version of the case you acted on",
+        ));
+    }
+    if r.comment.chars().count() > 2000 {
+        v.push(crate::domain::Violation::new(
+            "comment",
+            "at most 2000 characters",
+        ));
+    }
+    if r.assignee.chars().count() > 64 {
+        v.push(crate::domain::Violation::new(
+            "assignee",
+            "at most 64 characters",
+        ));
+    }
+    if !(0..=365).contains(&r.time_limit_working_days) {
+        v.push(crate::domain::Violation::new(
+            "time_limit_working_days",
+            "between 1 and 365 (0: the default)",
+        ));
+    }
+    if !(0..=workflow::MAX_EXTENSION_DAYS as i32).contains(&r.extension_working_days) {
+        v.push(crate::domain::Violation::new(
+            "extension_working_days",
+            format!("between 1 and {}", workflow::MAX_EXTENSION_DAYS),
+        ));
+    }
+    let (Some(case_id), Some(action), true) = (case_id, act, v.is_empty()) else {
+        return Err(ApiError::InvalidArgument(v));
+    };
+    let positive = |n: i32| (n > 0).then_some(n as u32);
+    Ok(Transition {
+        case_id,
+        action,
+        expected_version: r.expected_version,
+        comment: r.comment.trim().to_owned(),
+        args: Args {
+            assignee: Some(r.assignee.trim().to_owned()).filter(|a| !a.is_empty()),
+            time_limit_days: positive(r.time_limit_working_days),
+            extension_days: positive(r.extension_working_days),
+        },
+    })
+}
+
+/// Parses a resume token or cursor (an event sequence number; empty: `None`).
+fn position(raw: &str, field: &str) -> Result<Option<i64>, ApiError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid(field, "is not a token this server issued"))
 }
 
 #[tonic::async_trait]
@@ -50,7 +178,17 @@ impl CaseService for CaseApi {
         let p = principal(&req)?;
         let r = req.get_ref();
         let prefix = requested_prefix(&p, &r.region_code)?;
-        let filter = format!("{}|{}|{}", prefix, r.statuses.join(","), r.unified_category);
+        let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
+        let filter = format!(
+            "{}|{}|{}|{}|{}|{:?}|{:?}",
+            prefix,
+            r.statuses.join(","),
+            r.unified_category,
+            r.overdue_only,
+            r.assignee,
+            start,
+            end
+        );
         let page = Page::parse(
             &self.state,
             &p,
@@ -65,18 +203,18 @@ impl CaseService for CaseApi {
             .map(Uuid::parse_str)
             .transpose()
             .map_err(|_| ApiError::invalid("page_token", "malformed"))?;
-        let category = (!r.unified_category.is_empty()).then_some(r.unified_category.as_str());
+        let f = CaseFilter {
+            statuses: r.statuses.clone(),
+            category: Some(r.unified_category.clone()).filter(|c| !c.is_empty()),
+            overdue_only: r.overdue_only,
+            assignee: Some(r.assignee.clone()).filter(|a| !a.is_empty()),
+            start,
+            end,
+        };
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
-        let mut rows = cases::list(
-            &mut conn,
-            &prefix,
-            &r.statuses,
-            category,
-            before,
-            page.fetch_limit(),
-        )
-        .await
-        .map_err(ApiError::from)?;
+        let mut rows = cases::list(&mut conn, &prefix, &f, before, page.fetch_limit())
+            .await
+            .map_err(ApiError::from)?;
         let next_page_token = page.finish(&self.state, &mut rows, |c| c.case_id.to_string());
         Ok(Response::new(pb::ListCasesResponse {
             cases: rows
@@ -145,18 +283,16 @@ impl CaseService for CaseApi {
                         .next()
                         .ok_or_else(|| ApiError::NotFound(format!("case {target} not found")))?;
                     cases::merge(conn, &t, &srcs).await?;
-                    for s in &srcs {
-                        let mut after = snapshot(s);
-                        after["status"] = json!("MERGED");
-                        after["merged_into"] = json!(t.case_id);
-                        after["comment"] = json!(comment);
+                    let ids: Vec<Uuid> = srcs.iter().map(|s| s.case_id).collect();
+                    for s in cases::by_ids(conn, &ids).await? {
+                        let before = srcs.iter().find(|x| x.case_id == s.case_id).unwrap_or(&s);
                         audit.push(NewEvent::ok(
                             "case.merge",
                             "case",
                             &s.case_id.to_string(),
                             &s.region_code,
-                            Some(snapshot(s)),
-                            Some(after),
+                            Some(feed::case_before(before)),
+                            Some(feed::case_change(&s, "MERGED", &comment)),
                         ));
                     }
                     let merged = cases::get(conn, "", target)
@@ -167,8 +303,8 @@ impl CaseService for CaseApi {
                         "case",
                         &target.to_string(),
                         &t.region_code,
-                        Some(snapshot(&t)),
-                        Some(snapshot(&merged.case)),
+                        Some(feed::case_before(&t)),
+                        Some(feed::case_change(&merged.case, "ABSORBED", &comment)),
                     ));
                     Ok(convert::case(merged.case, merged.reports))
                 }
@@ -225,7 +361,7 @@ impl CaseService for CaseApi {
                         &report_id.to_string(),
                         &report.region_code,
                         Some(json!({"case_id": from.case_id, "case_no": from.case_no})),
-                        Some(json!({"case_id": new_id, "case_no": case_no, "comment": comment})),
+                        Some(json!({"case_id": new_id, "case_no": case_no, "comment": comment, "unified_category": report.unified_category})),
                     ));
                     let c = cases::get(conn, "", new_id)
                         .await?
@@ -237,5 +373,402 @@ impl CaseService for CaseApi {
         )
         .await?;
         Ok(Response::new(out))
+    }
+
+    async fn transition_case(
+        &self,
+        req: Request<pb::TransitionCaseRequest>,
+    ) -> Result<Response<pb::Case>, Status> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let t = transition(&r)?;
+        let prefix = p.scope.prefix().to_owned();
+        let workflow = self.state.workflow.clone();
+        let now = workflow.clock.now();
+        let who = p.clone();
+        let out = mutation::run(
+            &self.state,
+            &p,
+            "CaseService/TransitionCase",
+            r.request_id(),
+            &r.payload(),
+            move |conn, audit| {
+                async move {
+                    let case = cases::lock(conn, &prefix, t.case_id)
+                        .await?
+                        .ok_or_else(|| {
+                            ApiError::NotFound(format!("case {} not found", t.case_id))
+                        })?;
+                    if case.version != t.expected_version {
+                        return Err(ApiError::Aborted(format!(
+                            "case {} is at version {}, not {}: reload it and decide again",
+                            case.case_no, case.version, t.expected_version
+                        )));
+                    }
+                    let flow = case.flow().ok_or_else(|| {
+                        ApiError::Internal(format!(
+                            "case {} has status {}",
+                            case.case_no, case.status
+                        ))
+                    })?;
+                    let actor = workflow::Actor {
+                        command_centre: who.has_any(&[Role::TownOperator, Role::Admin]),
+                        assignee: who.has_any(&[
+                            Role::DeptHandler,
+                            Role::GridWorker,
+                            Role::VillageAdmin,
+                        ]) && who.acts_for(&case.assignee),
+                    };
+                    let (sign, handle) =
+                        db::categories::limits(conn, &case.unified_category).await?;
+                    let limits = workflow::Limits {
+                        sign_hours: sign.map(|h| h as u32).unwrap_or(workflow.limits.sign_hours),
+                        handle_days: handle
+                            .map(|d| d as u32)
+                            .unwrap_or(workflow.limits.handle_days),
+                        escalate_days: workflow.limits.escalate_days,
+                    };
+                    let cal = Calendar::new(
+                        db::calendar::load(conn).await?,
+                        workflow.office_hours.clone(),
+                    );
+                    let next = workflow::plan(&flow, t.action, actor, &t.args, now, limits, &cal)?;
+                    if t.action == Action::Dispatch {
+                        let unit = next.assignee.as_str();
+                        let region =
+                            db::departments::unit_region(conn, unit)
+                                .await?
+                                .ok_or_else(|| {
+                                    ApiError::invalid(
+                                        "assignee",
+                                        format!("{unit} is not an active department or worker"),
+                                    )
+                                })?;
+                        let town = crate::domain::report::town_of(&case.region_code);
+                        if !(case.region_code.starts_with(&region) || region.starts_with(town)) {
+                            return Err(ApiError::invalid(
+                                "assignee",
+                                format!(
+                                    "{unit} belongs to {region}, outside the case's town {town}"
+                                ),
+                            ));
+                        }
+                    }
+                    let saved = cases::save_flow(conn, case.case_id, &next).await?;
+                    audit.push(NewEvent::ok(
+                        "case.transition",
+                        "case",
+                        &case.case_id.to_string(),
+                        &case.region_code,
+                        Some(feed::case_before(&case)),
+                        Some(feed::case_change(&saved, t.action.as_str(), &t.comment)),
+                    ));
+                    let reasons = cases::report_reasons(conn, case.case_id).await?;
+                    Ok(convert::case(saved, reasons))
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(out))
+    }
+
+    type WatchCasesStream = Pin<Box<dyn Stream<Item = Result<pb::CaseEvent, Status>> + Send>>;
+
+    async fn watch_cases(
+        &self,
+        req: Request<pb::WatchCasesRequest>,
+    ) -> Result<Response<Self::WatchCasesStream>, Status> {
+        let p = principal(&req)?;
+        let r = req.get_ref();
+        let filter = Filter {
+            prefix: requested_prefix(&p, &r.region_code)?,
+            statuses: r.statuses.clone(),
+            category: Some(r.unified_category.clone()).filter(|c| !c.is_empty()),
+            exclude_alerts: r.exclude_alerts,
+        };
+        let resume = position(&r.resume_token, "resume_token")?;
+        // Subscribe before reading the table: nothing committed in between is missed.
+        let live = self.state.feed.subscribe();
+        let pool = self.state.pool.clone();
+        let last = match resume {
+            Some(n) => n,
+            None => {
+                let mut conn = pool.get().await.map_err(ApiError::from)?;
+                db::feed::head(&mut conn).await.map_err(ApiError::from)?
+            }
+        };
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        tokio::spawn(subscriber(pool, filter, last, live, tx));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn get_dashboard(
+        &self,
+        req: Request<pb::GetDashboardRequest>,
+    ) -> Result<Response<pb::Dashboard>, Status> {
+        let p = principal(&req)?;
+        let r = req.get_ref();
+        let prefix = requested_prefix(&p, &r.region_code)?;
+        let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
+        let local = |t: chrono::DateTime<chrono::Utc>| (t + Duration::hours(8)).date_naive();
+        let from = start.map(local).unwrap_or(chrono::NaiveDate::MIN);
+        // The end's day counts when the range reaches into it.
+        let to = end
+            .map(|e| local(e - Duration::microseconds(1)) + Duration::days(1))
+            .unwrap_or(chrono::NaiveDate::MAX);
+        if from >= to {
+            return Err(ApiError::invalid("end_time", "must be after start_time").into());
+        }
+        let as_of = chrono::Utc::now();
+        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let rows = stats::dashboard(&mut conn, &prefix, from, to)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(dashboard(prefix, rows, as_of)))
+    }
+
+    async fn list_alerts(
+        &self,
+        req: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.get_ref();
+        let prefix = requested_prefix(&p, &r.region_code)?;
+        let page = Page::parse(
+            &self.state,
+            &p,
+            "ListAlerts",
+            &format!("{prefix}|{}", r.kind),
+            r.page_size,
+            &r.page_token,
+        )?;
+        let before = page
+            .after
+            .as_deref()
+            .map(Uuid::parse_str)
+            .transpose()
+            .map_err(|_| ApiError::invalid("page_token", "malformed"))?;
+        let kind = (!r.kind.is_empty()).then_some(r.kind.as_str());
+        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut rows = alerts::list(&mut conn, &prefix, kind, before, page.fetch_limit())
+            .await
+            .map_err(ApiError::from)?;
+        let next_page_token = page.finish(&self.state, &mut rows, |a| a.alert_id.to_string());
+        Ok(Response::new(pb::ListAlertsResponse {
+            alerts: rows.into_iter().map(convert::alert).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn pull_changes(
+        &self,
+        req: Request<pb::PullChangesRequest>,
+    ) -> Result<Response<pb::PullChangesResponse>, Status> {
+        let p = principal(&req)?;
+        let r = req.get_ref();
+        let cursor = position(&r.cursor, "cursor")?.unwrap_or(0);
+        let limit = match r.limit {
+            n if n < 0 => return Err(ApiError::invalid("limit", "must not be negative").into()),
+            0 => 100,
+            n => n.min(1000) as usize,
+        };
+        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        // Cases in the order of their latest change up to where the page stops.
+        let mut order: Vec<Uuid> = Vec::new();
+        let mut latest: HashMap<Uuid, i64> = HashMap::new();
+        let mut next = cursor;
+        'scan: loop {
+            let events = db::feed::case_changes_after(
+                &mut conn,
+                next,
+                p.scope.prefix(),
+                p.unit.as_deref().or(Some(p.sub.as_str())),
+                CATCH_UP_PAGE,
+            )
+            .await
+            .map_err(ApiError::from)?;
+            for e in &events {
+                let Some(fe) = feed::to_event(e) else {
+                    next = e.seq;
+                    continue;
+                };
+                let Ok(id) = Uuid::parse_str(&fe.event.case_id) else {
+                    next = e.seq;
+                    continue;
+                };
+                if !latest.contains_key(&id) {
+                    if order.len() == limit {
+                        break 'scan;
+                    }
+                    order.push(id);
+                }
+                latest.insert(id, e.seq);
+                next = e.seq;
+            }
+            if (events.len() as i64) < CATCH_UP_PAGE {
+                break;
+            }
+        }
+        order.sort_by_key(|id| latest[id]);
+        let mut rows = cases::by_ids(&mut conn, &order)
+            .await
+            .map_err(ApiError::from)?;
+        rows.sort_by_key(|c| latest.get(&c.case_id).copied().unwrap_or(0));
+        Ok(Response::new(pb::PullChangesResponse {
+            cases: rows
+                .into_iter()
+                .map(|c| convert::case(c, Vec::new()))
+                .collect(),
+            next_cursor: next.to_string(),
+        }))
+    }
+}
+
+/// One WatchCases subscriber: catch up from the table after `last`, then follow the live
+/// broadcast; when it falls behind, catch up from the table again.
+async fn subscriber(
+    pool: db::Pool,
+    filter: Filter,
+    mut last: i64,
+    mut live: broadcast::Receiver<std::sync::Arc<feed::FeedEvent>>,
+    tx: mpsc::Sender<Result<pb::CaseEvent, Status>>,
+) {
+    loop {
+        // Catch up.
+        loop {
+            let events = match pool.get().await {
+                Ok(mut conn) => {
+                    db::feed::after(&mut conn, last, &filter.prefix, CATCH_UP_PAGE).await
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(ApiError::from(e).into())).await;
+                    return;
+                }
+            };
+            let events = match events {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = tx.send(Err(ApiError::from(e).into())).await;
+                    return;
+                }
+            };
+            for e in &events {
+                last = e.seq;
+                if let Some(fe) = feed::to_event(e).filter(|fe| fe.matches(&filter))
+                    && tx.send(Ok(fe.event)).await.is_err()
+                {
+                    return;
+                }
+            }
+            if (events.len() as i64) < CATCH_UP_PAGE {
+                break;
+            }
+        }
+        // Follow.
+        loop {
+            tokio::select! {
+                _ = tx.closed() => return,
+                got = live.recv() => match got {
+                    Ok(fe) => {
+                        if fe.seq <= last {
+                            continue;
+                        }
+                        last = fe.seq;
+                        if fe.matches(&filter) && tx.send(Ok(fe.event.clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Fell behind: the table has everything.
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+}
+
+fn duration(secs: f64) -> Option<prost_types::Duration> {
+    (secs.is_finite() && secs >= 0.0).then(|| prost_types::Duration {
+        seconds: secs.trunc() as i64,
+        nanos: (secs.fract() * 1e9) as i32,
+    })
+}
+
+fn avg(total: f64, n: i64) -> f64 {
+    if n > 0 { total / n as f64 } else { 0.0 }
+}
+
+fn rate(part: i64, whole: i64) -> f64 {
+    if whole > 0 {
+        part as f64 / whole as f64
+    } else {
+        0.0
+    }
+}
+
+/// The Dashboard message from the breakdown rows.
+fn dashboard(
+    region_code: String,
+    rows: Vec<stats::Figures>,
+    as_of: chrono::DateTime<chrono::Utc>,
+) -> pb::Dashboard {
+    let total = rows
+        .iter()
+        .find(|r| r.set == stats::TOTAL)
+        .cloned()
+        .unwrap_or_default();
+    let counts = |set: i32| {
+        let mut v: Vec<pb::Count> = rows
+            .iter()
+            .filter(|r| r.set == set && r.cases != 0)
+            .map(|r| pb::Count {
+                key: r.key.clone(),
+                count: r.cases,
+            })
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        v
+    };
+    let stage = |name: &str, n: i64, secs: f64| pb::StageTime {
+        stage: name.to_owned(),
+        cases: n,
+        average: duration(avg(secs, n)),
+    };
+    let mut units: Vec<pb::UnitFigures> = rows
+        .iter()
+        .filter(|r| r.set == stats::BY_ASSIGNEE && !r.key.is_empty() && r.cases != 0)
+        .map(|r| pb::UnitFigures {
+            assignee: r.key.clone(),
+            cases: r.cases,
+            closed: r.closed,
+            closed_on_time: r.closed_on_time,
+            overdue: r.overdue,
+            on_time_rate: rate(r.closed_on_time, r.closed),
+            average_handling: duration(avg(r.handle_secs, r.handle_n)),
+        })
+        .collect();
+    units.sort_by(|a, b| a.assignee.cmp(&b.assignee));
+    pb::Dashboard {
+        region_code,
+        total: total.cases,
+        by_status: counts(stats::BY_STATUS),
+        by_category: counts(stats::BY_CATEGORY),
+        by_grid: counts(stats::BY_REGION),
+        overdue: total.overdue,
+        closed: total.closed,
+        closed_on_time: total.closed_on_time,
+        on_time_rate: rate(total.closed_on_time, total.closed),
+        stages: vec![
+            stage("REGISTER", total.register_n, total.register_secs),
+            stage("DISPATCH", total.dispatch_n, total.dispatch_secs),
+            stage("SIGN", total.sign_n, total.sign_secs),
+            stage("HANDLE", total.handle_n, total.handle_secs),
+            stage("VERIFY", total.verify_n, total.verify_secs),
+        ],
+        units,
+        as_of: Some(convert::timestamp(as_of)),
     }
 }

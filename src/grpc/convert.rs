@@ -178,7 +178,7 @@ pub fn audit_event(e: store::audit::Event) -> pb::AuditEvent {
 }
 
 /// A stored report on the wire.
-pub fn report(r: store::reports::Report) -> pb::Report {
+pub fn report(r: store::reports::Report, cipher: &PiiCipher, viewer: &Principal) -> pb::Report {
     let store::reports::Report {
         report_id,
         client_report_id,
@@ -205,6 +205,8 @@ pub fn report(r: store::reports::Report) -> pb::Report {
         first_outcome: _,
         first_case_id: _,
         merge_reason,
+        reporter_phone_enc,
+        reporter_phone_index: _,
     } = r;
     pb::Report {
         client_report_id: client_report_id.to_string(),
@@ -227,6 +229,7 @@ pub fn report(r: store::reports::Report) -> pb::Report {
         region_code,
         owner,
         merge_reason_json: merge_reason.to_string(),
+        reporter_phone: phone(cipher, reporter_phone_enc.as_deref(), viewer),
     }
 }
 
@@ -249,7 +252,19 @@ pub fn case(c: store::cases::Case, reports: Vec<(uuid::Uuid, serde_json::Value)>
         merged_into,
         version,
         created_at: _,
-        updated_at: _,
+        updated_at,
+        assignee,
+        registered_at,
+        dispatched_at,
+        signed_at,
+        handled_at,
+        closed_at,
+        sign_deadline,
+        deadline,
+        urge_at: _,
+        escalate_at: _,
+        extension_days,
+        urge_count,
     } = c;
     let (report_ids, merge_reasons_json) = reports
         .into_iter()
@@ -264,13 +279,58 @@ pub fn case(c: store::cases::Case, reports: Vec<(uuid::Uuid, serde_json::Value)>
         region_code,
         location: Some(pb::LatLng { lat, lng }),
         report_ids,
-        assignee: owner,
+        assignee: if assignee.is_empty() {
+            owner.clone()
+        } else {
+            assignee
+        },
+        owner,
         flags: flags.into_iter().flatten().collect(),
         version,
         merged_into: merged_into.map(|m| m.to_string()).unwrap_or_default(),
         first_reported_at: Some(timestamp(first_reported_at)),
         last_reported_at: Some(timestamp(last_reported_at)),
         merge_reasons_json,
+        deadline: deadline.map(timestamp),
+        sign_deadline: sign_deadline.map(timestamp),
+        extension_requested_days: extension_days.unwrap_or(0),
+        registered_at: registered_at.map(timestamp),
+        dispatched_at: dispatched_at.map(timestamp),
+        signed_at: signed_at.map(timestamp),
+        handled_at: handled_at.map(timestamp),
+        closed_at: closed_at.map(timestamp),
+        urge_count,
+        updated_at: Some(timestamp(updated_at)),
+    }
+}
+
+/// A stored alert on the wire (its subject is stored masked).
+pub fn alert(a: store::alerts::Alert) -> pb::Alert {
+    let store::alerts::Alert {
+        alert_id,
+        kind,
+        region_code,
+        category,
+        case_id,
+        subject,
+        detail,
+        dedup_key: _,
+        raised_at,
+    } = a;
+    pb::Alert {
+        alert_id: alert_id.to_string(),
+        kind,
+        region_code,
+        unified_category: category,
+        case_id: case_id.map(|c| c.to_string()).unwrap_or_default(),
+        subject,
+        message: detail
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        detail_json: detail.to_string(),
+        raised_at: Some(timestamp(raised_at)),
     }
 }
 

@@ -46,6 +46,10 @@ pub struct AppState {
     pub idempotency_retention: std::time::Duration,
     /// Grid polygons in memory for the report intake.
     pub grids: Arc<crate::store::grid_index::GridCache>,
+    /// Working time, time limits, the clock and the warning thresholds.
+    pub workflow: crate::config::WorkflowSettings,
+    /// The live feed of this server.
+    pub feed: crate::feed::Feed,
 }
 
 /// Shared handle to the state.

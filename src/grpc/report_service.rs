@@ -16,7 +16,9 @@ use super::{
     State, convert, mutation, optional_uuid, principal, requested_prefix, time_range, uuid_field,
 };
 use crate::attachments::Upload;
+use crate::crypto::PiiCipher;
 use crate::domain::Violation;
+use crate::domain::pii::{Phone, Sealed};
 use crate::domain::region::RegionCode;
 use crate::domain::report::{MAX_ATTACHMENTS, MAX_BATCH, Outcome, ReportInput};
 use crate::store::audit::NewEvent;
@@ -39,7 +41,11 @@ fn too_long(s: &str, max: usize) -> bool {
 }
 
 /// Validates a report from the wire; every violation is collected, paths prefixed by `at`.
-pub fn report_input(r: &pb::Report, at: &str) -> Result<ReportInput, Vec<Violation>> {
+pub fn report_input(
+    r: &pb::Report,
+    at: &str,
+    pii: &PiiCipher,
+) -> Result<ReportInput, Vec<Violation>> {
     let f = |name: &str| format!("{at}{name}");
     let mut v = Vec::new();
     let client_report_id = Uuid::parse_str(&r.client_report_id)
@@ -135,6 +141,19 @@ pub fn report_input(r: &pb::Report, at: &str) -> Result<ReportInput, Vec<Violati
     if too_long(&r.reporter_id, 64) {
         v.push(Violation::new(f("reporter_id"), "at most 64 characters"));
     }
+    let reporter_phone = match r.reporter_phone.as_str() {
+        "" => None,
+        raw => match Phone::parse(raw, &f("reporter_phone")) {
+            Ok(p) => Some(Sealed {
+                enc: pii.encrypt(p.expose()),
+                index: pii.blind_index(p.expose()),
+            }),
+            Err(e) => {
+                v.push(e);
+                None
+            }
+        },
+    };
     if r.attachments.len() > MAX_ATTACHMENTS {
         v.push(Violation::new(
             f("attachments"),
@@ -171,6 +190,7 @@ pub fn report_input(r: &pb::Report, at: &str) -> Result<ReportInput, Vec<Violati
         occurred_at,
         reporter_id: r.reporter_id.clone(),
         attachments: r.attachments.clone(),
+        reporter_phone,
         payload_hash: payload_hash(r),
     })
 }
@@ -256,7 +276,7 @@ impl ReportService for ReportApi {
         let Some(r) = req.get_ref().report.as_ref() else {
             return Err(ApiError::invalid("report", "required").into());
         };
-        let item = report_input(r, "report.");
+        let item = report_input(r, "report.", &self.state.pii);
         if let Err(v) = item {
             return Err(ApiError::InvalidArgument(v).into());
         }
@@ -297,7 +317,7 @@ impl ReportService for ReportApi {
             .iter()
             .map(|r| Item {
                 by: by.clone(),
-                report: report_input(r, ""),
+                report: report_input(r, "", &self.state.pii),
             })
             .collect();
         let retention = retention(&self.state);
@@ -329,7 +349,7 @@ impl ReportService for ReportApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("report {id} not found")))?;
-        Ok(Response::new(convert::report(r)))
+        Ok(Response::new(convert::report(r, &self.state.pii, &p)))
     }
 
     async fn list_reports(
@@ -373,7 +393,10 @@ impl ReportService for ReportApi {
             .map_err(ApiError::from)?;
         let next_page_token = page.finish(&self.state, &mut rows, |r| r.report_id.to_string());
         Ok(Response::new(pb::ListReportsResponse {
-            reports: rows.into_iter().map(convert::report).collect(),
+            reports: rows
+                .into_iter()
+                .map(|r| convert::report(r, &self.state.pii, &p))
+                .collect(),
             next_page_token,
         }))
     }
@@ -443,6 +466,10 @@ impl ReportService for ReportApi {
 mod tests {
     use super::*;
 
+    fn cipher() -> PiiCipher {
+        PiiCipher::new(&crate::crypto::SecretKey::generate())
+    }
+
     fn good() -> pb::Report {
         pb::Report {
             client_report_id: Uuid::new_v4().to_string(),
@@ -460,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_good_report_validates() {
-        let r = report_input(&good(), "").unwrap();
+        let r = report_input(&good(), "", &cipher()).unwrap();
         assert_eq!(r.title, "路边围墙倒塌");
     }
 
@@ -480,7 +507,7 @@ mod tests {
             attachments: vec!["ABC".into()],
             ..Default::default()
         };
-        let v = report_input(&r, "report.").unwrap_err();
+        let v = report_input(&r, "report.", &cipher()).unwrap_err();
         let fields: Vec<&str> = v.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(
             fields,

@@ -7,6 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::{cases, reports};
+use crate::domain::workflow::{CaseFlow, Status};
 
 /// A stored case.
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -29,6 +30,40 @@ pub struct Case {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub assignee: String,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub dispatched_at: Option<DateTime<Utc>>,
+    pub signed_at: Option<DateTime<Utc>>,
+    pub handled_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub sign_deadline: Option<DateTime<Utc>>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub urge_at: Option<DateTime<Utc>>,
+    pub escalate_at: Option<DateTime<Utc>>,
+    pub extension_days: Option<i32>,
+    pub urge_count: i32,
+}
+
+impl Case {
+    /// The workflow part of the case.
+    pub fn flow(&self) -> Option<CaseFlow> {
+        Some(CaseFlow {
+            status: Status::parse(&self.status)?,
+            assignee: self.assignee.clone(),
+            flags: self.flags.iter().flatten().cloned().collect(),
+            registered_at: self.registered_at,
+            dispatched_at: self.dispatched_at,
+            signed_at: self.signed_at,
+            handled_at: self.handled_at,
+            closed_at: self.closed_at,
+            sign_deadline: self.sign_deadline,
+            deadline: self.deadline,
+            urge_at: self.urge_at,
+            escalate_at: self.escalate_at,
+            extension_days: self.extension_days,
+            urge_count: self.urge_count,
+        })
+    }
 }
 
 /// Statuses from which a case no longer takes reports.
@@ -57,12 +92,7 @@ pub async fn get(
     else {
         return Ok(None);
     };
-    let reports = reports::table
-        .filter(reports::case_id.eq(id))
-        .order(reports::report_id)
-        .select((reports::report_id, reports::merge_reason))
-        .load(conn)
-        .await?;
+    let reports = report_reasons(conn, id).await?;
     Ok(Some(CaseWithReports { case, reports }))
 }
 
@@ -82,12 +112,23 @@ pub async fn lock(
         .optional()
 }
 
+/// What ListCases filters by.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub statuses: Vec<String>,
+    pub category: Option<String>,
+    pub overdue_only: bool,
+    pub assignee: Option<String>,
+    /// First reported in `[start, end)`.
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
 /// Cases within `prefix` before `before` (ids are time-ordered), newest first.
 pub async fn list(
     conn: &mut AsyncPgConnection,
     prefix: &str,
-    statuses: &[String],
-    category: Option<&str>,
+    f: &CaseFilter,
     before: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<Case>> {
@@ -97,16 +138,82 @@ pub async fn list(
         .limit(limit)
         .select(Case::as_select())
         .into_boxed();
-    if !statuses.is_empty() {
-        q = q.filter(cases::status.eq_any(statuses.to_vec()));
+    if !f.statuses.is_empty() {
+        q = q.filter(cases::status.eq_any(f.statuses.clone()));
     }
-    if let Some(c) = category {
-        q = q.filter(cases::unified_category.eq(c.to_owned()));
+    if let Some(c) = &f.category {
+        q = q.filter(cases::unified_category.eq(c.clone()));
+    }
+    if f.overdue_only {
+        q = q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "'OVERDUE' = ANY (flags)",
+        ));
+    }
+    if let Some(a) = &f.assignee {
+        q = q.filter(cases::assignee.eq(a.clone()));
+    }
+    if let Some(s) = f.start {
+        q = q.filter(cases::first_reported_at.ge(s));
+    }
+    if let Some(e) = f.end {
+        q = q.filter(cases::first_reported_at.lt(e));
     }
     if let Some(b) = before {
         q = q.filter(cases::case_id.lt(b));
     }
     q.load(conn).await
+}
+
+/// Writes the workflow state `flow` of case `id`, bumping its version; returns the new row.
+pub async fn save_flow(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    flow: &CaseFlow,
+) -> QueryResult<Case> {
+    diesel::update(cases::table.find(id))
+        .set((
+            cases::status.eq(flow.status.as_str()),
+            cases::assignee.eq(&flow.assignee),
+            cases::flags.eq(flow.flags.iter().cloned().map(Some).collect::<Vec<_>>()),
+            cases::registered_at.eq(flow.registered_at),
+            cases::dispatched_at.eq(flow.dispatched_at),
+            cases::signed_at.eq(flow.signed_at),
+            cases::handled_at.eq(flow.handled_at),
+            cases::closed_at.eq(flow.closed_at),
+            cases::sign_deadline.eq(flow.sign_deadline),
+            cases::deadline.eq(flow.deadline),
+            cases::urge_at.eq(flow.urge_at),
+            cases::escalate_at.eq(flow.escalate_at),
+            cases::extension_days.eq(flow.extension_days),
+            cases::urge_count.eq(flow.urge_count),
+            cases::version.eq(cases::version + 1),
+            cases::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Case::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// The reports' ids and merge reasons of a case, oldest first.
+pub async fn report_reasons(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Vec<(Uuid, serde_json::Value)>> {
+    reports::table
+        .filter(reports::case_id.eq(id))
+        .order(reports::report_id)
+        .select((reports::report_id, reports::merge_reason))
+        .load(conn)
+        .await
+}
+
+/// Cases by id (any region: callers have already scoped the ids).
+pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Case>> {
+    cases::table
+        .filter(cases::case_id.eq_any(ids))
+        .select(Case::as_select())
+        .load(conn)
+        .await
 }
 
 /// Moves every report of `sources` into `target`; the sources end MERGED.

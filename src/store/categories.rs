@@ -126,3 +126,19 @@ crate::prepared!(struct ResolveCategories = "SELECT p.s AS source_system, p.c AS
                ) hit JOIN categories k ON k.code = hit.code
                ORDER BY hit.rank LIMIT 1
            ) u" { b1: B1 => Array<Text>, b2: B2 => Array<Text> });
+
+/// The time limits a category sets (sign-for hours, handling days); `None` where it sets none
+/// or the code is unknown.
+pub async fn limits(
+    conn: &mut AsyncPgConnection,
+    code: &str,
+) -> QueryResult<(Option<i32>, Option<i32>)> {
+    use super::schema::categories;
+    Ok(categories::table
+        .find(code)
+        .select((categories::sign_limit_hours, categories::handle_limit_days))
+        .first(conn)
+        .await
+        .optional()?
+        .unwrap_or((None, None)))
+}

@@ -79,3 +79,25 @@ pub async fn list(
     }
     q.load(conn).await
 }
+
+/// The region of an active handling unit: a department by code or a worker by id.
+pub async fn unit_region(conn: &mut AsyncPgConnection, code: &str) -> QueryResult<Option<String>> {
+    use super::schema::workers;
+    if let Some(r) = departments::table
+        .find(code)
+        .filter(departments::active.eq(true))
+        .select(departments::region_code)
+        .first::<String>(conn)
+        .await
+        .optional()?
+    {
+        return Ok(Some(r));
+    }
+    workers::table
+        .find(code)
+        .filter(workers::active.eq(true))
+        .select(workers::region_code)
+        .first::<String>(conn)
+        .await
+        .optional()
+}

@@ -2,11 +2,14 @@
 //! generated `schema.rs`, one module per table, the audit chain and the idempotency store.
 //! Query functions take a connection, so a caller composes them inside one transaction.
 
+pub mod alerts;
 pub mod attachments;
 pub mod audit;
+pub mod calendar;
 pub mod cases;
 pub mod categories;
 pub mod departments;
+pub mod feed;
 pub mod grid_index;
 pub mod idempotency;
 pub mod postgis;
@@ -14,6 +17,7 @@ pub mod prepared;
 pub mod regions;
 pub mod reports;
 pub mod schema;
+pub mod stats;
 pub mod workers;
 
 use std::fmt;

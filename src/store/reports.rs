@@ -91,6 +91,8 @@ pub struct Report {
     pub first_outcome: i16,
     pub first_case_id: Uuid,
     pub merge_reason: serde_json::Value,
+    pub reporter_phone_enc: Option<Vec<u8>>,
+    pub reporter_phone_index: Option<Vec<u8>>,
 }
 
 #[derive(QueryableByName)]
@@ -823,6 +825,14 @@ async fn insert_reports(
                 .iter()
                 .map(|x| x.reason.to_string())
                 .collect::<Vec<_>>(),
+            b24: chunk
+                .iter()
+                .map(|x| r(x).reporter_phone.as_ref().map(|p| p.enc.as_slice()))
+                .collect::<Vec<_>>(),
+            b25: chunk
+                .iter()
+                .map(|x| r(x).reporter_phone.as_ref().map(|p| p.index.as_slice()))
+                .collect::<Vec<_>>(),
         }
         .execute(conn)
         .await?;
@@ -919,10 +929,12 @@ crate::prepared!(struct ExtendCases = "UPDATE cases c SET report_count = c.repor
               WHERE c.case_id = u.id" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<Integer>, b3: B3 => Array<Timestamptz>, b4: B4 => Array<Timestamptz> });
 crate::prepared!(struct InsertReports = "INSERT INTO reports (report_id, client_report_id, payload_hash, source, source_system, category_code, unified_category,
                                   title, description, lat, lng, claimed_grid_code, resolved_grid_code, region_code, owner,
-                                  occurred_at, reporter_id, submitted_by, attachments, case_id, flags, first_outcome, first_case_id, merge_reason)
+                                  occurred_at, reporter_id, submitted_by, attachments, case_id, flags, first_outcome, first_case_id, merge_reason,
+                                  reporter_phone_enc, reporter_phone_index)
              SELECT id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, sub,
-                    array_remove(string_to_array(att, ','), ''), case_id, array_remove(string_to_array(fl, ','), ''), outcome, case_id, reason::jsonb
+                    array_remove(string_to_array(att, ','), ''), case_id, array_remove(string_to_array(fl, ','), ''), outcome, case_id, reason::jsonb,
+                    phone, phone_ix
                FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $4::int2[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
                            $10::float8[], $11::float8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::text[],
-                           $18::text[], $19::text[], $20::uuid[], $21::text[], $22::int2[], $23::text[])
-                    AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, sub, case_id, fl, outcome, reason)" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<SqlUuid>, b3: B3 => Array<diesel::sql_types::Bytea>, b4: B4 => Array<Int2>, b5: B5 => Array<Text>, b6: B6 => Array<Text>, b7: B7 => Array<Text>, b8: B8 => Array<Text>, b9: B9 => Array<Text>, b10: B10 => Array<Double>, b11: B11 => Array<Double>, b12: B12 => Array<Text>, b13: B13 => Array<Text>, b14: B14 => Array<Text>, b15: B15 => Array<Text>, b16: B16 => Array<Timestamptz>, b17: B17 => Array<Text>, b18: B18 => Array<Text>, b19: B19 => Array<Text>, b20: B20 => Array<SqlUuid>, b21: B21 => Array<Text>, b22: B22 => Array<Int2>, b23: B23 => Array<Text> });
+                           $18::text[], $19::text[], $20::uuid[], $21::text[], $22::int2[], $23::text[], $24::bytea[], $25::bytea[])
+                    AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, sub, case_id, fl, outcome, reason, phone, phone_ix)" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<SqlUuid>, b3: B3 => Array<diesel::sql_types::Bytea>, b4: B4 => Array<Int2>, b5: B5 => Array<Text>, b6: B6 => Array<Text>, b7: B7 => Array<Text>, b8: B8 => Array<Text>, b9: B9 => Array<Text>, b10: B10 => Array<Double>, b11: B11 => Array<Double>, b12: B12 => Array<Text>, b13: B13 => Array<Text>, b14: B14 => Array<Text>, b15: B15 => Array<Text>, b16: B16 => Array<Timestamptz>, b17: B17 => Array<Text>, b18: B18 => Array<Text>, b19: B19 => Array<Text>, b20: B20 => Array<SqlUuid>, b21: B21 => Array<Text>, b22: B22 => Array<Int2>, b23: B23 => Array<Text>, b24: B24 => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>>, b25: B25 => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>> });

@@ -7,6 +7,20 @@ pub mod sql_types {
 }
 
 diesel::table! {
+    alerts (alert_id) {
+        alert_id -> Uuid,
+        kind -> Text,
+        region_code -> Text,
+        category -> Text,
+        case_id -> Nullable<Uuid>,
+        subject -> Text,
+        detail -> Jsonb,
+        dedup_key -> Text,
+        raised_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     attachments (sha256) {
         sha256 -> Text,
         content_type -> Text,
@@ -36,6 +50,61 @@ diesel::table! {
 }
 
 diesel::table! {
+    calendar_days (day) {
+        day -> Date,
+        working -> Bool,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    case_stats (region_code, day, category, status, assignee, overdue) {
+        region_code -> Text,
+        day -> Date,
+        category -> Text,
+        status -> Text,
+        assignee -> Text,
+        overdue -> Bool,
+        cases -> Int8,
+        closed_on_time -> Int8,
+        register_n -> Int8,
+        register_secs -> Float8,
+        dispatch_n -> Int8,
+        dispatch_secs -> Float8,
+        sign_n -> Int8,
+        sign_secs -> Float8,
+        handle_n -> Int8,
+        handle_secs -> Float8,
+        verify_n -> Int8,
+        verify_secs -> Float8,
+    }
+}
+
+diesel::table! {
+    case_stats_delta (id) {
+        region_code -> Text,
+        day -> Date,
+        category -> Text,
+        status -> Text,
+        assignee -> Text,
+        overdue -> Bool,
+        cases -> Int8,
+        closed_on_time -> Int8,
+        register_n -> Int8,
+        register_secs -> Float8,
+        dispatch_n -> Int8,
+        dispatch_secs -> Float8,
+        sign_n -> Int8,
+        sign_secs -> Float8,
+        handle_n -> Int8,
+        handle_secs -> Float8,
+        verify_n -> Int8,
+        verify_secs -> Float8,
+        id -> Int8,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::Geometry;
 
@@ -58,6 +127,18 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        assignee -> Text,
+        registered_at -> Nullable<Timestamptz>,
+        dispatched_at -> Nullable<Timestamptz>,
+        signed_at -> Nullable<Timestamptz>,
+        handled_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
+        sign_deadline -> Nullable<Timestamptz>,
+        deadline -> Nullable<Timestamptz>,
+        urge_at -> Nullable<Timestamptz>,
+        escalate_at -> Nullable<Timestamptz>,
+        extension_days -> Nullable<Int4>,
+        urge_count -> Int4,
     }
 }
 
@@ -70,6 +151,8 @@ diesel::table! {
         merge_window_hours -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        sign_limit_hours -> Nullable<Int4>,
+        handle_limit_days -> Nullable<Int4>,
     }
 }
 
@@ -90,6 +173,13 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    detector_marks (name) {
+        name -> Text,
+        mark -> Timestamptz,
     }
 }
 
@@ -154,6 +244,8 @@ diesel::table! {
         first_outcome -> Int2,
         first_case_id -> Uuid,
         merge_reason -> Jsonb,
+        reporter_phone_enc -> Nullable<Bytea>,
+        reporter_phone_index -> Nullable<Bytea>,
     }
 }
 
@@ -177,12 +269,17 @@ diesel::joinable!(reports -> cases (case_id));
 diesel::joinable!(workers -> regions (region_code));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    alerts,
     attachments,
     audit_events,
+    calendar_days,
+    case_stats,
+    case_stats_delta,
     cases,
     categories,
     category_mappings,
     departments,
+    detector_marks,
     geometry_version,
     idempotency_keys,
     regions,

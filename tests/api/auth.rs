@@ -31,6 +31,7 @@ async fn missing_expired_forged_and_foreign_tokens_are_unauthenticated() {
         exp,
         iat: now,
         aud: aud.into(),
+        unit: String::new(),
     };
     let sign = |c: &Claims, key: &[u8]| {
         jsonwebtoken::encode(

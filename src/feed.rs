@@ -1,0 +1,270 @@
+//! The live feed behind `WatchCases`.
+//!
+//! Events are the audit trail's own events about cases, reports and alerts (see
+//! `store::feed`): written in the transaction of the change, in commit order, numbered by the
+//! chain's `seq`, which is also the resume token. A trigger on `audit_events` sends one small
+//! NOTIFY per transaction; each server replica keeps one dedicated LISTEN connection, reads
+//! what is new from the table (falling back to polling every second if the connection is
+//! lost) and broadcasts it to its subscribers over a bounded channel. A subscriber that falls
+//! behind (the channel overwrote events it had not taken) catches up from the table, so a slow
+//! client never slows the others and never misses an event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::grpc::{convert, pb};
+use crate::store::audit::Event;
+use crate::store::cases::Case;
+use crate::store::{self, DbUrl, Pool};
+
+/// Events kept for subscribers that are momentarily slower than the feed.
+const BUFFER: usize = 4096;
+/// Events read per query.
+const PAGE: i64 = 1000;
+/// Polling interval when no notification arrives (and while the listener reconnects).
+const POLL: Duration = Duration::from_secs(1);
+
+/// One event of the feed, with what subscribers filter on.
+#[derive(Debug, Clone)]
+pub struct FeedEvent {
+    pub seq: i64,
+    pub region_code: String,
+    pub event: pb::CaseEvent,
+}
+
+impl FeedEvent {
+    /// Whether a subscriber with this filter gets the event.
+    pub fn matches(&self, f: &Filter) -> bool {
+        let e = &self.event;
+        if !self.region_code.starts_with(&f.prefix) {
+            return false;
+        }
+        if e.kind == "ALERT" {
+            return !f.exclude_alerts
+                && f.category
+                    .as_deref()
+                    .is_none_or(|c| c == e.unified_category);
+        }
+        (f.statuses.is_empty() || f.statuses.contains(&e.to_status))
+            && f.category
+                .as_deref()
+                .is_none_or(|c| c == e.unified_category)
+    }
+}
+
+/// What a subscriber asked for (within its scope).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub prefix: String,
+    pub statuses: Vec<String>,
+    pub category: Option<String>,
+    pub exclude_alerts: bool,
+}
+
+/// The audit `after` of a case change: what the feed shows.
+pub fn case_change(c: &Case, kind: &str, comment: &str) -> Value {
+    json!({
+        "kind": kind, "case_no": c.case_no, "status": c.status, "version": c.version,
+        "assignee": c.assignee, "unified_category": c.unified_category, "flags": c.flags,
+        "deadline": c.deadline, "comment": comment, "report_count": c.report_count,
+        "merged_into": c.merged_into,
+    })
+}
+
+/// The audit `before` of a case change.
+pub fn case_before(c: &Case) -> Value {
+    json!({"status": c.status, "version": c.version, "assignee": c.assignee, "flags": c.flags, "deadline": c.deadline})
+}
+
+fn text(v: Option<&Value>, key: &str) -> String {
+    v.and_then(|v| v.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The feed event of an audit event, if it is one.
+pub fn to_event(e: &Event) -> Option<FeedEvent> {
+    let after = e.after.as_ref();
+    let mut ev = pb::CaseEvent {
+        resume_token: e.seq.to_string(),
+        occurred_at: Some(convert::timestamp(e.occurred_at)),
+        actor: e.actor.clone(),
+        region_code: e.region_code.clone(),
+        unified_category: text(after, "unified_category"),
+        comment: text(after, "comment"),
+        ..Default::default()
+    };
+    match (e.entity_type.as_str(), e.action.as_str()) {
+        ("case", action) => {
+            ev.case_id = e.entity_id.clone();
+            ev.case_no = text(after, "case_no");
+            ev.kind = match action {
+                "case.merge" => "MERGED".to_owned(),
+                "case.absorb" => "ABSORBED".to_owned(),
+                _ => text(after, "kind"),
+            };
+            ev.from_status = text(e.before.as_ref(), "status");
+            ev.to_status = text(after, "status");
+            ev.version = after
+                .and_then(|a| a.get("version"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            ev.assignee = text(after, "assignee");
+            ev.deadline = after
+                .and_then(|a| a.get("deadline"))
+                .and_then(|d| serde_json::from_value::<DateTime<Utc>>(d.clone()).ok())
+                .map(convert::timestamp);
+        }
+        ("report", "report.accept") => {
+            ev.case_id = text(after, "case_id");
+            ev.case_no = text(after, "case_no");
+            if text(after, "outcome") == "CREATED" {
+                ev.kind = "CREATED".to_owned();
+                ev.to_status = "REPORTED".to_owned();
+                ev.version = 1;
+            } else {
+                ev.kind = "REPORT_ADDED".to_owned();
+            }
+        }
+        ("report", "report.split") => {
+            ev.case_id = text(after, "case_id");
+            ev.case_no = text(after, "case_no");
+            ev.kind = "SPLIT".to_owned();
+            ev.to_status = "REPORTED".to_owned();
+        }
+        ("alert", _) => {
+            let a: store::alerts::Alert = serde_json::from_value(after?.clone()).ok()?;
+            ev.kind = "ALERT".to_owned();
+            ev.case_id = a.case_id.map(|c| c.to_string()).unwrap_or_default();
+            ev.unified_category = a.category.clone();
+            ev.alert = Some(convert::alert(a));
+        }
+        _ => return None,
+    }
+    Some(FeedEvent {
+        seq: e.seq,
+        region_code: e.region_code.clone(),
+        event: ev,
+    })
+}
+
+/// The feed of one server: a broadcast of every committed feed event.
+#[derive(Clone)]
+pub struct Feed {
+    tx: broadcast::Sender<Arc<FeedEvent>>,
+}
+
+impl Feed {
+    /// Starts following the database at `url` (LISTEN) and `pool` (reads) until `stop`.
+    pub fn start(url: DbUrl, pool: Pool, stop: watch::Receiver<bool>) -> (Feed, JoinHandle<()>) {
+        let (tx, _) = broadcast::channel(BUFFER);
+        let feed = Feed { tx: tx.clone() };
+        let task = tokio::spawn(follow(url, pool, tx, stop));
+        (feed, task)
+    }
+
+    /// A receiver of events committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<FeedEvent>> {
+        self.tx.subscribe()
+    }
+}
+
+/// A LISTEN connection: yields () per notification; the channel closes when the connection is
+/// lost, and the connection closes when the receiver is dropped.
+async fn listen(url: &DbUrl) -> Result<mpsc::Receiver<()>, tokio_postgres::Error> {
+    let (client, mut conn) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls).await?;
+    let (ntx, nrx) = mpsc::channel(1);
+    let poller = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        loop {
+            tokio::select! {
+                _ = ntx.closed() => break,
+                m = messages.next() => match m {
+                    // A full channel already holds a wake-up: nothing is lost by dropping this one.
+                    Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                        let _ = ntx.try_send(());
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                },
+            }
+        }
+    });
+    client.batch_execute("LISTEN gridhub_feed").await?;
+    // The client keeps the session open until the poller ends.
+    tokio::spawn(async move {
+        let _ = poller.await;
+        drop(client);
+    });
+    Ok(nrx)
+}
+
+async fn follow(
+    url: DbUrl,
+    pool: Pool,
+    tx: broadcast::Sender<Arc<FeedEvent>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last: Option<i64> = None;
+    let mut wake: Option<mpsc::Receiver<()>> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if wake.is_none() {
+            match listen(&url).await {
+                Ok(w) => wake = Some(w),
+                Err(e) => tracing::warn!(error = %e, "feed: cannot LISTEN; polling"),
+            }
+        }
+        match read_new(&pool, &tx, &mut last).await {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "feed: reading events failed"),
+        }
+        let notified = async {
+            match wake.as_mut() {
+                Some(w) => w.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            alive = notified => if !alive { wake = None },
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// Broadcasts every feed event after `last` (the first call only sets `last` to the head).
+async fn read_new(
+    pool: &Pool,
+    tx: &broadcast::Sender<Arc<FeedEvent>>,
+    last: &mut Option<i64>,
+) -> anyhow::Result<()> {
+    let mut conn = pool.get().await?;
+    let Some(mut seq) = *last else {
+        *last = Some(store::feed::head(&mut conn).await?);
+        return Ok(());
+    };
+    loop {
+        let events = store::feed::after(&mut conn, seq, "", PAGE).await?;
+        for e in &events {
+            seq = e.seq;
+            if let Some(fe) = to_event(e) {
+                // No receivers is fine: nobody is watching.
+                let _ = tx.send(Arc::new(fe));
+            }
+        }
+        *last = Some(seq);
+        if (events.len() as i64) < PAGE {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The SLA ticker and the early-warning detectors: a background task on every replica, safe
+//! with several on one database.
+//!
+//! Each tick is one audited transaction that first takes a transaction-scoped advisory lock
+//! with `pg_try_advisory_xact_lock`: a replica that finds it taken skips the tick. The updates
+//! are also idempotent by themselves (each marks only rows not marked yet, and alerts are
+//! unique on their `dedup_key`), so even overlapping ticks could not act twice.
+//!
+//! A tick, at the workflow clock's `now`:
+//! 1. dispatched cases past their sign-for deadline get SIGN_OVERDUE;
+//! 2. cases with their unit past the handling deadline get OVERDUE;
+//! 3. at `urge_at` (the next working morning after the deadline) the automatic 催办: URGED,
+//!    urge count + 1;
+//! 4. at `escalate_at` (N working days after the deadline) the 通报: ESCALATED, and an
+//!    OVERDUE_ESCALATION alert;
+//! 5. dashboard deltas are folded into the aggregates;
+//! 6. the detectors look at reports received since their last run: SPIKE (a category in a grid
+//!    far above its usual daily rate) and REPEAT_CALLER (one phone reporting often).
+//!
+//! Every change is an audit event by `system:sla`, so it is in the trail and the live feed.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Bool, Bytea, Int8, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures::FutureExt;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::config::WorkflowSettings;
+use crate::crypto::PiiCipher;
+use crate::domain::pii::Phone;
+use crate::domain::workflow::flag;
+use crate::feed;
+use crate::grpc::error::ApiError;
+use crate::grpc::mutation;
+use crate::store::alerts::{self, Alert, kind};
+use crate::store::audit::{Actor, NewEvent};
+use crate::store::cases::Case;
+use crate::store::schema::cases;
+use crate::store::{Pool, stats};
+
+/// The advisory lock of the ticker.
+const TICK_LOCK: i64 = 7270005;
+/// Reports are rescanned this far back, for transactions that committed late.
+const RESCAN: Duration = Duration::minutes(5);
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// False when another replica held the tick.
+    pub ran: bool,
+    pub sign_overdue: usize,
+    pub overdue: usize,
+    pub urged: usize,
+    pub escalated: usize,
+    pub alerts: usize,
+}
+
+/// The ticker.
+#[derive(Clone)]
+pub struct Ticker {
+    pub pool: Pool,
+    pub settings: WorkflowSettings,
+    pub pii: PiiCipher,
+}
+
+fn system() -> Actor {
+    Actor {
+        sub: "system:sla".into(),
+        roles: vec![],
+        request_id: String::new(),
+    }
+}
+
+const WITH_UNIT: [&str; 2] = ["DISPATCHED", "SIGNED"];
+
+impl Ticker {
+    /// Runs every `sla_tick` until `stop`.
+    pub fn spawn(self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let now = self.settings.clock.now();
+                match self.tick(now).await {
+                    Ok(r) if r != TickReport::default() && r.ran => {
+                        tracing::info!(?r, "sla tick")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "sla tick failed"),
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tokio::time::sleep(self.settings.sla_tick) => {}
+                }
+            }
+        })
+    }
+
+    /// One tick at `now` (see the module docs).
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, ApiError> {
+        let this = self.clone();
+        mutation::transact_on(&self.pool, system(), move |conn, audit| {
+            async move {
+                let mut r = TickReport::default();
+                let got: bool =
+                    diesel::select(sql::<Bool>("pg_try_advisory_xact_lock(").bind::<Int8, _>(TICK_LOCK).sql(")"))
+                        .get_result(conn)
+                        .await?;
+                if !got {
+                    return Ok(r);
+                }
+                r.ran = true;
+                let sign_late = diesel::update(
+                    cases::table
+                        .filter(cases::status.eq("DISPATCHED"))
+                        .filter(cases::sign_deadline.le(now))
+                        .filter(sql::<Bool>("NOT ('SIGN_OVERDUE' = ANY (flags))")),
+                )
+                .set((
+                    cases::flags.eq(sql::<Array<Nullable<Text>>>("array_append(flags, 'SIGN_OVERDUE')")),
+                    cases::version.eq(cases::version + 1),
+                    cases::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(Case::as_returning())
+                .get_results(conn)
+                .await?;
+                r.sign_overdue = record(audit, &sign_late, flag::SIGN_OVERDUE);
+                let late = diesel::update(
+                    cases::table
+                        .filter(cases::status.eq_any(WITH_UNIT))
+                        .filter(cases::deadline.le(now))
+                        .filter(sql::<Bool>("NOT ('OVERDUE' = ANY (flags))")),
+                )
+                .set((
+                    cases::flags.eq(sql::<Array<Nullable<Text>>>("array_append(flags, 'OVERDUE')")),
+                    cases::version.eq(cases::version + 1),
+                    cases::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(Case::as_returning())
+                .get_results(conn)
+                .await?;
+                r.overdue = record(audit, &late, flag::OVERDUE);
+                let urged = diesel::update(
+                    cases::table
+                        .filter(cases::status.eq_any(WITH_UNIT))
+                        .filter(cases::urge_at.le(now)),
+                )
+                .set((
+                    cases::flags.eq(sql::<Array<Nullable<Text>>>(
+                        "CASE WHEN 'URGED' = ANY (flags) THEN flags ELSE array_append(flags, 'URGED') END",
+                    )),
+                    cases::urge_count.eq(cases::urge_count + 1),
+                    cases::urge_at.eq(None::<DateTime<Utc>>),
+                    cases::version.eq(cases::version + 1),
+                    cases::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(Case::as_returning())
+                .get_results(conn)
+                .await?;
+                r.urged = record(audit, &urged, "AUTO_URGE");
+                let escalated = diesel::update(
+                    cases::table
+                        .filter(cases::status.eq_any(WITH_UNIT))
+                        .filter(cases::escalate_at.le(now)),
+                )
+                .set((
+                    cases::flags.eq(sql::<Array<Nullable<Text>>>(
+                        "CASE WHEN 'ESCALATED' = ANY (flags) THEN flags ELSE array_append(flags, 'ESCALATED') END",
+                    )),
+                    cases::escalate_at.eq(None::<DateTime<Utc>>),
+                    cases::version.eq(cases::version + 1),
+                    cases::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(Case::as_returning())
+                .get_results(conn)
+                .await?;
+                r.escalated = record(audit, &escalated, "ESCALATE");
+                for c in &escalated {
+                    let a = Alert {
+                        alert_id: Uuid::now_v7(),
+                        kind: kind::OVERDUE_ESCALATION.into(),
+                        region_code: c.region_code.clone(),
+                        category: c.unified_category.clone(),
+                        case_id: Some(c.case_id),
+                        subject: c.case_no.clone(),
+                        detail: json!({
+                            "message": format!("case {} is still overdue {} working days after its deadline (通报)", c.case_no, this.settings.limits.escalate_days),
+                            "deadline": c.deadline, "assignee": c.assignee, "urge_count": c.urge_count,
+                        }),
+                        dedup_key: format!("ESCALATE:{}:{}", c.case_id, c.deadline.map(|d| d.timestamp()).unwrap_or(0)),
+                        raised_at: now,
+                    };
+                    r.alerts += raise(conn, audit, a).await?;
+                }
+                stats::fold(conn).await?;
+                r.alerts += this.detect(conn, audit, now).await?;
+                Ok(r)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// The early-warning detectors over reports received since their last run.
+    async fn detect(
+        &self,
+        conn: &mut AsyncPgConnection,
+        audit: &mut Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, ApiError> {
+        // Report ids are UUIDv7 stamped at receipt: the scan uses the primary key.
+        let scan_start = Utc::now();
+        let mark: Option<DateTime<Utc>> =
+            diesel::sql_query("SELECT mark FROM detector_marks WHERE name = 'reports'")
+                .get_result::<Mark>(conn)
+                .await
+                .optional()?
+                .map(|m| m.mark);
+        let since = mark
+            .map(|m| m - RESCAN)
+            .unwrap_or(scan_start - Duration::days(1));
+        let lower = uuid_floor(since);
+        let s = &self.settings;
+        let mut raised = 0;
+
+        let spikes: Vec<Spike> = diesel::sql_query(
+            "WITH recent AS (
+                 SELECT DISTINCT region_code, unified_category FROM reports
+                  WHERE report_id >= $1 AND resolved_grid_code <> '' AND unified_category <> '')
+             SELECT r.region_code, r.unified_category,
+                    (SELECT count(*) FROM reports x WHERE x.region_code = r.region_code AND x.unified_category = r.unified_category
+                        AND x.occurred_at > $2 - interval '24 hours' AND x.occurred_at <= $2) AS day_n,
+                    (SELECT count(*) FROM reports x WHERE x.region_code = r.region_code AND x.unified_category = r.unified_category
+                        AND x.occurred_at > $2 - interval '29 days' AND x.occurred_at <= $2 - interval '24 hours') AS base_n
+               FROM recent r",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(lower)
+        .bind::<Timestamptz, _>(now)
+        .load(conn)
+        .await?;
+        let day = (now + Duration::hours(8)).date_naive();
+        for sp in spikes {
+            let usual = sp.base_n as f64 / 28.0;
+            if sp.day_n < i64::from(s.spike_min_reports)
+                || (sp.day_n as f64) < s.spike_factor * usual
+            {
+                continue;
+            }
+            let a = Alert {
+                alert_id: Uuid::now_v7(),
+                kind: kind::SPIKE.into(),
+                region_code: sp.region_code.clone(),
+                category: sp.unified_category.clone(),
+                case_id: None,
+                subject: sp.region_code.clone(),
+                detail: json!({
+                    "message": format!("{} reports of {} in {} in 24 h; usually {:.1} a day", sp.day_n, sp.unified_category, sp.region_code, usual),
+                    "reports_24h": sp.day_n, "usual_per_day": usual, "baseline_days": 28,
+                }),
+                dedup_key: format!("SPIKE:{}:{}:{day}", sp.region_code, sp.unified_category),
+                raised_at: now,
+            };
+            raised += raise(conn, audit, a).await?;
+        }
+
+        let window = Duration::from_std(s.repeat_caller_window).unwrap_or(Duration::days(30));
+        let callers: Vec<Caller> = diesel::sql_query(
+            "WITH recent AS (
+                 SELECT DISTINCT reporter_phone_index AS ix FROM reports
+                  WHERE report_id >= $1 AND reporter_phone_index IS NOT NULL)
+             SELECT r.ix, count(*) AS n,
+                    (array_agg(x.reporter_phone_enc ORDER BY x.occurred_at DESC))[1] AS enc,
+                    (array_agg(x.region_code ORDER BY x.occurred_at DESC))[1] AS region_code
+               FROM recent r JOIN reports x ON x.reporter_phone_index = r.ix
+                AND x.occurred_at > $2 AND x.occurred_at <= $3
+              GROUP BY r.ix HAVING count(*) >= $4",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(lower)
+        .bind::<Timestamptz, _>(now - window)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Int8, _>(i64::from(s.repeat_caller_threshold))
+        .load(conn)
+        .await?;
+        for c in callers {
+            let masked = c
+                .enc
+                .as_deref()
+                .and_then(|e| self.pii.decrypt(e).ok())
+                .map(|p| Phone::from_trusted(p).masked())
+                .unwrap_or_else(|| "***".into());
+            let days = window.num_days();
+            let a = Alert {
+                alert_id: Uuid::now_v7(),
+                kind: kind::REPEAT_CALLER.into(),
+                region_code: c.region_code.clone(),
+                category: String::new(),
+                case_id: None,
+                subject: masked.clone(),
+                detail: json!({
+                    "message": format!("{masked} reported {} times in {days} days", c.n),
+                    "reports": c.n, "window_days": days,
+                }),
+                dedup_key: format!("REPEAT_CALLER:{}:{day}", hex::encode(&c.ix)),
+                raised_at: now,
+            };
+            raised += raise(conn, audit, a).await?;
+        }
+        diesel::sql_query(
+            "INSERT INTO detector_marks (name, mark) VALUES ('reports', $1)
+             ON CONFLICT (name) DO UPDATE SET mark = excluded.mark",
+        )
+        .bind::<Timestamptz, _>(scan_start)
+        .execute(conn)
+        .await?;
+        Ok(raised)
+    }
+}
+
+#[derive(QueryableByName)]
+struct Mark {
+    #[diesel(sql_type = Timestamptz)]
+    mark: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct Spike {
+    #[diesel(sql_type = Text)]
+    region_code: String,
+    #[diesel(sql_type = Text)]
+    unified_category: String,
+    #[diesel(sql_type = Int8)]
+    day_n: i64,
+    #[diesel(sql_type = Int8)]
+    base_n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Caller {
+    #[diesel(sql_type = Bytea)]
+    ix: Vec<u8>,
+    #[diesel(sql_type = Int8)]
+    n: i64,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    enc: Option<Vec<u8>>,
+    #[diesel(sql_type = Text)]
+    region_code: String,
+}
+
+/// The smallest UUIDv7 of millisecond `t`: a lower bound for ids generated at or after it.
+fn uuid_floor(t: DateTime<Utc>) -> Uuid {
+    let ms = t.timestamp_millis().max(0) as u64;
+    let mut b = [0u8; 16];
+    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    Uuid::from_bytes(b)
+}
+
+fn record(audit: &mut Vec<NewEvent>, cases: &[Case], what: &str) -> usize {
+    for c in cases {
+        audit.push(NewEvent::ok(
+            "case.sla",
+            "case",
+            &c.case_id.to_string(),
+            &c.region_code,
+            Some(json!({"status": c.status, "version": c.version - 1})),
+            Some(feed::case_change(c, what, "")),
+        ));
+    }
+    cases.len()
+}
+
+/// Stores an alert (unless it exists) and audits it; returns 1 if it is new.
+pub async fn raise(
+    conn: &mut AsyncPgConnection,
+    audit: &mut Vec<NewEvent>,
+    a: Alert,
+) -> Result<usize, ApiError> {
+    let Some(stored) = alerts::raise(conn, &a).await? else {
+        return Ok(0);
+    };
+    audit.push(NewEvent::ok(
+        "alert.raise",
+        "alert",
+        &stored.alert_id.to_string(),
+        &stored.region_code,
+        None,
+        Some(serde_json::to_value(&stored).unwrap_or_default()),
+    ));
+    Ok(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_floor_is_below_every_id_of_that_millisecond() {
+        let t = Utc::now();
+        let floor = uuid_floor(t);
+        let id = Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            t.timestamp() as u64,
+            t.timestamp_subsec_nanos(),
+        ));
+        assert!(floor <= id);
+        assert!(uuid_floor(t + Duration::milliseconds(2)) > id);
+    }
+}

@@ -1,0 +1,70 @@
+//! The live feed and PullChanges read the audit trail: every change of a case, report or alert
+//! is an audit event appended in the change's own transaction, and the chain's `seq` follows
+//! commit order (appends serialize on the chain's lock until commit). So reading `seq > n`
+//! misses nothing that committed and shows nothing that did not, on any replica.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::audit::Event;
+use super::schema::audit_events;
+
+/// Entity types that make up the feed.
+pub const FEED_TYPES: [&str; 3] = ["case", "report", "alert"];
+
+/// The newest event's `seq` (0 when there is none).
+pub async fn head(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    audit_events::table
+        .select(diesel::dsl::max(audit_events::seq))
+        .first::<Option<i64>>(conn)
+        .await
+        .map(|s| s.unwrap_or(0))
+}
+
+/// Feed events after `seq` within `prefix`, oldest first.
+pub async fn after(
+    conn: &mut AsyncPgConnection,
+    seq: i64,
+    prefix: &str,
+    limit: i64,
+) -> QueryResult<Vec<Event>> {
+    audit_events::table
+        .filter(audit_events::seq.gt(seq))
+        .filter(audit_events::entity_type.eq_any(FEED_TYPES))
+        .filter(audit_events::region_code.like(format!("{prefix}%")))
+        .order(audit_events::seq)
+        .limit(limit)
+        .select(Event::as_select())
+        .load(conn)
+        .await
+}
+
+/// Case and report events after `seq` within `prefix`, or about cases assigned to `unit`.
+pub async fn case_changes_after(
+    conn: &mut AsyncPgConnection,
+    seq: i64,
+    prefix: &str,
+    unit: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Event>> {
+    let in_scope = audit_events::region_code.like(format!("{prefix}%"));
+    let q = audit_events::table
+        .filter(audit_events::seq.gt(seq))
+        .filter(audit_events::entity_type.eq_any(["case", "report"]))
+        .order(audit_events::seq)
+        .limit(limit)
+        .select(Event::as_select());
+    match unit {
+        None => q.filter(in_scope).load(conn).await,
+        Some(u) => {
+            q.filter(
+                in_scope.or(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "audit_events.after ->> 'assignee' = ",
+                )
+                .bind::<diesel::sql_types::Text, _>(u.to_owned())),
+            )
+            .load(conn)
+            .await
+        }
+    }
+}
