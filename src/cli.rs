@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `token issue`, `import regions`, `bench …`.
+//! The command line: `serve`, `migrate`, `token issue`, `import regions|categories|calendar`,
+//! `export cases`, `bench …`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Exports for reports.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Benchmarks (see README): each runs on a fresh scratch database and drops it after.
     Bench {
         #[command(subcommand)]
@@ -67,6 +73,9 @@ pub enum TokenCommand {
         /// Region code of the subtree the token may act in, or '*'.
         #[arg(long)]
         region: String,
+        /// Handling unit (department code) the token acts for, for dept_handler tokens.
+        #[arg(long, default_value = "")]
+        unit: String,
         /// Lifetime, e.g. 1h, 30m.
         #[arg(long, default_value = "1h")]
         ttl: humantime::Duration,
@@ -89,6 +98,31 @@ pub enum ImportCommand {
     Categories {
         /// The CSV file.
         file: PathBuf,
+    },
+    /// Load public holidays and adjusted working days from a CSV file (date,kind,name).
+    Calendar {
+        /// The CSV file, e.g. fixtures/calendar-2026.csv.
+        file: PathBuf,
+    },
+}
+
+/// `gridhub export …`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Cases of a region subtree first reported between two dates, as CSV (UTF-8 with BOM).
+    Cases {
+        /// Region code, e.g. 500110111.
+        #[arg(long)]
+        region: String,
+        /// First day (YYYY-MM-DD, China Standard Time).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day, included.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -135,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         sub,
                         roles,
                         region,
+                        unit,
                         ttl,
                         signing_key,
                     },
@@ -156,7 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 println!(
                     "{}",
-                    issuer.issue(&sub, &roles, &region, Duration::from(ttl))?
+                    issuer.issue_for_unit(&sub, &roles, &region, &unit, Duration::from(ttl))?
                 );
                 Ok(())
             }
@@ -166,6 +201,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Import {
                 command: ImportCommand::Categories { file },
             } => crate::import::run_categories(&settings, &file).await,
+            Command::Import {
+                command: ImportCommand::Calendar { file },
+            } => crate::import::run_calendar(&settings, &file).await,
+            Command::Export {
+                command:
+                    ExportCommand::Cases {
+                        region,
+                        from,
+                        to,
+                        out,
+                    },
+            } => crate::export::run(&settings, &region, from, to, out.as_deref()).await,
             Command::Bench { command } => crate::bench::run(&settings, command).await,
         }
     })

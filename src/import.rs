@@ -251,6 +251,80 @@ pub async fn run_categories(settings: &Settings, file: &Path) -> anyhow::Result<
     Ok(())
 }
 
+/// Parses a working-day calendar CSV: a header `date,kind,name`, then one row per listed day,
+/// `kind` = `holiday` (休, a weekday off) or `workday` (班, an adjusted working weekend day).
+pub fn parse_calendar(text: &str) -> anyhow::Result<Vec<store::calendar::CalendarDay>> {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let mut days = Vec::new();
+    for (i, row) in r.records().enumerate() {
+        let line = i + 2;
+        let row = row.with_context(|| format!("line {line}"))?;
+        let field = |k: usize| row.get(k).unwrap_or_default().trim();
+        let day = chrono::NaiveDate::parse_from_str(field(0), "%Y-%m-%d")
+            .with_context(|| format!("line {line}: date must be YYYY-MM-DD, not {:?}", field(0)))?;
+        let working = match field(1) {
+            "holiday" | "休" => false,
+            "workday" | "班" => true,
+            other => bail!("line {line}: kind must be holiday or workday, not {other:?}"),
+        };
+        days.push(store::calendar::CalendarDay {
+            day,
+            working,
+            name: field(2).to_owned(),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(d) = days.iter().find(|d| !seen.insert(d.day)) {
+        bail!("{} is listed twice", d.day);
+    }
+    Ok(days)
+}
+
+/// Imports a calendar (see [`parse_calendar`]) in one transaction with one audit event.
+pub async fn import_calendar(url: &DbUrl, text: &str, actor: &str) -> anyhow::Result<usize> {
+    let days = parse_calendar(text)?;
+    let mut conn = store::connect_one(url).await?;
+    let actor = Actor {
+        sub: actor.to_owned(),
+        roles: vec!["admin".into()],
+        request_id: String::new(),
+    };
+    conn.transaction::<_, anyhow::Error, _>(async move |conn| {
+        let n = store::calendar::upsert(conn, &days).await?;
+        let first = days.iter().map(|d| d.day).min();
+        let last = days.iter().map(|d| d.day).max();
+        audit::append(
+            conn,
+            &actor,
+            vec![NewEvent::ok(
+                "calendar.import",
+                "calendar",
+                &uuid::Uuid::now_v7().to_string(),
+                "",
+                None,
+                Some(json!({"days": n, "first": first, "last": last})),
+            )],
+        )
+        .await?;
+        Ok(n)
+    })
+    .await
+}
+
+/// `gridhub import calendar FILE.csv`.
+pub async fn run_calendar(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let db = Database::start(settings).await?;
+    db.migrate().await?;
+    let result = import_calendar(&db.url, &text, "gridhub-cli").await;
+    db.close();
+    println!("imported {} calendar days", result?);
+    Ok(())
+}
+
 /// `gridhub import regions --from DIR`.
 pub async fn run(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -303,6 +377,23 @@ mod tests {
                 .contains("line 2")
         );
         assert!(parse_categories("type,code,name\ncategory,a b,x\n").is_err());
+    }
+
+    #[test]
+    fn the_2026_calendar_parses() {
+        let days = parse_calendar(include_str!("../fixtures/calendar-2026.csv")).unwrap();
+        let get = |d: &str| {
+            days.iter()
+                .find(|x| x.day.to_string() == d)
+                .map(|x| x.working)
+        };
+        assert_eq!(get("2026-10-01"), Some(false));
+        assert_eq!(get("2026-10-10"), Some(true));
+        assert_eq!(get("2026-10-12"), None);
+        assert!(parse_calendar("date,kind,name\n2026-13-01,holiday,x\n").is_err());
+        assert!(parse_calendar("date,kind,name\n2026-10-01,off,x\n").is_err());
+        let twice = parse_calendar("date,kind\n2026-10-01,holiday\n2026-10-01,workday\n");
+        assert!(twice.unwrap_err().to_string().contains("twice"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod embedded_pg;
+pub mod export;
 pub mod feed;
 pub mod grpc;
 pub mod import;

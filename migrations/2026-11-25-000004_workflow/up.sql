@@ -42,7 +42,8 @@ ALTER TABLE reports
 CREATE INDEX reports_phone_idx ON reports (reporter_phone_index, occurred_at) WHERE reporter_phone_index IS NOT NULL;
 CREATE INDEX reports_grid_category_idx ON reports (region_code, unified_category, occurred_at);
 
--- Dashboard aggregates, maintained as cases change. Each case contributes a vector (1 case,
+-- Dashboard aggregates, maintained as cases change. `overdue` counts open cases flagged OVERDUE
+-- (a closed case keeps the flag as history). Each case contributes a vector (1 case,
 -- closed on time or not, seconds spent in each stage) to the key of its current state. A
 -- change of a case inserts the difference (old vector negated, new vector added) into
 -- `case_stats_delta`: insert-only, so writers never wait on each other for a hot counter.
@@ -88,7 +89,8 @@ SELECT region_code, day, category, status, assignee, overdue, sum(sg), sum(sg * 
        sum(sg * (t_verify IS NOT NULL)::int), coalesce(sum(sg * t_verify), 0)
   FROM (
     SELECT u.sg, u.region_code, (u.first_reported_at AT TIME ZONE 'Asia/Shanghai')::date AS day,
-           u.unified_category AS category, u.status, u.assignee, 'OVERDUE' = ANY (u.flags) AS overdue,
+           u.unified_category AS category, u.status, u.assignee,
+           ('OVERDUE' = ANY (u.flags) AND u.status IN ('DISPATCHED', 'SIGNED', 'HANDLED')) AS overdue,
            (u.status = 'CLOSED' AND (u.deadline IS NULL OR u.handled_at <= u.deadline))::int AS on_time,
            extract(epoch FROM u.registered_at - u.first_reported_at) AS t_register,
            extract(epoch FROM u.dispatched_at - u.registered_at) AS t_dispatch,

@@ -514,11 +514,17 @@ impl CaseService for CaseApi {
         let prefix = requested_prefix(&p, &r.region_code)?;
         let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
         let local = |t: chrono::DateTime<chrono::Utc>| (t + Duration::hours(8)).date_naive();
-        let from = start.map(local).unwrap_or(chrono::NaiveDate::MIN);
+        // Open ends: dates PostgreSQL can hold.
+        let (min, max) = (
+            chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default(),
+            chrono::NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default(),
+        );
+        let from = start.map(local).unwrap_or(min).clamp(min, max);
         // The end's day counts when the range reaches into it.
         let to = end
             .map(|e| local(e - Duration::microseconds(1)) + Duration::days(1))
-            .unwrap_or(chrono::NaiveDate::MAX);
+            .unwrap_or(max)
+            .clamp(min, max);
         if from >= to {
             return Err(ApiError::invalid("end_time", "must be after start_time").into());
         }

@@ -127,6 +127,8 @@ pub struct TestApp {
     pub key: SecretKey,
     pub app: Option<App>,
     pub data_dir: tempfile::TempDir,
+    /// The settings the server runs with (for a replica on the same database).
+    pub settings: Settings,
     _fresh: FreshDb,
 }
 
@@ -184,8 +186,55 @@ impl TestApp {
             key,
             app: Some(app),
             data_dir,
+            settings,
             _fresh: fresh,
         }
+    }
+
+    /// A second server on the same database with the same keys (another replica).
+    pub async fn replica(&self) -> App {
+        let mut app = App::bind(&self.settings, &self.db).await.unwrap();
+        app.ready().await;
+        app
+    }
+
+    /// The shared state of the server, for in-process tools (ticker, export).
+    pub fn state(&self) -> &gridhub::grpc::State {
+        &self.app.as_ref().unwrap().state
+    }
+
+    /// One SLA tick at the workflow clock's time.
+    pub async fn tick(&self) -> gridhub::sla::TickReport {
+        let state = self.state();
+        gridhub::sla::Ticker {
+            pool: state.pool.clone(),
+            settings: state.workflow.clone(),
+            pii: state.pii.clone(),
+        }
+        .tick(state.workflow.clock.now())
+        .await
+        .unwrap()
+    }
+
+    /// A token for a principal acting for handling unit `unit`.
+    pub fn token_unit(&self, sub: &str, roles: &[&str], region: &str, unit: &str) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        Issuer::hs256(&self.key, "gridhub")
+            .issue_for_unit(sub, &roles, region, unit, Duration::from_secs(600))
+            .unwrap()
+    }
+
+    /// A client of another server (a replica) with this app's keys.
+    pub async fn cases_at(&self, addr: SocketAddr, token: Option<&str>) -> CaseClient {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        gridhub::grpc::pb::case_service_client::CaseServiceClient::with_interceptor(
+            ch,
+            Self::bearer(token),
+        )
     }
 
     /// A token signed with this server's key.

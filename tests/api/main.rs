@@ -11,7 +11,9 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod command_centre;
 mod database;
+mod feed;
 mod grids;
 mod hardening;
 mod idempotency;
@@ -21,3 +23,4 @@ mod regions;
 mod reports;
 mod telemetry;
 mod workers;
+mod workflow;
