@@ -142,6 +142,8 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
             }
             let (cats, maps) = import::parse_categories(include_str!("../fixtures/categories.csv"))?;
             crate::store::categories::import(conn, cats, maps).await?;
+            let days = import::parse_calendar(include_str!("../fixtures/calendar-2026.csv"))?;
+            crate::store::calendar::upsert(conn, &days).await?;
             let actor = Actor { sub: "gridhub-demo".into(), roles: vec!["admin".into()], request_id: String::new() };
             let summary = json!({"regions_created": counts.created, "grids_created": g.created, "workers": 3, "departments": 3});
             audit::append(conn, &actor, vec![NewEvent::ok("demo.load", "demo", TOWN, TOWN, None, Some(summary))]).await?;

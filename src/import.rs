@@ -126,9 +126,10 @@ pub async fn import_rows(
 }
 
 /// Parses a taxonomy CSV with the header
-/// `type,code,name,parent_code,merge_radius_m,merge_window_hours,source_system,source_code`:
+/// `type,code,name,parent_code,merge_radius_m,merge_window_hours,source_system,source_code,sign_limit_hours,handle_limit_days`:
 /// `category` rows define unified classes (大类 without parent, 小类 under one; radius and
-/// window default to 50 m and 72 h), `mapping` rows map a source system's code onto `code`.
+/// window default to 50 m and 72 h; the time limits, when given, override the server's
+/// defaults for cases of the class), `mapping` rows map a source system's code onto `code`.
 pub fn parse_categories(
     text: &str,
 ) -> anyhow::Result<(
@@ -179,6 +180,15 @@ pub fn parse_categories(
                         "line {line}: merge_radius_m must be 0-5000 and merge_window_hours 0-8760"
                     );
                 }
+                let limit = |k: usize, name: &str, max: i32| -> anyhow::Result<Option<i32>> {
+                    if col(k).is_empty() {
+                        return Ok(None);
+                    }
+                    match col(k).parse::<i32>() {
+                        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+                        _ => bail!("line {line}: {name} must be 1-{max}"),
+                    }
+                };
                 let parent = col(3);
                 cats.push(categories::CategoryInput {
                     code,
@@ -186,6 +196,8 @@ pub fn parse_categories(
                     parent_code: (!parent.is_empty()).then_some(parent),
                     merge_radius_m: radius,
                     merge_window_hours: window,
+                    sign_limit_hours: limit(8, "sign_limit_hours", 240)?,
+                    handle_limit_days: limit(9, "handle_limit_days", 365)?,
                 });
             }
             "mapping" => {

@@ -688,7 +688,10 @@ async fn subscriber(
                         }
                     }
                     // Fell behind: the table has everything.
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::info!(skipped = n, "watch subscriber fell behind; catching up from the table");
+                        break;
+                    }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
             }

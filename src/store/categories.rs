@@ -16,6 +16,10 @@ pub struct CategoryInput {
     pub parent_code: Option<String>,
     pub merge_radius_m: f64,
     pub merge_window_hours: i32,
+    /// Working hours to sign for a dispatched case (None: the server default).
+    pub sign_limit_hours: Option<i32>,
+    /// Working days to handle it (None: the server default).
+    pub handle_limit_days: Option<i32>,
 }
 
 /// A source code mapped to a unified code.
@@ -35,16 +39,19 @@ pub async fn import(
     cats.sort_by_key(|c| c.parent_code.is_some());
     for chunk in cats.chunks(2000) {
         diesel::sql_query(
-            "INSERT INTO categories AS c (code, name, parent_code, merge_radius_m, merge_window_hours)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int4[])
+            "INSERT INTO categories AS c (code, name, parent_code, merge_radius_m, merge_window_hours, sign_limit_hours, handle_limit_days)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::int4[], $6::int4[], $7::int4[])
              ON CONFLICT (code) DO UPDATE SET name = excluded.name, parent_code = excluded.parent_code,
-                 merge_radius_m = excluded.merge_radius_m, merge_window_hours = excluded.merge_window_hours, updated_at = now()",
+                 merge_radius_m = excluded.merge_radius_m, merge_window_hours = excluded.merge_window_hours,
+                 sign_limit_hours = excluded.sign_limit_hours, handle_limit_days = excluded.handle_limit_days, updated_at = now()",
         )
         .bind::<Array<Text>, _>(chunk.iter().map(|c| c.code.as_str()).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(chunk.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())
         .bind::<Array<diesel::sql_types::Nullable<Text>>, _>(chunk.iter().map(|c| c.parent_code.as_deref()).collect::<Vec<_>>())
         .bind::<Array<Double>, _>(chunk.iter().map(|c| c.merge_radius_m).collect::<Vec<_>>())
         .bind::<Array<Integer>, _>(chunk.iter().map(|c| c.merge_window_hours).collect::<Vec<_>>())
+        .bind::<Array<diesel::sql_types::Nullable<Integer>>, _>(chunk.iter().map(|c| c.sign_limit_hours).collect::<Vec<_>>())
+        .bind::<Array<diesel::sql_types::Nullable<Integer>>, _>(chunk.iter().map(|c| c.handle_limit_days).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     }

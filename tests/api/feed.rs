@@ -282,3 +282,84 @@ async fn pull_changes_resumes_from_its_cursor_within_scope() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn a_slow_subscriber_catches_up_from_the_table_without_slowing_a_fast_one() {
+    let app = TestApp::spawn().await;
+    app.seed_demo().await;
+    let op = operator(&app);
+    let open = || async {
+        app.cases(Some(&op))
+            .await
+            .watch_cases(watch(""))
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    // The slow client also gives the server only a small flow-control window.
+    let narrow = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .unwrap();
+    let mut slow = pb::case_service_client::CaseServiceClient::with_interceptor(
+        narrow,
+        crate::helpers::Bearer(Some(format!("Bearer {op}").parse().unwrap())),
+    )
+    .watch_cases(watch(""))
+    .await
+    .unwrap()
+    .into_inner();
+    let mut fast = open().await;
+    // More events than the server's broadcast buffer (4,096) plus the stream buffers: the slow
+    // subscriber, reading nothing meanwhile, falls behind and must catch up from the table.
+    let total = 12000;
+    let w = app.token("W-x", &["grid_worker"], "500110111201");
+    let fast_reader = tokio::spawn(async move {
+        let mut tokens = Vec::new();
+        while tokens.len() < total {
+            tokens.push(next(&mut fast).await.resume_token.parse::<i64>().unwrap());
+        }
+        tokens
+    });
+    let mut reports = app.reports(Some(&w)).await;
+    for b in 0..total / 1000 {
+        let batch = (0..1000)
+            .map(|k| {
+                let n = b * 1000 + k;
+                // A 20 x 50 lattice over 马颈村's two grids.
+                report(
+                    "0202",
+                    (
+                        28.8205 + 0.0009 * (n % 20) as f64,
+                        106.7405 + 0.0003 * (n / 20 % 50) as f64,
+                    ),
+                    1,
+                )
+            })
+            .collect();
+        let res = reports
+            .sync_reports(pb::SyncReportsRequest { reports: batch })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            res.results
+                .iter()
+                .all(|r| matches!(r.result, Some(pb::sync_report_result::Result::Ok(_))))
+        );
+    }
+    let fast_tokens = tokio::time::timeout(Duration::from_secs(60), fast_reader)
+        .await
+        .expect("the fast subscriber is not held back")
+        .unwrap();
+    let mut slow_tokens = Vec::new();
+    while slow_tokens.len() < total {
+        slow_tokens.push(next(&mut slow).await.resume_token.parse::<i64>().unwrap());
+    }
+    assert_eq!(slow_tokens, fast_tokens);
+    assert!(slow_tokens.windows(2).all(|w| w[0] < w[1]));
+    nothing_more(&mut slow).await;
+}

@@ -354,6 +354,13 @@ async fn deadlines_skip_weekends_and_holidays_and_count_adjusted_saturdays() {
     let c4 = registered(&app, (WALL.0 + 0.006, WALL.1)).await;
     let c4 = act(&app, &op, dispatch(&c4, ZFJ, 0)).await.unwrap();
     assert_eq!(deadline(&c4), local("2026-12-02 17:30"));
+    // A class with its own limits (地质灾害隐患: sign within 1 hour, handle within 1 day).
+    let c5 = new_case(&app, "0601", (WALL.0 + 0.009, WALL.1)).await;
+    let c5 = act(&app, &op, step(&c5, CaseAction::Register))
+        .await
+        .unwrap();
+    let c5 = act(&app, &op, dispatch(&c5, ZFJ, 0)).await.unwrap();
+    assert_eq!(deadline(&c5), local("2026-11-26 17:30"));
 }
 
 #[tokio::test]
