@@ -175,6 +175,13 @@ pub async fn load_and_print(
         day,
     )?;
     let worker = issuer.issue("W-MJ-001", &["grid_worker".into()], MAJING, day)?;
+    let handler = issuer.issue_for_unit(
+        "demo-handler",
+        &["dept_handler".into()],
+        TOWN,
+        &format!("{TOWN}-ZFJ"),
+        day,
+    )?;
     // Not println!: a closed stdout (a pipe whose reader left) must not take the server down.
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -185,11 +192,14 @@ gridhub demo: 綦江区 打通镇 ({TOWN}) with 17 villages and communities, 34 
 
   export TOKEN={op}
   export WORKER_TOKEN={worker}   # grid worker of 马颈村 {MAJING}
+  export HANDLER_TOKEN={handler}   # handler of the enforcement team {TOWN}-ZFJ
 
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"parent_code":"{TOWN}"}}' {addr} gridhub.v1.RegionService/ListRegions
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"lat":{lat:.4},"lng":{lng:.4}}}' {addr} gridhub.v1.RegionService/LocateGrid
   grpcurl -plaintext -H "authorization: Bearer $WORKER_TOKEN" -d '{{"code":"{DATONG}"}}' {addr} gridhub.v1.RegionService/GetRegion   # PERMISSION_DENIED
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{}}' {addr} gridhub.v1.AuditService/VerifyAuditChain
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{}}' {addr} gridhub.v1.CaseService/WatchCases   # the live feed
+  grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"region_code":"{TOWN}"}}' {addr} gridhub.v1.CaseService/GetDashboard
 "#,
         lat = ORIGIN.0 + CELL / 2.0,
         lng = ORIGIN.1 + CELL / 4.0,

@@ -17,6 +17,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use tonic::Status;
 
 use crate::grpc::{convert, pb};
 use crate::store::audit::Event;
@@ -265,6 +266,79 @@ async fn read_new(
         *last = Some(seq);
         if (events.len() as i64) < PAGE {
             return Ok(());
+        }
+    }
+}
+
+/// Events read per catch-up query.
+const CATCH_UP_PAGE: i64 = 500;
+
+/// One WatchCases subscriber: catch up from the table after `last`, then follow the live
+/// broadcast; when it falls behind, catch up from the table again.
+pub async fn subscriber(
+    pool: Pool,
+    filter: Filter,
+    mut last: i64,
+    mut live: broadcast::Receiver<Arc<FeedEvent>>,
+    tx: mpsc::Sender<Result<pb::CaseEvent, Status>>,
+) {
+    loop {
+        // Catch up.
+        loop {
+            let events = match pool.get().await {
+                Ok(mut conn) => {
+                    store::feed::after(&mut conn, last, &filter.prefix, CATCH_UP_PAGE).await
+                }
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(crate::grpc::error::ApiError::from(e).into()))
+                        .await;
+                    return;
+                }
+            };
+            let events = match events {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(crate::grpc::error::ApiError::from(e).into()))
+                        .await;
+                    return;
+                }
+            };
+            for e in &events {
+                last = e.seq;
+                if let Some(fe) = to_event(e).filter(|fe| fe.matches(&filter))
+                    && tx.send(Ok(fe.event)).await.is_err()
+                {
+                    return;
+                }
+            }
+            if (events.len() as i64) < CATCH_UP_PAGE {
+                break;
+            }
+        }
+        // Follow.
+        loop {
+            tokio::select! {
+                _ = tx.closed() => return,
+                got = live.recv() => match got {
+                    Ok(fe) => {
+                        if fe.seq <= last {
+                            continue;
+                        }
+                        last = fe.seq;
+                        if fe.matches(&filter) && tx.send(Ok(fe.event.clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Fell behind: the table has everything.
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::info!(skipped = n, "watch subscriber fell behind; catching up from the table");
+                        break;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
         }
     }
 }

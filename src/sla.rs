@@ -85,7 +85,7 @@ impl Ticker {
             loop {
                 let now = self.settings.clock.now();
                 match self.tick(now).await {
-                    Ok(r) if r != TickReport::default() && r.ran => {
+                    Ok(r) if r.sign_overdue + r.overdue + r.urged + r.escalated + r.alerts > 0 => {
                         tracing::info!(?r, "sla tick")
                     }
                     Ok(_) => {}

@@ -90,7 +90,7 @@ fn synthetic(
     }
 }
 
-fn process_cpu_seconds() -> f64 {
+pub(crate) fn process_cpu_seconds() -> f64 {
     // utime and stime, fields 14 and 15, in USER_HZ (100 per second on Linux).
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
@@ -123,7 +123,7 @@ fn peak_rss_mb() -> f64 {
         / 1024.0
 }
 
-fn rss_mb() -> f64 {
+pub(crate) fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

@@ -7,7 +7,10 @@
 //!   synthetic grid polygons, versus the same PostGIS query sent directly over N
 //!   connections.
 //! - `bench ingest`: `SyncReports` batches and single `SubmitReport`s (see [`ingest`]).
+//! - `bench fanout` and `bench dashboard`: the live feed and the dashboard (see
+//!   [`command_centre`]).
 
+mod command_centre;
 mod ingest;
 
 use std::sync::Arc;
@@ -67,6 +70,36 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 15)]
         seconds: u64,
     },
+    /// WatchCases fan-out: many subscribers while reports arrive at a steady rate.
+    Fanout {
+        /// Concurrent WatchCases subscribers.
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// HTTP/2 connections they share.
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        /// Case events (new reports) per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Every subscriber watches the whole county (else each one village).
+        #[arg(long)]
+        county_wide: bool,
+    },
+    /// GetDashboard for a town over millions of cases versus a plain GROUP BY.
+    Dashboard {
+        /// Cases in the county.
+        #[arg(long, default_value_t = 2_000_000)]
+        cases: usize,
+        /// Reports per case.
+        #[arg(long, default_value_t = 5)]
+        reports_per_case: usize,
+        /// Calls per measured range.
+        #[arg(long, default_value_t = 200)]
+        calls: usize,
+    },
 }
 
 /// Runs a benchmark.
@@ -98,6 +131,42 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
                     batch_clients,
                     single_clients,
                     seconds,
+                },
+            )
+            .await
+        }
+        BenchCommand::Fanout {
+            subscribers,
+            connections,
+            rate,
+            seconds,
+            county_wide,
+        } => {
+            command_centre::fanout(
+                settings,
+                &url,
+                command_centre::FanoutPlan {
+                    subscribers,
+                    connections,
+                    rate,
+                    seconds,
+                    county_wide,
+                },
+            )
+            .await
+        }
+        BenchCommand::Dashboard {
+            cases,
+            reports_per_case,
+            calls,
+        } => {
+            command_centre::dashboard(
+                settings,
+                &url,
+                command_centre::DashboardPlan {
+                    cases,
+                    reports_per_case,
+                    calls,
                 },
             )
             .await
@@ -285,6 +354,7 @@ pub(crate) struct Stats {
     pub(crate) calls: usize,
     pub(crate) errors: usize,
     pub(crate) p50: Duration,
+    pub(crate) p95: Duration,
     pub(crate) p99: Duration,
     pub(crate) max: Duration,
     pub(crate) per_sec: f64,
@@ -301,6 +371,7 @@ pub(crate) fn stats(mut lat: Vec<Duration>, errors: usize, wall: Duration) -> St
         calls: lat.len(),
         errors,
         p50: pct(0.50),
+        p95: pct(0.95),
         p99: pct(0.99),
         max: lat.last().copied().unwrap_or_default(),
         per_sec: lat.len() as f64 / wall.as_secs_f64(),

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use chrono::Duration;
 use futures::{FutureExt, Stream};
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -34,8 +34,8 @@ crate::idempotent!(
 
 /// Events a subscriber's stream buffers before it counts as slow.
 const SUBSCRIBER_BUFFER: usize = 256;
-/// Events read per catch-up query.
-const CATCH_UP_PAGE: i64 = 500;
+/// Events read per PullChanges query.
+const PULL_PAGE: i64 = 500;
 
 /// The CaseService implementation.
 pub struct CaseApi {
@@ -499,7 +499,7 @@ impl CaseService for CaseApi {
             }
         };
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
-        tokio::spawn(subscriber(pool, filter, last, live, tx));
+        tokio::spawn(feed::subscriber(pool, filter, last, live, tx));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
@@ -533,7 +533,7 @@ impl CaseService for CaseApi {
         let rows = stats::dashboard(&mut conn, &prefix, from, to)
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(dashboard(prefix, rows, as_of)))
+        Ok(Response::new(convert::dashboard(prefix, rows, as_of)))
     }
 
     async fn list_alerts(
@@ -592,7 +592,7 @@ impl CaseService for CaseApi {
                 next,
                 p.scope.prefix(),
                 p.unit.as_deref().or(Some(p.sub.as_str())),
-                CATCH_UP_PAGE,
+                PULL_PAGE,
             )
             .await
             .map_err(ApiError::from)?;
@@ -614,7 +614,7 @@ impl CaseService for CaseApi {
                 latest.insert(id, e.seq);
                 next = e.seq;
             }
-            if (events.len() as i64) < CATCH_UP_PAGE {
+            if (events.len() as i64) < PULL_PAGE {
                 break;
             }
         }
@@ -630,154 +630,5 @@ impl CaseService for CaseApi {
                 .collect(),
             next_cursor: next.to_string(),
         }))
-    }
-}
-
-/// One WatchCases subscriber: catch up from the table after `last`, then follow the live
-/// broadcast; when it falls behind, catch up from the table again.
-async fn subscriber(
-    pool: db::Pool,
-    filter: Filter,
-    mut last: i64,
-    mut live: broadcast::Receiver<std::sync::Arc<feed::FeedEvent>>,
-    tx: mpsc::Sender<Result<pb::CaseEvent, Status>>,
-) {
-    loop {
-        // Catch up.
-        loop {
-            let events = match pool.get().await {
-                Ok(mut conn) => {
-                    db::feed::after(&mut conn, last, &filter.prefix, CATCH_UP_PAGE).await
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(ApiError::from(e).into())).await;
-                    return;
-                }
-            };
-            let events = match events {
-                Ok(e) => e,
-                Err(e) => {
-                    let _ = tx.send(Err(ApiError::from(e).into())).await;
-                    return;
-                }
-            };
-            for e in &events {
-                last = e.seq;
-                if let Some(fe) = feed::to_event(e).filter(|fe| fe.matches(&filter))
-                    && tx.send(Ok(fe.event)).await.is_err()
-                {
-                    return;
-                }
-            }
-            if (events.len() as i64) < CATCH_UP_PAGE {
-                break;
-            }
-        }
-        // Follow.
-        loop {
-            tokio::select! {
-                _ = tx.closed() => return,
-                got = live.recv() => match got {
-                    Ok(fe) => {
-                        if fe.seq <= last {
-                            continue;
-                        }
-                        last = fe.seq;
-                        if fe.matches(&filter) && tx.send(Ok(fe.event.clone())).await.is_err() {
-                            return;
-                        }
-                    }
-                    // Fell behind: the table has everything.
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::info!(skipped = n, "watch subscriber fell behind; catching up from the table");
-                        break;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
-        }
-    }
-}
-
-fn duration(secs: f64) -> Option<prost_types::Duration> {
-    (secs.is_finite() && secs >= 0.0).then(|| prost_types::Duration {
-        seconds: secs.trunc() as i64,
-        nanos: (secs.fract() * 1e9) as i32,
-    })
-}
-
-fn avg(total: f64, n: i64) -> f64 {
-    if n > 0 { total / n as f64 } else { 0.0 }
-}
-
-fn rate(part: i64, whole: i64) -> f64 {
-    if whole > 0 {
-        part as f64 / whole as f64
-    } else {
-        0.0
-    }
-}
-
-/// The Dashboard message from the breakdown rows.
-fn dashboard(
-    region_code: String,
-    rows: Vec<stats::Figures>,
-    as_of: chrono::DateTime<chrono::Utc>,
-) -> pb::Dashboard {
-    let total = rows
-        .iter()
-        .find(|r| r.set == stats::TOTAL)
-        .cloned()
-        .unwrap_or_default();
-    let counts = |set: i32| {
-        let mut v: Vec<pb::Count> = rows
-            .iter()
-            .filter(|r| r.set == set && r.cases != 0)
-            .map(|r| pb::Count {
-                key: r.key.clone(),
-                count: r.cases,
-            })
-            .collect();
-        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-        v
-    };
-    let stage = |name: &str, n: i64, secs: f64| pb::StageTime {
-        stage: name.to_owned(),
-        cases: n,
-        average: duration(avg(secs, n)),
-    };
-    let mut units: Vec<pb::UnitFigures> = rows
-        .iter()
-        .filter(|r| r.set == stats::BY_ASSIGNEE && !r.key.is_empty() && r.cases != 0)
-        .map(|r| pb::UnitFigures {
-            assignee: r.key.clone(),
-            cases: r.cases,
-            closed: r.closed,
-            closed_on_time: r.closed_on_time,
-            overdue: r.overdue,
-            on_time_rate: rate(r.closed_on_time, r.closed),
-            average_handling: duration(avg(r.handle_secs, r.handle_n)),
-        })
-        .collect();
-    units.sort_by(|a, b| a.assignee.cmp(&b.assignee));
-    pb::Dashboard {
-        region_code,
-        total: total.cases,
-        by_status: counts(stats::BY_STATUS),
-        by_category: counts(stats::BY_CATEGORY),
-        by_grid: counts(stats::BY_REGION),
-        overdue: total.overdue,
-        closed: total.closed,
-        closed_on_time: total.closed_on_time,
-        on_time_rate: rate(total.closed_on_time, total.closed),
-        stages: vec![
-            stage("REGISTER", total.register_n, total.register_secs),
-            stage("DISPATCH", total.dispatch_n, total.dispatch_secs),
-            stage("SIGN", total.sign_n, total.sign_secs),
-            stage("HANDLE", total.handle_n, total.handle_secs),
-            stage("VERIFY", total.verify_n, total.verify_secs),
-        ],
-        units,
-        as_of: Some(convert::timestamp(as_of)),
     }
 }

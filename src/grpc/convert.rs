@@ -334,6 +334,89 @@ pub fn alert(a: store::alerts::Alert) -> pb::Alert {
     }
 }
 
+fn duration(secs: f64) -> Option<prost_types::Duration> {
+    (secs.is_finite() && secs >= 0.0).then(|| prost_types::Duration {
+        seconds: secs.trunc() as i64,
+        nanos: (secs.fract() * 1e9) as i32,
+    })
+}
+
+fn avg(total: f64, n: i64) -> f64 {
+    if n > 0 { total / n as f64 } else { 0.0 }
+}
+
+fn rate(part: i64, whole: i64) -> f64 {
+    if whole > 0 {
+        part as f64 / whole as f64
+    } else {
+        0.0
+    }
+}
+
+/// The Dashboard message from the breakdown rows.
+pub fn dashboard(
+    region_code: String,
+    rows: Vec<store::stats::Figures>,
+    as_of: chrono::DateTime<chrono::Utc>,
+) -> pb::Dashboard {
+    let total = rows
+        .iter()
+        .find(|r| r.set == store::stats::TOTAL)
+        .cloned()
+        .unwrap_or_default();
+    let counts = |set: i32| {
+        let mut v: Vec<pb::Count> = rows
+            .iter()
+            .filter(|r| r.set == set && r.cases != 0)
+            .map(|r| pb::Count {
+                key: r.key.clone(),
+                count: r.cases,
+            })
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        v
+    };
+    let stage = |name: &str, n: i64, secs: f64| pb::StageTime {
+        stage: name.to_owned(),
+        cases: n,
+        average: duration(avg(secs, n)),
+    };
+    let mut units: Vec<pb::UnitFigures> = rows
+        .iter()
+        .filter(|r| r.set == store::stats::BY_ASSIGNEE && !r.key.is_empty() && r.cases != 0)
+        .map(|r| pb::UnitFigures {
+            assignee: r.key.clone(),
+            cases: r.cases,
+            closed: r.closed,
+            closed_on_time: r.closed_on_time,
+            overdue: r.overdue,
+            on_time_rate: rate(r.closed_on_time, r.closed),
+            average_handling: duration(avg(r.handle_secs, r.handle_n)),
+        })
+        .collect();
+    units.sort_by(|a, b| a.assignee.cmp(&b.assignee));
+    pb::Dashboard {
+        region_code,
+        total: total.cases,
+        by_status: counts(store::stats::BY_STATUS),
+        by_category: counts(store::stats::BY_CATEGORY),
+        by_grid: counts(store::stats::BY_REGION),
+        overdue: total.overdue,
+        closed: total.closed,
+        closed_on_time: total.closed_on_time,
+        on_time_rate: rate(total.closed_on_time, total.closed),
+        stages: vec![
+            stage("REGISTER", total.register_n, total.register_secs),
+            stage("DISPATCH", total.dispatch_n, total.dispatch_secs),
+            stage("SIGN", total.sign_n, total.sign_secs),
+            stage("HANDLE", total.handle_n, total.handle_secs),
+            stage("VERIFY", total.verify_n, total.verify_secs),
+        ],
+        units,
+        as_of: Some(timestamp(as_of)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
