@@ -43,8 +43,20 @@ use crate::store::cases::Case;
 use crate::store::schema::cases;
 use crate::store::{Pool, stats};
 
-/// The advisory lock of the ticker.
+/// The advisory locks of the SLA marks and of the detectors (the fold has its own).
 const TICK_LOCK: i64 = 7270005;
+const DETECT_LOCK: i64 = 7270006;
+
+/// Takes a transaction-scoped advisory lock if it is free.
+async fn try_lock(conn: &mut AsyncPgConnection, key: i64) -> Result<bool, ApiError> {
+    Ok(diesel::select(
+        sql::<Bool>("pg_try_advisory_xact_lock(")
+            .bind::<Int8, _>(key)
+            .sql(")"),
+    )
+    .get_result(conn)
+    .await?)
+}
 /// Reports are rescanned this far back, for transactions that committed late.
 const RESCAN: Duration = Duration::minutes(5);
 
@@ -99,17 +111,38 @@ impl Ticker {
         })
     }
 
-    /// One tick at `now` (see the module docs).
+    /// One tick at `now` (see the module docs): the SLA marks, the fold and the detectors, each
+    /// in a transaction of its own, so that one failing does not hold up the others.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, ApiError> {
+        let marks = self.marks(now).await;
+        let folded = mutation::transact_on(&self.pool, system(), |conn, _| {
+            async move { Ok(stats::fold(conn).await?) }.boxed()
+        })
+        .await;
+        let this = self.clone();
+        let detected = mutation::transact_on(&self.pool, system(), move |conn, audit| {
+            async move {
+                if !try_lock(conn, DETECT_LOCK).await? {
+                    return Ok(0);
+                }
+                this.detect(conn, audit, now).await
+            }
+            .boxed()
+        })
+        .await;
+        let mut r = marks?;
+        r.alerts += detected?;
+        folded?;
+        Ok(r)
+    }
+
+    /// The SLA marks and the escalation alerts, in one transaction.
+    async fn marks(&self, now: DateTime<Utc>) -> Result<TickReport, ApiError> {
         let this = self.clone();
         mutation::transact_on(&self.pool, system(), move |conn, audit| {
             async move {
                 let mut r = TickReport::default();
-                let got: bool =
-                    diesel::select(sql::<Bool>("pg_try_advisory_xact_lock(").bind::<Int8, _>(TICK_LOCK).sql(")"))
-                        .get_result(conn)
-                        .await?;
-                if !got {
+                if !try_lock(conn, TICK_LOCK).await? {
                     return Ok(r);
                 }
                 r.ran = true;
@@ -195,8 +228,6 @@ impl Ticker {
                     };
                     r.alerts += raise(conn, audit, a).await?;
                 }
-                stats::fold(conn).await?;
-                r.alerts += this.detect(conn, audit, now).await?;
                 Ok(r)
             }
             .boxed()

@@ -31,7 +31,11 @@ ALTER TABLE cases
     ADD COLUMN escalate_at timestamptz,
     ADD COLUMN extension_days integer,
     ADD COLUMN urge_count integer NOT NULL DEFAULT 0;
+-- The SLA ticker's look-ups.
 CREATE INDEX cases_deadline_idx ON cases (deadline) WHERE status IN ('DISPATCHED', 'SIGNED');
+CREATE INDEX cases_sign_deadline_idx ON cases (sign_deadline) WHERE status = 'DISPATCHED';
+CREATE INDEX cases_urge_idx ON cases (urge_at) WHERE urge_at IS NOT NULL;
+CREATE INDEX cases_escalate_idx ON cases (escalate_at) WHERE escalate_at IS NOT NULL;
 CREATE INDEX cases_assignee_idx ON cases (assignee) WHERE assignee <> '';
 
 -- Reports may carry the reporter's or caller's phone: encrypted, with a keyed blind index
@@ -132,47 +136,82 @@ CREATE TRIGGER cases_stats_update AFTER UPDATE ON cases REFERENCING OLD TABLE AS
 CREATE TRIGGER cases_stats_delete AFTER DELETE ON cases REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION cases_stats_deleted();
 
--- Folds the pending deltas into `case_stats`; one folder at a time (advisory lock), so two
--- server replicas never fold the same rows twice.
-CREATE FUNCTION case_stats_fold() RETURNS bigint LANGUAGE plpgsql AS $$
+-- Rollups for large regions: per town and month (the same vector), and cases per grid and
+-- month. A dashboard for a town or above reads whole months from these and only the days of
+-- partial months from `case_stats`; smaller regions read `case_stats` alone.
+CREATE TABLE case_stats_town_month (LIKE case_stats INCLUDING ALL);
+CREATE TABLE case_grid_month (
+    region_code text NOT NULL,
+    day date NOT NULL,
+    cases bigint NOT NULL,
+    PRIMARY KEY (region_code, day)
+);
+
+-- Adds `src` rows (a temporary table of the same columns as case_stats) into `target`.
+CREATE FUNCTION case_stats_add(target regclass, src text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format(
+        'INSERT INTO %s AS s (region_code, day, category, status, assignee, overdue, cases, closed_on_time,
+                register_n, register_secs, dispatch_n, dispatch_secs, sign_n, sign_secs, handle_n, handle_secs,
+                verify_n, verify_secs)
+         SELECT region_code, day, category, status, assignee, overdue, sum(cases), sum(closed_on_time),
+                sum(register_n), sum(register_secs), sum(dispatch_n), sum(dispatch_secs), sum(sign_n), sum(sign_secs),
+                sum(handle_n), sum(handle_secs), sum(verify_n), sum(verify_secs)
+           FROM %s GROUP BY region_code, day, category, status, assignee, overdue
+          ORDER BY region_code, day, category, status, assignee, overdue
+         ON CONFLICT (region_code, day, category, status, assignee, overdue) DO UPDATE SET
+             cases = s.cases + excluded.cases, closed_on_time = s.closed_on_time + excluded.closed_on_time,
+             register_n = s.register_n + excluded.register_n, register_secs = s.register_secs + excluded.register_secs,
+             dispatch_n = s.dispatch_n + excluded.dispatch_n, dispatch_secs = s.dispatch_secs + excluded.dispatch_secs,
+             sign_n = s.sign_n + excluded.sign_n, sign_secs = s.sign_secs + excluded.sign_secs,
+             handle_n = s.handle_n + excluded.handle_n, handle_secs = s.handle_secs + excluded.handle_secs,
+             verify_n = s.verify_n + excluded.verify_n, verify_secs = s.verify_secs + excluded.verify_secs',
+        target, src);
+    -- Keys whose vector came back to zero are removed (only the keys just touched are looked at).
+    EXECUTE format(
+        'DELETE FROM %s s USING (SELECT DISTINCT region_code, day, category, status, assignee, overdue FROM %s) k
+          WHERE s.region_code = k.region_code AND s.day = k.day AND s.category = k.category AND s.status = k.status
+            AND s.assignee = k.assignee AND s.overdue = k.overdue
+            AND s.cases = 0 AND s.closed_on_time = 0 AND s.register_n = 0 AND s.dispatch_n = 0 AND s.sign_n = 0
+            AND s.handle_n = 0 AND s.verify_n = 0',
+        target, src);
+END $$;
+
+-- Folds the pending deltas into `case_stats` and the rollups; one folder at a time (advisory
+-- lock), so two server replicas never fold the same rows twice. Returns the deltas folded.
+CREATE FUNCTION case_stats_fold() RETURNS bigint LANGUAGE plpgsql SET client_min_messages = warning AS $$
 DECLARE
     folded bigint;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(7270004) THEN
         RETURN 0;
     END IF;
-    WITH moved AS (DELETE FROM case_stats_delta RETURNING *),
-    summed AS (
-        SELECT region_code, day, category, status, assignee, overdue, sum(cases) AS cases,
-               sum(closed_on_time) AS closed_on_time, sum(register_n) AS register_n,
-               sum(register_secs) AS register_secs, sum(dispatch_n) AS dispatch_n,
-               sum(dispatch_secs) AS dispatch_secs, sum(sign_n) AS sign_n, sum(sign_secs) AS sign_secs,
-               sum(handle_n) AS handle_n, sum(handle_secs) AS handle_secs, sum(verify_n) AS verify_n,
-               sum(verify_secs) AS verify_secs, count(*) AS n
-          FROM moved
-         GROUP BY region_code, day, category, status, assignee, overdue
-    ),
-    upserted AS (
-        INSERT INTO case_stats AS s (region_code, day, category, status, assignee, overdue, cases, closed_on_time,
-               register_n, register_secs, dispatch_n, dispatch_secs, sign_n, sign_secs, handle_n, handle_secs,
-               verify_n, verify_secs)
+    DROP TABLE IF EXISTS folding;
+    CREATE TEMP TABLE folding ON COMMIT DROP AS
+        WITH moved AS (DELETE FROM case_stats_delta RETURNING *)
         SELECT region_code, day, category, status, assignee, overdue, cases, closed_on_time, register_n,
                register_secs, dispatch_n, dispatch_secs, sign_n, sign_secs, handle_n, handle_secs, verify_n,
                verify_secs
-          FROM summed
-         ORDER BY region_code, day, category, status, assignee, overdue
-        ON CONFLICT (region_code, day, category, status, assignee, overdue) DO UPDATE SET
-            cases = s.cases + excluded.cases, closed_on_time = s.closed_on_time + excluded.closed_on_time,
-            register_n = s.register_n + excluded.register_n, register_secs = s.register_secs + excluded.register_secs,
-            dispatch_n = s.dispatch_n + excluded.dispatch_n, dispatch_secs = s.dispatch_secs + excluded.dispatch_secs,
-            sign_n = s.sign_n + excluded.sign_n, sign_secs = s.sign_secs + excluded.sign_secs,
-            handle_n = s.handle_n + excluded.handle_n, handle_secs = s.handle_secs + excluded.handle_secs,
-            verify_n = s.verify_n + excluded.verify_n, verify_secs = s.verify_secs + excluded.verify_secs
-        RETURNING 1
-    )
-    SELECT coalesce((SELECT sum(n) FROM summed), 0) + 0 * (SELECT count(*) FROM upserted) INTO folded;
-    DELETE FROM case_stats WHERE cases = 0 AND register_n = 0 AND dispatch_n = 0 AND sign_n = 0
-        AND handle_n = 0 AND verify_n = 0 AND closed_on_time = 0;
+          FROM moved;
+    SELECT count(*) INTO folded FROM folding;
+    IF folded = 0 THEN
+        RETURN 0;
+    END IF;
+    PERFORM case_stats_add('case_stats', 'folding');
+    DROP TABLE IF EXISTS folding_month;
+    CREATE TEMP TABLE folding_month ON COMMIT DROP AS
+        SELECT left(region_code, 9) AS region_code, date_trunc('month', day)::date AS day, category, status,
+               assignee, overdue, cases, closed_on_time, register_n, register_secs, dispatch_n, dispatch_secs,
+               sign_n, sign_secs, handle_n, handle_secs, verify_n, verify_secs
+          FROM folding;
+    PERFORM case_stats_add('case_stats_town_month', 'folding_month');
+    INSERT INTO case_grid_month AS g (region_code, day, cases)
+    SELECT region_code, date_trunc('month', day)::date, sum(cases)
+      FROM folding WHERE status <> 'MERGED'
+     GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (region_code, day) DO UPDATE SET cases = g.cases + excluded.cases;
+    DELETE FROM case_grid_month g USING (SELECT DISTINCT region_code, date_trunc('month', day)::date AS day FROM folding) k
+     WHERE g.region_code = k.region_code AND g.day = k.day AND g.cases = 0;
     RETURN folded;
 END $$;
 

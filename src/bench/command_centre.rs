@@ -358,7 +358,7 @@ async fn drop_indexes(
     let mut restore = Vec::new();
     let constraints = client
         .query(
-            "SELECT conname::text, contype::text FROM pg_constraint WHERE conrelid = $1::regclass AND contype IN ('p', 'u')",
+            "SELECT conname::text, contype::text FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype IN ('p', 'u')",
             &[&table],
         )
         .await?;
@@ -466,7 +466,9 @@ pub async fn dashboard(
                 "INSERT INTO reports (report_id, client_report_id, payload_hash, source, category_code, unified_category,
                                       title, lat, lng, resolved_grid_code, region_code, occurred_at, submitted_by,
                                       case_id, first_outcome, first_case_id, merge_reason)
-                 SELECT gen_random_uuid(), gen_random_uuid(), '\\x00', 1, c.unified_category, c.unified_category,
+                 SELECT (lpad(to_hex((extract(epoch FROM c.first_reported_at + r * interval '10 minutes') * 1000)::int8), 12, '0')
+                         || '7' || substr(md5(c.case_id::text || r::text), 1, 19))::uuid,
+                        gen_random_uuid(), '\\x00', 1, c.unified_category, c.unified_category,
                         '报告', c.lat, c.lng, c.grid_code, c.region_code, c.first_reported_at + r * interval '10 minutes',
                         'bench', c.case_id, CASE WHEN r = 0 THEN 1 ELSE 3 END, c.case_id, '{}'
                    FROM cases c CROSS JOIN generate_series(0, $1 - 1) r",

@@ -58,6 +58,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    case_grid_month (region_code, day) {
+        region_code -> Text,
+        day -> Date,
+        cases -> Int8,
+    }
+}
+
+diesel::table! {
     case_stats (region_code, day, category, status, assignee, overdue) {
         region_code -> Text,
         day -> Date,
@@ -101,6 +109,29 @@ diesel::table! {
         verify_n -> Int8,
         verify_secs -> Float8,
         id -> Int8,
+    }
+}
+
+diesel::table! {
+    case_stats_town_month (region_code, day, category, status, assignee, overdue) {
+        region_code -> Text,
+        day -> Date,
+        category -> Text,
+        status -> Text,
+        assignee -> Text,
+        overdue -> Bool,
+        cases -> Int8,
+        closed_on_time -> Int8,
+        register_n -> Int8,
+        register_secs -> Float8,
+        dispatch_n -> Int8,
+        dispatch_secs -> Float8,
+        sign_n -> Int8,
+        sign_secs -> Float8,
+        handle_n -> Int8,
+        handle_secs -> Float8,
+        verify_n -> Int8,
+        verify_secs -> Float8,
     }
 }
 
@@ -273,8 +304,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     attachments,
     audit_events,
     calendar_days,
+    case_grid_month,
     case_stats,
     case_stats_delta,
+    case_stats_town_month,
     cases,
     categories,
     category_mappings,

@@ -213,6 +213,40 @@ async fn the_dashboard_matches_hand_computed_figures() {
         0,
         "folded"
     );
+    // Whole months come from the monthly rollups: November and the whole year agree.
+    for (start, end) in [
+        (local("2026-11-01 00:00"), local("2026-12-01 00:00")),
+        (local("2026-01-01 00:00"), local("2027-01-01 00:00")),
+        (local("2026-10-15 00:00"), local("2027-02-01 00:00")),
+    ] {
+        let m = dash(start, end).await;
+        assert_eq!(
+            (
+                m.total,
+                m.overdue,
+                m.closed,
+                m.closed_on_time,
+                count(&m.by_status)
+            ),
+            (
+                d.total,
+                d.overdue,
+                d.closed,
+                d.closed_on_time,
+                count(&d.by_status)
+            )
+        );
+        assert_eq!(count(&m.by_grid), count(&d.by_grid));
+        assert_eq!(count(&m.by_category), count(&d.by_category));
+        let units: Vec<(String, i64, i64)> = m
+            .units
+            .iter()
+            .map(|u| (u.assignee.clone(), u.cases, u.closed_on_time))
+            .collect();
+        assert_eq!(units, [(BMFW.to_owned(), 1, 0), (ZFJ.to_owned(), 3, 1)]);
+        let sign = m.stages.iter().find(|s| s.stage == "SIGN").unwrap();
+        assert!((secs(&sign.average) - (0.5 + 32.5 + 1.0) / 3.0 * 3600.0).abs() < 1.0);
+    }
     // Another day, or a village: other figures.
     let empty = dash(local("2026-11-24 00:00"), local("2026-11-26 00:00")).await;
     assert_eq!(empty.total, 0);
