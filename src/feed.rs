@@ -160,13 +160,17 @@ pub fn to_event(e: &Event) -> Option<FeedEvent> {
 #[derive(Clone)]
 pub struct Feed {
     tx: broadcast::Sender<Arc<FeedEvent>>,
+    stop: watch::Receiver<bool>,
 }
 
 impl Feed {
     /// Starts following the database at `url` (LISTEN) and `pool` (reads) until `stop`.
     pub fn start(url: DbUrl, pool: Pool, stop: watch::Receiver<bool>) -> (Feed, JoinHandle<()>) {
         let (tx, _) = broadcast::channel(BUFFER);
-        let feed = Feed { tx: tx.clone() };
+        let feed = Feed {
+            tx: tx.clone(),
+            stop: stop.clone(),
+        };
         let task = tokio::spawn(follow(url, pool, tx, stop));
         (feed, task)
     }
@@ -174,6 +178,11 @@ impl Feed {
     /// A receiver of events committed from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<FeedEvent>> {
         self.tx.subscribe()
+    }
+
+    /// Turns true when the server shuts down: subscribers end their streams.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.clone()
     }
 }
 
@@ -281,6 +290,7 @@ pub async fn subscriber(
     mut last: i64,
     mut live: broadcast::Receiver<Arc<FeedEvent>>,
     tx: mpsc::Sender<Result<pb::CaseEvent, Status>>,
+    mut stop: watch::Receiver<bool>,
 ) {
     loop {
         // Catch up.
@@ -321,6 +331,8 @@ pub async fn subscriber(
         loop {
             tokio::select! {
                 _ = tx.closed() => return,
+                // The only change is to true: shutting down.
+                _ = stop.changed() => return,
                 got = live.recv() => match got {
                     Ok(fe) => {
                         if fe.seq <= last {

@@ -57,6 +57,9 @@ async fn try_lock(conn: &mut AsyncPgConnection, key: i64) -> Result<bool, ApiErr
     .get_result(conn)
     .await?)
 }
+/// Cases marked per step and tick: a backlog (a server down for days) is worked off over
+/// several ticks instead of one long statement.
+const SLA_BATCH: i64 = 2000;
 /// Reports are rescanned this far back, for transactions that committed late.
 const RESCAN: Duration = Duration::minutes(5);
 
@@ -146,12 +149,22 @@ impl Ticker {
                     return Ok(r);
                 }
                 r.ran = true;
-                let sign_late = diesel::update(
-                    cases::table
+                let sign_late = {
+                    let ids: Vec<Uuid> = cases::table
+                        .select(cases::case_id)
                         .filter(cases::status.eq("DISPATCHED"))
                         .filter(cases::sign_deadline.le(now))
-                        .filter(sql::<Bool>("NOT ('SIGN_OVERDUE' = ANY (flags))")),
-                )
+                        .filter(sql::<Bool>("NOT ('SIGN_OVERDUE' = ANY (flags))"))
+                        .limit(SLA_BATCH)
+                        .load(conn)
+                        .await?;
+                    diesel::update(
+                        cases::table
+                            .filter(cases::case_id.eq_any(ids))
+                            .filter(cases::status.eq("DISPATCHED"))
+                            .filter(cases::sign_deadline.le(now))
+                            .filter(sql::<Bool>("NOT ('SIGN_OVERDUE' = ANY (flags))"))
+                    )
                 .set((
                     cases::flags.eq(sql::<Array<Nullable<Text>>>("array_append(flags, 'SIGN_OVERDUE')")),
                     cases::version.eq(cases::version + 1),
@@ -159,14 +172,25 @@ impl Ticker {
                 ))
                 .returning(Case::as_returning())
                 .get_results(conn)
-                .await?;
+                .await?
+                };
                 r.sign_overdue = record(audit, &sign_late, flag::SIGN_OVERDUE);
-                let late = diesel::update(
-                    cases::table
+                let late = {
+                    let ids: Vec<Uuid> = cases::table
+                        .select(cases::case_id)
                         .filter(cases::status.eq_any(WITH_UNIT))
                         .filter(cases::deadline.le(now))
-                        .filter(sql::<Bool>("NOT ('OVERDUE' = ANY (flags))")),
-                )
+                        .filter(sql::<Bool>("NOT ('OVERDUE' = ANY (flags))"))
+                        .limit(SLA_BATCH)
+                        .load(conn)
+                        .await?;
+                    diesel::update(
+                        cases::table
+                            .filter(cases::case_id.eq_any(ids))
+                            .filter(cases::status.eq_any(WITH_UNIT))
+                            .filter(cases::deadline.le(now))
+                            .filter(sql::<Bool>("NOT ('OVERDUE' = ANY (flags))"))
+                    )
                 .set((
                     cases::flags.eq(sql::<Array<Nullable<Text>>>("array_append(flags, 'OVERDUE')")),
                     cases::version.eq(cases::version + 1),
@@ -174,13 +198,23 @@ impl Ticker {
                 ))
                 .returning(Case::as_returning())
                 .get_results(conn)
-                .await?;
+                .await?
+                };
                 r.overdue = record(audit, &late, flag::OVERDUE);
-                let urged = diesel::update(
-                    cases::table
+                let urged = {
+                    let ids: Vec<Uuid> = cases::table
+                        .select(cases::case_id)
                         .filter(cases::status.eq_any(WITH_UNIT))
-                        .filter(cases::urge_at.le(now)),
-                )
+                        .filter(cases::urge_at.le(now))
+                        .limit(SLA_BATCH)
+                        .load(conn)
+                        .await?;
+                    diesel::update(
+                        cases::table
+                            .filter(cases::case_id.eq_any(ids))
+                            .filter(cases::status.eq_any(WITH_UNIT))
+                            .filter(cases::urge_at.le(now))
+                    )
                 .set((
                     cases::flags.eq(sql::<Array<Nullable<Text>>>(
                         "CASE WHEN 'URGED' = ANY (flags) THEN flags ELSE array_append(flags, 'URGED') END",
@@ -192,13 +226,23 @@ impl Ticker {
                 ))
                 .returning(Case::as_returning())
                 .get_results(conn)
-                .await?;
+                .await?
+                };
                 r.urged = record(audit, &urged, "AUTO_URGE");
-                let escalated = diesel::update(
-                    cases::table
+                let escalated = {
+                    let ids: Vec<Uuid> = cases::table
+                        .select(cases::case_id)
                         .filter(cases::status.eq_any(WITH_UNIT))
-                        .filter(cases::escalate_at.le(now)),
-                )
+                        .filter(cases::escalate_at.le(now))
+                        .limit(SLA_BATCH)
+                        .load(conn)
+                        .await?;
+                    diesel::update(
+                        cases::table
+                            .filter(cases::case_id.eq_any(ids))
+                            .filter(cases::status.eq_any(WITH_UNIT))
+                            .filter(cases::escalate_at.le(now))
+                    )
                 .set((
                     cases::flags.eq(sql::<Array<Nullable<Text>>>(
                         "CASE WHEN 'ESCALATED' = ANY (flags) THEN flags ELSE array_append(flags, 'ESCALATED') END",
@@ -209,7 +253,8 @@ impl Ticker {
                 ))
                 .returning(Case::as_returning())
                 .get_results(conn)
-                .await?;
+                .await?
+                };
                 r.escalated = record(audit, &escalated, "ESCALATE");
                 for c in &escalated {
                     let a = Alert {

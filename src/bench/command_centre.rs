@@ -5,7 +5,8 @@
 //!   commit timestamp (set just before commit) to its arrival at the subscriber, in the same
 //!   process and clock. The physical floor is the commit itself: the NOTIFY wake-up, one read of
 //!   the new events and the fan-out come on top.
-//! - `bench dashboard`: a county with millions of cases (and their reports) generated in SQL;
+//! - `bench dashboard`: a county with millions of cases (and their reports) generated in SQL
+//!   (older than 30 days: closed or void; recent: every status, overdue where past the deadline);
 //!   `GetDashboard` for one town over gRPC versus the same figures computed by a plain
 //!   `GROUP BY` over `cases` in the same run.
 
@@ -423,7 +424,10 @@ pub async fn dashboard(
                               hashint8(i) AS h, now() - (hashint8(i * 7) % 31536000 + 31536000) % 31536000 * interval '1 second' AS f
                          FROM generate_series($1::int8, $2::int8) i),
                      s AS (
-                       SELECT *, (ARRAY['REPORTED','REGISTERED','DISPATCHED','SIGNED','HANDLED','CLOSED','CLOSED','CLOSED','CLOSED','VOID'])[1 + (h % 10 + 10) % 10] AS status
+                       SELECT *, CASE WHEN f < now() - interval '30 days'
+                                   THEN CASE WHEN (h % 10 + 10) % 10 = 9 THEN 'VOID' ELSE 'CLOSED' END
+                                   ELSE (ARRAY['REPORTED','REGISTERED','DISPATCHED','SIGNED','HANDLED','CLOSED','CLOSED','CLOSED','CLOSED','VOID'])[1 + (h % 10 + 10) % 10]
+                              END AS status
                          FROM g)
                      INSERT INTO cases (case_id, case_no, status, unified_category, grid_code, region_code, owner, lat, lng,
                                         first_reported_at, last_reported_at, report_count, flags, assignee,
@@ -432,7 +436,7 @@ pub async fn dashboard(
                             '500110' || lpad((901 + t)::text, 3, '0') || lpad((201 + v)::text, 3, '0') || lpad((1 + k)::text, 3, '0'),
                             '500110' || lpad((901 + t)::text, 3, '0') || lpad((201 + v)::text, 3, '0') || lpad((1 + k)::text, 3, '0'),
                             '', 28.8, 106.7, f, f + interval '2 hours', {rpc},
-                            CASE WHEN status IN ('DISPATCHED', 'SIGNED') AND h % 7 = 0 THEN ARRAY['OVERDUE'] ELSE '{{}}'::text[] END,
+                            CASE WHEN status IN ('DISPATCHED', 'SIGNED') AND f + interval '4 days' <= now() THEN ARRAY['OVERDUE'] ELSE '{{}}'::text[] END,
                             CASE WHEN status IN ('DISPATCHED','SIGNED','HANDLED','CLOSED') THEN '500110' || lpad((901 + t)::text, 3, '0') || '-U' || ((h / 100) % 3 + 3) % 3 ELSE '' END,
                             CASE WHEN status <> 'REPORTED' THEN f + interval '1 hour' END,
                             CASE WHEN status IN ('DISPATCHED','SIGNED','HANDLED','CLOSED') THEN f + interval '2 hours' END,

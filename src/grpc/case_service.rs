@@ -499,7 +499,8 @@ impl CaseService for CaseApi {
             }
         };
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
-        tokio::spawn(feed::subscriber(pool, filter, last, live, tx));
+        let stop = self.state.feed.stopping();
+        tokio::spawn(feed::subscriber(pool, filter, last, live, tx, stop));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))

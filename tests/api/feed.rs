@@ -363,3 +363,28 @@ async fn a_slow_subscriber_catches_up_from_the_table_without_slowing_a_fast_one(
     assert!(slow_tokens.windows(2).all(|w| w[0] < w[1]));
     nothing_more(&mut slow).await;
 }
+
+#[tokio::test]
+async fn shutting_down_ends_open_feeds_at_once() {
+    let mut app = TestApp::spawn().await;
+    let op = app.token("op", &["town_operator"], "500110111");
+    let mut s = app
+        .cases(Some(&op))
+        .await
+        .watch_cases(watch(""))
+        .await
+        .unwrap()
+        .into_inner();
+    let started = std::time::Instant::now();
+    app.shutdown().await;
+    // The graceful shutdown did not wait for the stream (its hard limit here is 3 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let end = tokio::time::timeout(Duration::from_secs(2), s.message())
+        .await
+        .expect("the stream ends");
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+}
