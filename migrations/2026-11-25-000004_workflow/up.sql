@@ -146,6 +146,9 @@ CREATE TABLE case_grid_month (
     cases bigint NOT NULL,
     PRIMARY KEY (region_code, day)
 );
+-- A town's days (and grids' months) as one index range each.
+CREATE INDEX case_stats_town_day_idx ON case_stats (left(region_code, 9), day);
+CREATE INDEX case_grid_month_town_idx ON case_grid_month (left(region_code, 9), day);
 
 -- Adds `src` rows (a temporary table of the same columns as case_stats) into `target`.
 CREATE FUNCTION case_stats_add(target regclass, src text) RETURNS void LANGUAGE plpgsql AS $$

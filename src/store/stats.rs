@@ -68,15 +68,32 @@ pub async fn dashboard(
         return fine(conn, prefix, from, to).await;
     }
     let (m_from, m_to) = whole_months(from, to);
-    let days = "region_code LIKE $1 AND day >= $2 AND day < $3";
-    let partial = "NOT (day >= $4 AND day < $5)";
+    // A town's rows are one index range (expression indexes on the town part of the code).
+    let (town, rollup, bound) = if prefix.len() == 9 {
+        (
+            "left(region_code, 9) = $1",
+            "region_code = $1",
+            prefix.to_owned(),
+        )
+    } else {
+        (
+            "region_code LIKE $1",
+            "region_code LIKE $1",
+            format!("{prefix}%"),
+        )
+    };
+    // The days of partial months: [from, m_from) and [m_to, to), two index ranges.
+    let head = format!("{town} AND day >= $2 AND day < $4");
+    let tail = format!("{town} AND day >= $5 AND day < $3");
     let mut rows: Vec<Figures> = diesel::sql_query(format!(
         "WITH s AS (
-            SELECT {COLS} FROM case_stats_town_month WHERE region_code LIKE $1 AND day >= $4 AND day < $5
+            SELECT {COLS} FROM case_stats_town_month WHERE {rollup} AND day >= $4 AND day < $5
             UNION ALL
-            SELECT {COLS} FROM case_stats WHERE {days} AND {partial}
+            SELECT {COLS} FROM case_stats WHERE {head}
             UNION ALL
-            SELECT {COLS} FROM case_stats_delta WHERE {days}
+            SELECT {COLS} FROM case_stats WHERE {tail}
+            UNION ALL
+            SELECT {COLS} FROM case_stats_delta WHERE {town} AND day >= $2 AND day < $3
          )
          SELECT CASE WHEN GROUPING(status) = 0 THEN {BY_STATUS} WHEN GROUPING(category) = 0 THEN {BY_CATEGORY}
                      WHEN GROUPING(assignee) = 0 THEN {BY_ASSIGNEE} ELSE {TOTAL} END AS set,
@@ -85,7 +102,7 @@ pub async fn dashboard(
           WHERE status <> 'MERGED'
           GROUP BY GROUPING SETS ((status), (category), (assignee), ())"
     ))
-    .bind::<Text, _>(format!("{prefix}%"))
+    .bind::<Text, _>(&bound)
     .bind::<Date, _>(from)
     .bind::<Date, _>(to)
     .bind::<Date, _>(m_from)
@@ -97,14 +114,16 @@ pub async fn dashboard(
                 0::int8 AS closed_on_time, 0::int8 AS register_n, 0::float8 AS register_secs, 0::int8 AS dispatch_n,
                 0::float8 AS dispatch_secs, 0::int8 AS sign_n, 0::float8 AS sign_secs, 0::int8 AS handle_n,
                 0::float8 AS handle_secs, 0::int8 AS verify_n, 0::float8 AS verify_secs
-           FROM (SELECT region_code, cases FROM case_grid_month WHERE region_code LIKE $1 AND day >= $4 AND day < $5
+           FROM (SELECT region_code, cases FROM case_grid_month WHERE {town} AND day >= $4 AND day < $5
                  UNION ALL
-                 SELECT region_code, cases FROM case_stats WHERE {days} AND {partial} AND status <> 'MERGED'
+                 SELECT region_code, cases FROM case_stats WHERE {head} AND status <> 'MERGED'
                  UNION ALL
-                 SELECT region_code, cases FROM case_stats_delta WHERE {days} AND status <> 'MERGED') g
+                 SELECT region_code, cases FROM case_stats WHERE {tail} AND status <> 'MERGED'
+                 UNION ALL
+                 SELECT region_code, cases FROM case_stats_delta WHERE {town} AND day >= $2 AND day < $3 AND status <> 'MERGED') g
           GROUP BY region_code"
     ))
-    .bind::<Text, _>(format!("{prefix}%"))
+    .bind::<Text, _>(&bound)
     .bind::<Date, _>(from)
     .bind::<Date, _>(to)
     .bind::<Date, _>(m_from)
@@ -125,8 +144,8 @@ const SUMS: &str = "coalesce(sum(cases), 0)::int8 AS cases,
     coalesce(sum(handle_n), 0)::int8 AS handle_n, coalesce(sum(handle_secs), 0)::float8 AS handle_secs,
     coalesce(sum(verify_n), 0)::int8 AS verify_n, coalesce(sum(verify_secs), 0)::float8 AS verify_secs";
 
-/// The whole months inside `[from, to)`, as `[first day, first day after)`; an empty range at
-/// `from` when there are none.
+/// The whole months inside `[from, to)`, as `[first day, first day after)`; when there are
+/// none, the empty range at `from` (so `[from, m_from)` is empty and `[m_to, to)` is all).
 pub fn whole_months(from: NaiveDate, to: NaiveDate) -> (NaiveDate, NaiveDate) {
     let first = |d: NaiveDate| d.with_day(1).unwrap_or(d);
     let m_from = if from.day() == 1 {

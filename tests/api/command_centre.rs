@@ -247,6 +247,22 @@ async fn the_dashboard_matches_hand_computed_figures() {
         let sign = m.stages.iter().find(|s| s.stage == "SIGN").unwrap();
         assert!((secs(&sign.average) - (0.5 + 32.5 + 1.0) / 3.0 * 3600.0).abs() < 1.0);
     }
+    // The county (a shorter prefix) sees the same town's figures.
+    let county = app
+        .cases(Some(&app.admin()))
+        .await
+        .get_dashboard(pb::GetDashboardRequest {
+            region_code: "500110".into(),
+            start_time: Some(timestamp(local("2026-11-01 00:00"))),
+            end_time: Some(timestamp(local("2026-12-01 00:00"))),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (county.total, count(&county.by_grid), county.closed_on_time),
+        (d.total, count(&d.by_grid), d.closed_on_time)
+    );
     // Another day, or a village: other figures.
     let empty = dash(local("2026-11-24 00:00"), local("2026-11-26 00:00")).await;
     assert_eq!(empty.total, 0);
