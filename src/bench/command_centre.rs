@@ -493,7 +493,14 @@ pub async fn dashboard(
         .query_one("SELECT case_stats_fold()", &[])
         .await?
         .get(0);
-    for t in ["cases", "reports", "case_stats", "case_stats_delta"] {
+    for t in [
+        "cases",
+        "reports",
+        "case_stats",
+        "case_stats_delta",
+        "case_stats_town_month",
+        "case_grid_month",
+    ] {
         client.batch_execute(&format!("VACUUM ANALYZE {t}")).await?;
     }
     let stats_rows: i64 = client

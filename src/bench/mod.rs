@@ -172,7 +172,11 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
             .await
         }
     };
-    store::drop_database(&db.url, &name).await?;
+    if std::env::var_os("GRIDHUB_BENCH_KEEP").is_some() {
+        eprintln!("kept the scratch database {name} (GRIDHUB_BENCH_KEEP)");
+    } else {
+        store::drop_database(&db.url, &name).await?;
+    }
     db.close();
     result
 }
