@@ -47,6 +47,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// The 12345 outbox: list and re-queue dead letters.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Exports for reports.
     Export {
         #[command(subcommand)]
@@ -103,6 +108,30 @@ pub enum ImportCommand {
     Calendar {
         /// The CSV file, e.g. fixtures/calendar-2026.csv.
         file: PathBuf,
+    },
+    /// Load 权责清单 items from a CSV file (see README); changed items get a new version.
+    Catalog {
+        /// The CSV file, e.g. fixtures/catalog-500110111.csv.
+        file: PathBuf,
+    },
+}
+
+/// `gridhub outbox …`: the 12345 updates waiting to be pushed.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List updates: dead letters by default.
+    List {
+        /// pending, delivered, dead or all.
+        #[arg(long, default_value = "dead")]
+        state: String,
+        /// At most this many, oldest first.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Put dead letters back in the queue (all of them, or those named).
+    Retry {
+        /// Update ids; none: every dead letter.
+        ids: Vec<uuid::Uuid>,
     },
 }
 
@@ -204,6 +233,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Import {
                 command: ImportCommand::Calendar { file },
             } => crate::import::run_calendar(&settings, &file).await,
+            Command::Import {
+                command: ImportCommand::Catalog { file },
+            } => crate::import::run_catalog(&settings, &file).await,
+            Command::Outbox { command } => crate::outbox::run_cli(&settings, command).await,
             Command::Export {
                 command:
                     ExportCommand::Cases {

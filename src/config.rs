@@ -113,6 +113,41 @@ pub struct Options {
     /// … within this window [default: 30days].
     #[arg(long, env = "GRIDHUB_REPEAT_CALLER_WINDOW", global = true)]
     pub repeat_caller_window: Option<String>,
+    /// Service requests: working days for 咨询 and 求助 [default: 3].
+    #[arg(long, env = "GRIDHUB_ENQUIRY_LIMIT_DAYS", global = true)]
+    pub enquiry_limit_days: Option<u32>,
+    /// Service requests: working days for 投诉, 建议 and 举报 [default: 13].
+    #[arg(long, env = "GRIDHUB_COMPLAINT_LIMIT_DAYS", global = true)]
+    pub complaint_limit_days: Option<u32>,
+    /// Service requests: working days for 办事 when its catalog item sets none [default: 13].
+    #[arg(long, env = "GRIDHUB_SERVICE_LIMIT_DAYS", global = true)]
+    pub service_limit_days: Option<u32>,
+    /// Service requests: working days at most for 紧急 (特急: the same day) [default: 1].
+    #[arg(long, env = "GRIDHUB_URGENT_LIMIT_DAYS", global = true)]
+    pub urgent_limit_days: Option<u32>,
+    /// URL the 12345 updates are pushed to (JSON over HTTP(S)); unset: PullUpdates only.
+    #[arg(long, env = "GRIDHUB_HOTLINE_ENDPOINT", global = true)]
+    pub hotline_endpoint: Option<String>,
+    /// Shared secret for the pushes' HMAC-SHA256 signature (required with an endpoint).
+    #[arg(
+        long,
+        env = "GRIDHUB_HOTLINE_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub hotline_secret: Option<String>,
+    /// Failed attempts before an update becomes a dead letter [default: 10].
+    #[arg(long, env = "GRIDHUB_HOTLINE_MAX_ATTEMPTS", global = true)]
+    pub hotline_max_attempts: Option<u32>,
+    /// First retry delay; doubles per attempt, with full jitter [default: 1s].
+    #[arg(long, env = "GRIDHUB_HOTLINE_RETRY_BASE", global = true)]
+    pub hotline_retry_base: Option<String>,
+    /// Longest retry delay [default: 5m].
+    #[arg(long, env = "GRIDHUB_HOTLINE_RETRY_MAX", global = true)]
+    pub hotline_retry_max: Option<String>,
+    /// Timeout of one delivery attempt [default: 5s].
+    #[arg(long, env = "GRIDHUB_HOTLINE_TIMEOUT", global = true)]
+    pub hotline_timeout: Option<String>,
 }
 
 // Options hold secrets as plain strings (flags and environment): never print them.
@@ -174,6 +209,16 @@ impl Options {
             spike_min_reports,
             repeat_caller_threshold,
             repeat_caller_window,
+            enquiry_limit_days,
+            complaint_limit_days,
+            service_limit_days,
+            urgent_limit_days,
+            hotline_endpoint,
+            hotline_secret,
+            hotline_max_attempts,
+            hotline_retry_base,
+            hotline_retry_max,
+            hotline_timeout,
         )
     }
 
@@ -226,8 +271,35 @@ pub struct WorkflowSettings {
     pub spike_min_reports: u32,
     pub repeat_caller_threshold: u32,
     pub repeat_caller_window: Duration,
+    /// Service requests' time limits by kind and urgency.
+    pub service_limits: crate::domain::service::TimeLimits,
     /// The workflow's clock (tests set a manual one).
     pub clock: Clock,
+}
+
+/// Pushing updates to the 12345 platform.
+#[derive(Debug, Clone)]
+pub struct HotlineSettings {
+    /// Where to push; `None`: PullUpdates only.
+    pub endpoint: Option<String>,
+    /// HMAC-SHA256 key of the signature.
+    pub secret: HmacSecret,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub timeout: Duration,
+    /// How often the outbox is polled when idle.
+    pub poll: Duration,
+}
+
+/// The shared signing secret (never printed).
+#[derive(Clone, Default)]
+pub struct HmacSecret(pub Vec<u8>);
+
+impl std::fmt::Debug for HmacSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HmacSecret(***)")
+    }
 }
 
 /// Fully resolved settings.
@@ -245,6 +317,7 @@ pub struct Settings {
     pub idempotency_retention: Duration,
     pub attachment_max_bytes: usize,
     pub workflow: WorkflowSettings,
+    pub hotline: HotlineSettings,
 }
 
 fn duration(v: Option<String>, default: &str, name: &str) -> anyhow::Result<Duration> {
@@ -272,6 +345,13 @@ impl Settings {
             Some(s) => SecretKey::from_base64(&s).context("GRIDHUB_PII_KEY")?,
             None => key_file(&data_dir, "pii.key")?,
         };
+        if o.hotline_endpoint.as_deref().is_some_and(|e| !e.is_empty())
+            && o.hotline_secret.as_deref().is_none_or(|s| s.len() < 16)
+        {
+            bail!(
+                "hotline_endpoint needs hotline_secret (at least 16 characters) to sign its pushes"
+            );
+        }
         let max_message_bytes = o.max_message_bytes.unwrap_or(4 * 1024 * 1024);
         if max_message_bytes < 1024 {
             bail!("max_message_bytes must be at least 1024");
@@ -334,7 +414,26 @@ impl Settings {
                     "30days",
                     "repeat_caller_window",
                 )?,
+                service_limits: crate::domain::service::TimeLimits {
+                    enquiry_help_days: positive(o.enquiry_limit_days, 3, "enquiry_limit_days")?,
+                    complaint_days: positive(o.complaint_limit_days, 13, "complaint_limit_days")?,
+                    service_days: positive(o.service_limit_days, 13, "service_limit_days")?,
+                    urgent_days: positive(o.urgent_limit_days, 1, "urgent_limit_days")?,
+                },
                 clock: Clock::system(),
+            },
+            hotline: HotlineSettings {
+                endpoint: match o.hotline_endpoint.filter(|e| !e.is_empty()) {
+                    Some(e) if e.starts_with("http://") || e.starts_with("https://") => Some(e),
+                    Some(e) => bail!("hotline_endpoint: {e:?} is not an http:// or https:// URL"),
+                    None => None,
+                },
+                secret: HmacSecret(o.hotline_secret.unwrap_or_default().into_bytes()),
+                max_attempts: positive(o.hotline_max_attempts, 10, "hotline_max_attempts")?,
+                retry_base: duration(o.hotline_retry_base, "1s", "hotline_retry_base")?,
+                retry_max: duration(o.hotline_retry_max, "5m", "hotline_retry_max")?,
+                timeout: duration(o.hotline_timeout, "5s", "hotline_timeout")?,
+                poll: Duration::from_millis(100),
             },
         })
     }

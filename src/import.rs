@@ -14,6 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::config::Settings;
+use crate::domain::Violation;
+use crate::domain::catalog::{ItemInput, RawItem, validate};
 use crate::domain::region::RegionCode;
 use crate::startup::Database;
 use crate::store::audit::{self, Actor, NewEvent};
@@ -334,6 +336,110 @@ pub async fn run_calendar(settings: &Settings, file: &Path) -> anyhow::Result<()
     let result = import_calendar(&db.url, &text, "gridhub-cli").await;
     db.close();
     println!("imported {} calendar days", result?);
+    Ok(())
+}
+
+/// Parses a 权责清单 CSV with the header
+/// `town_code,code,name,kind,source_department,delegation,legal_basis,time_limit_days,effective_from,effective_to,withdrawn`
+/// (kind and delegation in Chinese or as enum names; `withdrawn` = `true`/`1`/`收回` or empty).
+/// Every bad field of every row is reported, named `line N.field`.
+pub fn parse_catalog(text: &str) -> Result<Vec<ItemInput>, Vec<Violation>> {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let (mut items, mut errors) = (Vec::new(), Vec::new());
+    for (i, row) in r.records().enumerate() {
+        let line = format!("line {}", i + 2);
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                errors.push(Violation::new(line, format!("not CSV: {e}")));
+                continue;
+            }
+        };
+        let f = |k: usize| row.get(k).unwrap_or_default();
+        let withdrawn = match f(10).trim() {
+            "" | "false" | "0" => false,
+            "true" | "1" | "收回" => true,
+            _ => {
+                errors.push(Violation::new(
+                    format!("{line}.withdrawn"),
+                    "true, false or empty",
+                ));
+                false
+            }
+        };
+        let raw = RawItem {
+            town_code: f(0),
+            code: f(1),
+            name: f(2),
+            kind: f(3),
+            source_department: f(4),
+            delegation: f(5),
+            legal_basis: f(6),
+            time_limit_days: f(7),
+            effective_from: f(8),
+            effective_to: f(9),
+            withdrawn,
+        };
+        match validate(&raw, &line) {
+            Ok(item) => items.push(item),
+            Err(v) => errors.extend(v),
+        }
+    }
+    if items.is_empty() && errors.is_empty() {
+        errors.push(Violation::new("csv", "no items"));
+    }
+    if errors.is_empty() {
+        Ok(items)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Imports catalog items in one transaction with one audit event per new version.
+pub async fn import_catalog(
+    url: &DbUrl,
+    items: Vec<ItemInput>,
+    actor: &str,
+) -> anyhow::Result<store::catalog::Summary> {
+    let mut conn = store::connect_one(url).await?;
+    let actor = Actor {
+        sub: actor.to_owned(),
+        roles: vec!["admin".into()],
+        request_id: String::new(),
+    };
+    conn.transaction::<_, anyhow::Error, _>(async move |conn| {
+        let (summary, new) =
+            store::catalog::import(conn, items, &actor.sub, chrono::Utc::now()).await?;
+        audit::append(conn, &actor, store::catalog::audit_events(&new)).await?;
+        Ok(summary)
+    })
+    .await
+}
+
+/// `gridhub import catalog FILE.csv`.
+pub async fn run_catalog(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let items = parse_catalog(&text).map_err(|v| {
+        anyhow::anyhow!(
+            "{}",
+            v.iter()
+                .map(|v| format!("{}: {}", v.field, v.description))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let db = Database::start(settings).await?;
+    db.migrate().await?;
+    let result = import_catalog(&db.url, items, "gridhub-cli").await;
+    db.close();
+    let s = result?;
+    println!(
+        "catalog: {} new items, {} new versions ({} withdrawals), {} unchanged",
+        s.created, s.versioned, s.withdrawn, s.unchanged
+    );
     Ok(())
 }
 

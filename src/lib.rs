@@ -27,6 +27,8 @@ pub mod feed;
 pub mod grpc;
 pub mod import;
 pub mod intake;
+pub mod outbox;
+pub mod requests;
 pub mod sla;
 pub mod startup;
 pub mod store;

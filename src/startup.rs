@@ -25,22 +25,31 @@ use crate::crypto::{PageTokens, PiiCipher};
 use crate::embedded_pg::EmbeddedPg;
 use crate::grpc::audit_service::AuditApi;
 use crate::grpc::case_service::CaseApi;
+use crate::grpc::catalog_service::CatalogApi;
+use crate::grpc::hotline_service::HotlineApi;
 use crate::grpc::middleware::RpcLayer;
 use crate::grpc::pb::audit_service_server::AuditServiceServer;
 use crate::grpc::pb::case_service_server::CaseServiceServer;
+use crate::grpc::pb::catalog_service_server::CatalogServiceServer;
+use crate::grpc::pb::hotline_service_server::HotlineServiceServer;
 use crate::grpc::pb::region_service_server::RegionServiceServer;
 use crate::grpc::pb::report_service_server::ReportServiceServer;
+use crate::grpc::pb::service_request_service_server::ServiceRequestServiceServer;
 use crate::grpc::region_service::RegionApi;
 use crate::grpc::report_service::ReportApi;
+use crate::grpc::service_request_service::ServiceRequestApi;
 use crate::grpc::{AppState, FILE_DESCRIPTOR_SET};
 use crate::store::{self, DbUrl};
 
 /// Services whose health is reported (besides the overall "").
-pub const SERVICES: [&str; 4] = [
+pub const SERVICES: [&str; 7] = [
     "gridhub.v1.RegionService",
     "gridhub.v1.AuditService",
     "gridhub.v1.ReportService",
     "gridhub.v1.CaseService",
+    "gridhub.v1.CatalogService",
+    "gridhub.v1.ServiceRequestService",
+    "gridhub.v1.HotlineService",
 ];
 
 /// The database gridhub talks to: the configured server, or the embedded cluster.
@@ -116,6 +125,9 @@ pub struct App {
     watcher: JoinHandle<()>,
     janitor: JoinHandle<()>,
     ticker: JoinHandle<()>,
+    /// Pushes the 12345 updates (when an endpoint is configured).
+    outbox: Option<JoinHandle<()>>,
+    hotline: crate::config::HotlineSettings,
     feed_task: JoinHandle<()>,
     shutdown_timeout: Duration,
     idempotency_retention: Duration,
@@ -235,6 +247,27 @@ impl App {
                 })
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
+            )
+            .add_service(
+                CatalogServiceServer::new(CatalogApi {
+                    state: state.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            )
+            .add_service(
+                ServiceRequestServiceServer::new(ServiceRequestApi {
+                    state: state.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            )
+            .add_service(
+                HotlineServiceServer::new(HotlineApi {
+                    state: state.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
             );
         let server = tokio::spawn(
             router.serve_with_incoming_shutdown(
@@ -257,6 +290,8 @@ impl App {
             watcher: tokio::spawn(async {}),
             janitor: tokio::spawn(async {}),
             ticker: tokio::spawn(async {}),
+            outbox: None,
+            hotline: settings.hotline.clone(),
             feed_task,
             shutdown_timeout: l.shutdown_timeout,
             idempotency_retention: settings.idempotency_retention,
@@ -272,6 +307,11 @@ impl App {
             pii: self.state.pii.clone(),
         }
         .spawn(self.shutdown.subscribe());
+        match crate::outbox::Deliverer::new(self.state.pool.clone(), self.hotline.clone()) {
+            Ok(Some(d)) => self.outbox = Some(d.spawn(self.shutdown.subscribe())),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "the 12345 outbox cannot deliver"),
+        }
         self.janitor = tokio::spawn(expire_idempotency_keys(
             self.state.pool.clone(),
             self.idempotency_retention,
@@ -321,6 +361,11 @@ impl App {
         self.watcher.abort();
         self.janitor.abort();
         self.ticker.abort();
+        if let Some(outbox) = self.outbox {
+            // It finishes the delivery under way (bounded by its HTTP timeout) and stops.
+            let _ =
+                tokio::time::timeout(self.hotline.timeout + Duration::from_secs(1), outbox).await;
+        }
         self.feed_task.abort();
         // Let health checkers observe NOT_SERVING before the listener closes.
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -32,6 +32,17 @@ const REPORTERS: &[Role] = &[
 ];
 const COMMAND_CENTRE: &[Role] = &[TownOperator, Admin];
 const CASE_ACTORS: &[Role] = &[TownOperator, Admin, DeptHandler, GridWorker, VillageAdmin];
+const WINDOW: &[Role] = &[WindowClerk, TownOperator, Admin];
+const REQUEST_ACTORS: &[Role] = &[
+    WindowClerk,
+    TownOperator,
+    Admin,
+    DeptHandler,
+    VillageAdmin,
+    GridWorker,
+    Hotline,
+];
+const HOTLINE: &[Role] = &[Hotline, Admin];
 
 /// The access rule for a gRPC path (`/package.Service/Method`); `None` = no rule, deny.
 pub fn access(path: &str) -> Option<Access> {
@@ -69,6 +80,22 @@ pub fn access(path: &str) -> Option<Access> {
         "/gridhub.v1.CaseService/GetDashboard" => Access::AnyRole,
         "/gridhub.v1.CaseService/ListAlerts" => Access::AnyRole,
         "/gridhub.v1.CaseService/PullChanges" => Access::AnyRole,
+
+        "/gridhub.v1.CatalogService/ImportCatalog" => Access::Roles(GRID_EDITORS),
+        "/gridhub.v1.CatalogService/ListCatalogItems" => Access::AnyRole,
+        "/gridhub.v1.CatalogService/GetCatalogItem" => Access::AnyRole,
+
+        "/gridhub.v1.ServiceRequestService/CreateServiceRequest" => Access::Roles(WINDOW),
+        "/gridhub.v1.ServiceRequestService/GetServiceRequest" => Access::AnyRole,
+        "/gridhub.v1.ServiceRequestService/ListServiceRequests" => Access::AnyRole,
+        // Which action each role may take is the workflow's rule (domain::service).
+        "/gridhub.v1.ServiceRequestService/TransitionServiceRequest" => {
+            Access::Roles(REQUEST_ACTORS)
+        }
+        "/gridhub.v1.ServiceRequestService/GetServiceRequestStats" => Access::AnyRole,
+
+        "/gridhub.v1.HotlineService/PushWorkOrder" => Access::Roles(HOTLINE),
+        "/gridhub.v1.HotlineService/PullUpdates" => Access::Roles(HOTLINE),
         _ => return None,
     };
     Some(rule)

@@ -2,6 +2,7 @@
 //! database.
 
 pub mod calendar;
+pub mod catalog;
 pub mod geojson;
 pub mod geometry;
 pub mod merge;
@@ -9,6 +10,7 @@ pub mod pii;
 pub mod principal;
 pub mod region;
 pub mod report;
+pub mod service;
 pub mod workflow;
 
 /// One problem with one input field, reported to the client as a

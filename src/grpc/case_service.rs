@@ -251,6 +251,7 @@ impl CaseService for CaseApi {
         }
         let prefix = p.scope.prefix().to_owned();
         let comment = r.comment.clone();
+        let workflow_settings = self.state.workflow.clone();
         let out = mutation::run(
             &self.state,
             &p,
@@ -298,6 +299,21 @@ impl CaseService for CaseApi {
                     let merged = cases::get(conn, "", target)
                         .await?
                         .ok_or_else(|| ApiError::NotFound(format!("case {target} not found")))?;
+                    // 12345 requests of the absorbed cases now follow the target.
+                    let cal = Calendar::new(
+                        db::calendar::load(conn).await?,
+                        workflow_settings.office_hours.clone(),
+                    );
+                    crate::requests::follow_case(
+                        conn,
+                        audit,
+                        &merged.case,
+                        None,
+                        "",
+                        workflow_settings.clock.now(),
+                        &cal,
+                    )
+                    .await?;
                     audit.push(NewEvent::ok(
                         "case.absorb",
                         "case",
@@ -463,6 +479,17 @@ impl CaseService for CaseApi {
                         Some(feed::case_before(&case)),
                         Some(feed::case_change(&saved, t.action.as_str(), &t.comment)),
                     ));
+                    // 12345 requests joined to this case move with it.
+                    crate::requests::follow_case(
+                        conn,
+                        audit,
+                        &saved,
+                        Some(t.action),
+                        &t.comment,
+                        now,
+                        &cal,
+                    )
+                    .await?;
                     let reasons = cases::report_reasons(conn, case.case_id).await?;
                     Ok(convert::case(saved, reasons))
                 }

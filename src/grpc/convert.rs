@@ -417,6 +417,243 @@ pub fn dashboard(
     }
 }
 
+/// Stored catalog kind → proto.
+pub fn catalog_kind_to_pb(s: &str) -> pb::CatalogKind {
+    pb::CatalogKind::from_str_name(s).unwrap_or(pb::CatalogKind::Unspecified)
+}
+
+/// Stored delegation → proto.
+pub fn delegation_to_pb(s: &str) -> pb::Delegation {
+    pb::Delegation::from_str_name(s).unwrap_or(pb::Delegation::Unspecified)
+}
+
+/// A stored catalog item version on the wire.
+pub fn catalog_item(i: store::catalog::CatalogItem) -> pb::CatalogItem {
+    pb::CatalogItem {
+        town_code: i.town_code,
+        code: i.code,
+        version: i.version,
+        name: i.name,
+        kind: catalog_kind_to_pb(&i.kind) as i32,
+        source_department: i.source_department,
+        delegation: delegation_to_pb(&i.delegation) as i32,
+        legal_basis: i.legal_basis,
+        time_limit: i.time_limit_days.unwrap_or(0),
+        effective_from: i.effective_from.to_string(),
+        effective_to: i.effective_to.map(|d| d.to_string()).unwrap_or_default(),
+        withdrawn: i.withdrawn,
+        recorded_at: Some(timestamp(i.recorded_at)),
+        recorded_by: i.recorded_by,
+    }
+}
+
+/// Stored request kind ↔ proto.
+pub fn request_kind_to_pb(s: &str) -> pb::RequestKind {
+    use crate::domain::service::Kind;
+    match Kind::parse(s) {
+        Some(Kind::Enquiry) => pb::RequestKind::Enquiry,
+        Some(Kind::Help) => pb::RequestKind::Help,
+        Some(Kind::Complaint) => pb::RequestKind::Complaint,
+        Some(Kind::Suggestion) => pb::RequestKind::Suggestion,
+        Some(Kind::TipOff) => pb::RequestKind::TipOff,
+        Some(Kind::Service) => pb::RequestKind::Service,
+        None => pb::RequestKind::Unspecified,
+    }
+}
+
+/// Proto request kind → domain (`None` when unset or unknown).
+pub fn request_kind_from_pb(v: i32) -> Option<crate::domain::service::Kind> {
+    use crate::domain::service::Kind;
+    Some(match pb::RequestKind::try_from(v).ok()? {
+        pb::RequestKind::Unspecified => return None,
+        pb::RequestKind::Enquiry => Kind::Enquiry,
+        pb::RequestKind::Help => Kind::Help,
+        pb::RequestKind::Complaint => Kind::Complaint,
+        pb::RequestKind::Suggestion => Kind::Suggestion,
+        pb::RequestKind::TipOff => Kind::TipOff,
+        pb::RequestKind::Service => Kind::Service,
+    })
+}
+
+/// Proto urgency → domain (unset: 一般; `None` when unknown).
+pub fn urgency_from_pb(v: i32) -> Option<crate::domain::service::Urgency> {
+    use crate::domain::service::Urgency;
+    Some(match pb::Urgency::try_from(v).ok()? {
+        pb::Urgency::Unspecified | pb::Urgency::Normal => Urgency::Normal,
+        pb::Urgency::Urgent => Urgency::Urgent,
+        pb::Urgency::Critical => Urgency::Critical,
+    })
+}
+
+/// Stored status ↔ proto.
+pub fn request_status_to_pb(s: &str) -> pb::ServiceRequestStatus {
+    use crate::domain::service::Status;
+    match Status::parse(s) {
+        Some(Status::Accepted) => pb::ServiceRequestStatus::Accepted,
+        Some(Status::Assigned) => pb::ServiceRequestStatus::Assigned,
+        Some(Status::Signed) => pb::ServiceRequestStatus::SignedFor,
+        Some(Status::Replied) => pb::ServiceRequestStatus::Replied,
+        Some(Status::Visited) => pb::ServiceRequestStatus::Visited,
+        Some(Status::Archived) => pb::ServiceRequestStatus::Archived,
+        None => pb::ServiceRequestStatus::Unspecified,
+    }
+}
+
+/// Proto status → stored spelling.
+pub fn request_status_from_pb(v: i32) -> Option<&'static str> {
+    use crate::domain::service::Status;
+    Some(
+        match pb::ServiceRequestStatus::try_from(v).ok()? {
+            pb::ServiceRequestStatus::Unspecified => return None,
+            pb::ServiceRequestStatus::Accepted => Status::Accepted,
+            pb::ServiceRequestStatus::Assigned => Status::Assigned,
+            pb::ServiceRequestStatus::SignedFor => Status::Signed,
+            pb::ServiceRequestStatus::Replied => Status::Replied,
+            pb::ServiceRequestStatus::Visited => Status::Visited,
+            pb::ServiceRequestStatus::Archived => Status::Archived,
+        }
+        .as_str(),
+    )
+}
+
+/// Decrypts a stored person; shown whole to `pii_reader`, masked to everyone else.
+pub fn person(cipher: &PiiCipher, enc: &[u8], viewer: &Principal) -> pb::Applicant {
+    let p = match cipher
+        .decrypt(enc)
+        .ok()
+        .and_then(|s| serde_json::from_str::<crate::domain::pii::Person>(&s).ok())
+    {
+        Some(p) => p,
+        None => {
+            tracing::error!("stored applicant does not decrypt");
+            return pb::Applicant {
+                name: "***".into(),
+                phone: "***".into(),
+                id_number: String::new(),
+            };
+        }
+    };
+    let p = if viewer.has(Role::PiiReader) {
+        p
+    } else {
+        p.masked()
+    };
+    pb::Applicant {
+        name: p.name,
+        phone: p.phone,
+        id_number: p.id_number,
+    }
+}
+
+/// A stored request on the wire, applicant masked for the viewer; `OVERDUE` is added to the
+/// flags of an open request past its deadline at `now`.
+pub fn service_request(
+    r: store::service::ServiceRequest,
+    order: Option<&store::service::HotlineOrder>,
+    case_id: Option<uuid::Uuid>,
+    cipher: &PiiCipher,
+    viewer: &Principal,
+    now: DateTime<Utc>,
+) -> pb::ServiceRequest {
+    let open = crate::domain::service::Status::parse(&r.status).is_some_and(|s| s.is_open());
+    let mut flags: Vec<String> = r.flags.iter().flatten().cloned().collect();
+    if open && r.deadline.is_some_and(|d| d < now) {
+        flags.push("OVERDUE".into());
+    }
+    let ts = |t: Option<DateTime<Utc>>| t.map(timestamp);
+    pb::ServiceRequest {
+        id: r.sr_id.to_string(),
+        request_no: r.request_no,
+        kind: request_kind_to_pb(&r.kind) as i32,
+        urgency: match crate::domain::service::Urgency::parse(&r.urgency) {
+            Some(crate::domain::service::Urgency::Urgent) => pb::Urgency::Urgent,
+            Some(crate::domain::service::Urgency::Critical) => pb::Urgency::Critical,
+            _ => pb::Urgency::Normal,
+        } as i32,
+        catalog_item_code: r.catalog_item_code,
+        catalog_item_version: r.catalog_item_version.unwrap_or(0),
+        applicant: Some(person(cipher, &r.applicant_enc, viewer)),
+        content: r.content,
+        region_code: r.region_code,
+        status: request_status_to_pb(&r.status) as i32,
+        deadline: ts(r.deadline),
+        hotline_order_no: r.hotline_order_no.unwrap_or_default(),
+        hotline_version: order.map(|o| o.version).unwrap_or(0),
+        assignee: r.assignee,
+        on_behalf: r.on_behalf,
+        filed_by: r.filed_by,
+        reply: r.reply,
+        satisfaction: match crate::domain::service::Satisfaction::parse(&r.satisfaction) {
+            Some(crate::domain::service::Satisfaction::Satisfied) => pb::Satisfaction::Satisfied,
+            Some(crate::domain::service::Satisfaction::Basic) => {
+                pb::Satisfaction::BasicallySatisfied
+            }
+            Some(crate::domain::service::Satisfaction::Dissatisfied) => {
+                pb::Satisfaction::Dissatisfied
+            }
+            None => pb::Satisfaction::Unspecified,
+        } as i32,
+        reopen_count: r.reopen_count,
+        dissatisfied_count: r.dissatisfied_count,
+        flags,
+        extension_working_days: r.extension_days.unwrap_or(0),
+        urge_count: r.urge_count,
+        case_id: case_id.map(|c| c.to_string()).unwrap_or_default(),
+        address: r.address,
+        location: order.and_then(|o| {
+            Some(pb::LatLng {
+                lat: o.lat?,
+                lng: o.lng?,
+            })
+        }),
+        accepted_at: Some(timestamp(r.accepted_at)),
+        assigned_at: ts(r.assigned_at),
+        signed_at: ts(r.signed_at),
+        replied_at: ts(r.replied_at),
+        visited_at: ts(r.visited_at),
+        archived_at: ts(r.archived_at),
+        version: r.version,
+    }
+}
+
+/// An outbox row as PullUpdates shows it.
+pub fn hotline_update(row: &store::service::OutboxRow) -> pb::HotlineUpdate {
+    let p = &row.payload;
+    let s = |k: &str| {
+        p.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let kind = match crate::domain::service::UpdateKind::parse(&s("kind")) {
+        Some(crate::domain::service::UpdateKind::Signed) => pb::UpdateKind::UpdateSigned,
+        Some(crate::domain::service::UpdateKind::Replied) => pb::UpdateKind::UpdateReplied,
+        Some(crate::domain::service::UpdateKind::Returned) => pb::UpdateKind::UpdateReturned,
+        Some(crate::domain::service::UpdateKind::ExtensionRequested) => {
+            pb::UpdateKind::UpdateExtensionRequested
+        }
+        None => pb::UpdateKind::Unspecified,
+    };
+    pb::HotlineUpdate {
+        update_id: row.update_id.to_string(),
+        order_no: row.order_no.clone(),
+        order_version: p.get("order_version").and_then(|v| v.as_i64()).unwrap_or(0) as i32,
+        kind: kind as i32,
+        request_no: s("request_no"),
+        occurred_at: p
+            .get("occurred_at")
+            .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok())
+            .map(timestamp),
+        text: s("text"),
+        unit: s("unit"),
+        extension_working_days: p
+            .get("extension_working_days")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0) as i32,
+        cursor: row.seq.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,13 +4,16 @@
 
 pub mod audit_service;
 pub mod case_service;
+pub mod catalog_service;
 pub mod convert;
 pub mod error;
+pub mod hotline_service;
 pub mod middleware;
 pub mod mutation;
 pub mod pagination;
 pub mod region_service;
 pub mod report_service;
+pub mod service_request_service;
 
 use std::sync::Arc;
 

@@ -227,7 +227,7 @@ fn accepted(a: Accepted) -> pb::SubmitReportResult {
     }
 }
 
-fn item_error(e: ItemError) -> ApiError {
+pub(crate) fn item_error(e: ItemError) -> ApiError {
     match e {
         ItemError::Invalid(v) => ApiError::InvalidArgument(v),
         ItemError::Denied(m) => ApiError::PermissionDenied(m),
@@ -250,7 +250,7 @@ fn rpc_status(e: ItemError) -> tonic_types::pb::Status {
     tonic_types::pb::Status::decode(s.details()).unwrap_or_else(|_| plain())
 }
 
-fn submitter(p: &Principal) -> Arc<Submitter> {
+pub(crate) fn submitter(p: &Principal) -> Arc<Submitter> {
     Arc::new(Submitter {
         scope: p.scope.clone(),
         actor: Actor {

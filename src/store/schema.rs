@@ -174,6 +174,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    catalog_items (town_code, code, version) {
+        town_code -> Text,
+        code -> Text,
+        version -> Int4,
+        name -> Text,
+        kind -> Text,
+        source_department -> Text,
+        delegation -> Text,
+        legal_basis -> Text,
+        time_limit_days -> Nullable<Int4>,
+        effective_from -> Date,
+        effective_to -> Nullable<Date>,
+        withdrawn -> Bool,
+        recorded_at -> Timestamptz,
+        recorded_by -> Text,
+    }
+}
+
+diesel::table! {
     categories (code) {
         code -> Text,
         name -> Text,
@@ -218,6 +237,36 @@ diesel::table! {
     geometry_version (id) {
         id -> Bool,
         version -> Int8,
+    }
+}
+
+diesel::table! {
+    hotline_orders (order_no) {
+        order_no -> Text,
+        sr_id -> Uuid,
+        version -> Int4,
+        payload_hash -> Bytea,
+        report_id -> Nullable<Uuid>,
+        lat -> Nullable<Float8>,
+        lng -> Nullable<Float8>,
+        received_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    hotline_outbox (seq) {
+        seq -> Int8,
+        update_id -> Uuid,
+        order_no -> Text,
+        region_code -> Text,
+        payload -> Jsonb,
+        state -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Text,
+        delivered_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -281,6 +330,42 @@ diesel::table! {
 }
 
 diesel::table! {
+    service_requests (sr_id) {
+        sr_id -> Uuid,
+        request_no -> Text,
+        kind -> Text,
+        urgency -> Text,
+        catalog_item_code -> Text,
+        catalog_item_version -> Nullable<Int4>,
+        region_code -> Text,
+        content -> Text,
+        address -> Text,
+        applicant_enc -> Bytea,
+        applicant_phone_index -> Nullable<Bytea>,
+        on_behalf -> Bool,
+        filed_by -> Text,
+        status -> Text,
+        assignee -> Text,
+        flags -> Array<Nullable<Text>>,
+        accepted_at -> Timestamptz,
+        assigned_at -> Nullable<Timestamptz>,
+        signed_at -> Nullable<Timestamptz>,
+        replied_at -> Nullable<Timestamptz>,
+        visited_at -> Nullable<Timestamptz>,
+        archived_at -> Nullable<Timestamptz>,
+        deadline -> Nullable<Timestamptz>,
+        extension_days -> Nullable<Int4>,
+        urge_count -> Int4,
+        reopen_count -> Int4,
+        reply -> Text,
+        satisfaction -> Text,
+        dissatisfied_count -> Int4,
+        hotline_order_no -> Nullable<Text>,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
     workers (worker_id) {
         worker_id -> Text,
         name -> Text,
@@ -294,9 +379,13 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(catalog_items -> regions (town_code));
 diesel::joinable!(category_mappings -> categories (unified_code));
 diesel::joinable!(departments -> regions (region_code));
+diesel::joinable!(hotline_orders -> reports (report_id));
+diesel::joinable!(hotline_orders -> service_requests (sr_id));
 diesel::joinable!(reports -> cases (case_id));
+diesel::joinable!(service_requests -> regions (region_code));
 diesel::joinable!(workers -> regions (region_code));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -309,13 +398,17 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_stats_delta,
     case_stats_town_month,
     cases,
+    catalog_items,
     categories,
     category_mappings,
     departments,
     detector_marks,
     geometry_version,
+    hotline_orders,
+    hotline_outbox,
     idempotency_keys,
     regions,
     reports,
+    service_requests,
     workers,
 );

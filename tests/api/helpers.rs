@@ -152,6 +152,16 @@ pub type ReportClient = gridhub::grpc::pb::report_service_client::ReportServiceC
 >;
 pub type CaseClient =
     gridhub::grpc::pb::case_service_client::CaseServiceClient<InterceptedService<Channel, Bearer>>;
+pub type CatalogClient = gridhub::grpc::pb::catalog_service_client::CatalogServiceClient<
+    InterceptedService<Channel, Bearer>,
+>;
+pub type RequestClient =
+    gridhub::grpc::pb::service_request_service_client::ServiceRequestServiceClient<
+        InterceptedService<Channel, Bearer>,
+    >;
+pub type HotlineClient = gridhub::grpc::pb::hotline_service_client::HotlineServiceClient<
+    InterceptedService<Channel, Bearer>,
+>;
 
 impl TestApp {
     /// Starts the server against a fresh copy of the template database.
@@ -275,6 +285,27 @@ impl TestApp {
 
     pub async fn cases(&self, token: Option<&str>) -> CaseClient {
         gridhub::grpc::pb::case_service_client::CaseServiceClient::with_interceptor(
+            self.channel().await,
+            Self::bearer(token),
+        )
+    }
+
+    pub async fn catalog(&self, token: Option<&str>) -> CatalogClient {
+        gridhub::grpc::pb::catalog_service_client::CatalogServiceClient::with_interceptor(
+            self.channel().await,
+            Self::bearer(token),
+        )
+    }
+
+    pub async fn requests(&self, token: Option<&str>) -> RequestClient {
+        gridhub::grpc::pb::service_request_service_client::ServiceRequestServiceClient::with_interceptor(
+            self.channel().await,
+            Self::bearer(token),
+        )
+    }
+
+    pub async fn hotline(&self, token: Option<&str>) -> HotlineClient {
+        gridhub::grpc::pb::hotline_service_client::HotlineServiceClient::with_interceptor(
             self.channel().await,
             Self::bearer(token),
         )
