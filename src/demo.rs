@@ -153,6 +153,25 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
     .await
 }
 
+/// Loads the town's 权责清单 (`fixtures/catalog-500110111.csv`), one audit event per new version.
+async fn load_catalog(state: &AppState) -> anyhow::Result<()> {
+    let items = import::parse_catalog(include_str!("../fixtures/catalog-500110111.csv"))
+        .map_err(|v| anyhow::anyhow!("demo catalog: {v:?}"))?;
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, anyhow::Error, _>(async move |conn| {
+        let (_, new) =
+            crate::store::catalog::import(conn, items, "gridhub-demo", chrono::Utc::now()).await?;
+        let actor = Actor {
+            sub: "gridhub-demo".into(),
+            roles: vec!["admin".into()],
+            request_id: String::new(),
+        };
+        audit::append(conn, &actor, crate::store::catalog::audit_events(&new)).await?;
+        Ok(())
+    })
+    .await
+}
+
 /// Loads the demo and prints dev tokens and copy-paste calls.
 pub async fn load_and_print(
     state: &AppState,
@@ -160,6 +179,7 @@ pub async fn load_and_print(
     addr: SocketAddr,
 ) -> anyhow::Result<()> {
     load(state).await?;
+    load_catalog(state).await?;
     let JwtKey::Hs256(secret) = &settings.jwt_key else {
         println!(
             "demo loaded; tokens are issued by your identity provider (RS256/ES256 configured)"
@@ -182,6 +202,8 @@ pub async fn load_and_print(
         &format!("{TOWN}-ZFJ"),
         day,
     )?;
+    let clerk = issuer.issue("demo-clerk", &["window_clerk".into()], TOWN, day)?;
+    let hotline = issuer.issue("12345", &["hotline".into()], "500110", day)?;
     // Not println!: a closed stdout (a pipe whose reader left) must not take the server down.
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -193,6 +215,8 @@ gridhub demo: 綦江区 打通镇 ({TOWN}) with 17 villages and communities, 34 
   export TOKEN={op}
   export WORKER_TOKEN={worker}   # grid worker of 马颈村 {MAJING}
   export HANDLER_TOKEN={handler}   # handler of the enforcement team {TOWN}-ZFJ
+  export CLERK_TOKEN={clerk}   # window clerk of the 便民服务中心
+  export HOTLINE_TOKEN={hotline}   # the 12345 platform of 綦江区
 
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"parent_code":"{TOWN}"}}' {addr} gridhub.v1.RegionService/ListRegions
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"lat":{lat:.4},"lng":{lng:.4}}}' {addr} gridhub.v1.RegionService/LocateGrid
@@ -200,6 +224,9 @@ gridhub demo: 綦江区 打通镇 ({TOWN}) with 17 villages and communities, 34 
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{}}' {addr} gridhub.v1.AuditService/VerifyAuditChain
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{}}' {addr} gridhub.v1.CaseService/WatchCases   # the live feed
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"region_code":"{TOWN}"}}' {addr} gridhub.v1.CaseService/GetDashboard
+  grpcurl -plaintext -H "authorization: Bearer $CLERK_TOKEN" -d '{{"town_code":"{TOWN}"}}' {addr} gridhub.v1.CatalogService/ListCatalogItems
+  grpcurl -plaintext -H "authorization: Bearer $HOTLINE_TOKEN" -d '{{"order_no":"2026112500123","version":1,"kind":"HELP","caller":{{"name":"刘先生","phone":"13800001111"}},"content":"路边围墙垮塌","region_code":"{MAJING}"}}' {addr} gridhub.v1.HotlineService/PushWorkOrder
+  grpcurl -plaintext -H "authorization: Bearer $HOTLINE_TOKEN" -d '{{}}' {addr} gridhub.v1.HotlineService/PullUpdates
 "#,
         lat = ORIGIN.0 + CELL / 2.0,
         lng = ORIGIN.1 + CELL / 4.0,

@@ -253,18 +253,23 @@ async fn follow(
 }
 
 /// Broadcasts every feed event after `last` (the first call only sets `last` to the head).
+/// `last` moves to the chain's head even when the events since were none of the feed's
+/// (work orders, catalog versions …): every event up to the head has committed (sequence
+/// numbers are taken under the chain's lock, held until commit), so the next read starts
+/// there instead of scanning them again.
 async fn read_new(
     pool: &Pool,
     tx: &broadcast::Sender<Arc<FeedEvent>>,
     last: &mut Option<i64>,
 ) -> anyhow::Result<()> {
     let mut conn = pool.get().await?;
+    let head = store::feed::head(&mut conn).await?;
     let Some(mut seq) = *last else {
-        *last = Some(store::feed::head(&mut conn).await?);
+        *last = Some(head);
         return Ok(());
     };
-    loop {
-        let events = store::feed::after(&mut conn, seq, "", PAGE).await?;
+    while seq < head {
+        let events = store::feed::between(&mut conn, seq, head, "", PAGE).await?;
         for e in &events {
             seq = e.seq;
             if let Some(fe) = to_event(e) {
@@ -274,9 +279,11 @@ async fn read_new(
         }
         *last = Some(seq);
         if (events.len() as i64) < PAGE {
+            *last = Some(head);
             return Ok(());
         }
     }
+    Ok(())
 }
 
 /// Events read per catch-up query.

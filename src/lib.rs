@@ -24,6 +24,7 @@ pub mod domain;
 pub mod embedded_pg;
 pub mod export;
 pub mod feed;
+pub mod group;
 pub mod grpc;
 pub mod import;
 pub mod intake;

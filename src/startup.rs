@@ -174,6 +174,7 @@ impl App {
         let (shutdown, mut shutdown_rx) = watch::channel(false);
         let (feed, feed_task) =
             crate::feed::Feed::start(url.clone(), pool.clone(), shutdown.subscribe());
+        let work_orders = crate::group::Group::start(pool.clone());
         let state = Arc::new(AppState {
             pool,
             pii: PiiCipher::new(&settings.pii_key),
@@ -186,6 +187,7 @@ impl App {
             grids: Arc::default(),
             workflow: settings.workflow.clone(),
             feed,
+            work_orders,
         });
         let verifier = Verifier::new(&settings.jwt_key, &settings.jwt_audience)?;
         let listener = TcpListener::bind(settings.listen)

@@ -134,7 +134,17 @@ pub(crate) fn rss_mb() -> f64 {
 }
 
 /// Adds the bearer token to every call.
-type Auth = Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+pub(crate) type Auth =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+
+/// An interceptor that sends `token`.
+pub(crate) fn auth(token: &str) -> anyhow::Result<Auth> {
+    let header: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse()?;
+    Ok(Box::new(move |mut r: tonic::Request<()>| {
+        r.metadata_mut().insert("authorization", header.clone());
+        Ok(r)
+    }))
+}
 type Client = pb::report_service_client::ReportServiceClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Auth>,
 >;
@@ -143,13 +153,8 @@ async fn client(addr: std::net::SocketAddr, token: &str) -> anyhow::Result<Clien
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
-    let header: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse()?;
-    let f: Auth = Box::new(move |mut r: tonic::Request<()>| {
-        r.metadata_mut().insert("authorization", header.clone());
-        Ok(r)
-    });
     Ok(
-        pb::report_service_client::ReportServiceClient::with_interceptor(channel, f)
+        pb::report_service_client::ReportServiceClient::with_interceptor(channel, auth(token)?)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20),
     )

@@ -9,8 +9,10 @@
 //! - `bench ingest`: `SyncReports` batches and single `SubmitReport`s (see [`ingest`]).
 //! - `bench fanout` and `bench dashboard`: the live feed and the dashboard (see
 //!   [`command_centre`]).
+//! - `bench hotline`: PushWorkOrder throughput and the outbox's push latency (see [`hotline`]).
 
 mod command_centre;
+mod hotline;
 mod ingest;
 
 use std::sync::Arc;
@@ -88,6 +90,18 @@ pub enum BenchCommand {
         #[arg(long)]
         county_wide: bool,
     },
+    /// PushWorkOrder throughput and the 12345 outbox's commit-to-receipt latency.
+    Hotline {
+        /// Concurrent PushWorkOrder clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Concurrent handlers assigning, signing and replying (each reply and sign-for is an update).
+        #[arg(long, default_value_t = 8)]
+        handlers: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
     /// GetDashboard for a town over millions of cases versus a plain GROUP BY.
     Dashboard {
         /// Cases in the county.
@@ -151,6 +165,22 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
                     rate,
                     seconds,
                     county_wide,
+                },
+            )
+            .await
+        }
+        BenchCommand::Hotline {
+            clients,
+            handlers,
+            seconds,
+        } => {
+            hotline::run(
+                settings,
+                &url,
+                hotline::Plan {
+                    clients,
+                    handlers,
+                    seconds,
                 },
             )
             .await

@@ -451,24 +451,7 @@ impl CaseService for CaseApi {
                     let next = workflow::plan(&flow, t.action, actor, &t.args, now, limits, &cal)?;
                     if t.action == Action::Dispatch {
                         let unit = next.assignee.as_str();
-                        let region =
-                            db::departments::unit_region(conn, unit)
-                                .await?
-                                .ok_or_else(|| {
-                                    ApiError::invalid(
-                                        "assignee",
-                                        format!("{unit} is not an active department or worker"),
-                                    )
-                                })?;
-                        let town = crate::domain::report::town_of(&case.region_code);
-                        if !(case.region_code.starts_with(&region) || region.starts_with(town)) {
-                            return Err(ApiError::invalid(
-                                "assignee",
-                                format!(
-                                    "{unit} belongs to {region}, outside the case's town {town}"
-                                ),
-                            ));
-                        }
+                        super::check_unit_in_town(conn, unit, &case.region_code).await?;
                     }
                     let saved = cases::save_flow(conn, case.case_id, &next).await?;
                     audit.push(NewEvent::ok(

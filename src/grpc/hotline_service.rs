@@ -11,7 +11,6 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::mutation;
 use super::pb;
 use super::pb::hotline_service_server::HotlineService;
 use super::report_service::{item_error, retention, submitter};
@@ -306,8 +305,14 @@ impl HotlineService for HotlineApi {
             .into());
         }
         let state = self.state.clone();
-        let caller = p.clone();
-        let out = mutation::audited(&self.state, &caller, move |conn, audit| {
+        let actor = crate::store::audit::Actor {
+            sub: p.sub.clone(),
+            roles: p.role_names(),
+            request_id: String::new(),
+        };
+        let key = o.order_no.clone();
+        // Work orders are committed in groups (see `group`): 12345 pushes many small ones.
+        let out = self.state.work_orders.run(key, actor, Box::new(move |conn, audit| {
             async move {
                 let cal = Calendar::new(
                     st::calendar::load(conn).await?,
@@ -451,7 +456,7 @@ impl HotlineService for HotlineApi {
                 Ok(result(pb::push_work_order_result::Outcome::Updated, v, fields, msg))
             }
             .boxed()
-        })
+        }))
         .await?;
         Ok(Response::new(out))
     }

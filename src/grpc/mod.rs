@@ -53,6 +53,8 @@ pub struct AppState {
     pub workflow: crate::config::WorkflowSettings,
     /// The live feed of this server.
     pub feed: crate::feed::Feed,
+    /// Group commit of 12345 work orders.
+    pub work_orders: crate::group::Group<pb::PushWorkOrderResult>,
 }
 
 /// Shared handle to the state.
@@ -116,5 +118,31 @@ pub fn optional_uuid(raw: &str, field: &str) -> Result<Option<uuid::Uuid>, ApiEr
         Ok(None)
     } else {
         uuid_field(raw, field).map(Some)
+    }
+}
+
+/// Checks that `unit` (a department code or worker id) is active and belongs to the town of
+/// `region_code` (or lies above the place), for dispatching cases and assigning requests.
+pub async fn check_unit_in_town(
+    conn: &mut diesel_async::AsyncPgConnection,
+    unit: &str,
+    region_code: &str,
+) -> Result<(), ApiError> {
+    let region = crate::store::departments::unit_region(conn, unit)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "assignee",
+                format!("{unit} is not an active department or worker"),
+            )
+        })?;
+    let town = crate::domain::report::town_of(region_code);
+    if region_code.starts_with(&region) || region.starts_with(town) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "assignee",
+            format!("{unit} belongs to {region}, outside the town {town}"),
+        ))
     }
 }

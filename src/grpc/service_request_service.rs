@@ -508,24 +508,7 @@ impl ServiceRequestService for ServiceRequestApi {
                     if t.action == Action::Assign
                         && let Some(unit) = t.args.assignee.as_deref()
                     {
-                        let region =
-                            st::departments::unit_region(conn, unit)
-                                .await?
-                                .ok_or_else(|| {
-                                    ApiError::invalid(
-                                        "assignee",
-                                        format!("{unit} is not an active department or worker"),
-                                    )
-                                })?;
-                        let town = crate::domain::report::town_of(&sr.region_code);
-                        if !(sr.region_code.starts_with(&region) || region.starts_with(town)) {
-                            return Err(ApiError::invalid(
-                                "assignee",
-                                format!(
-                                    "{unit} belongs to {region}, outside the request's town {town}"
-                                ),
-                            ));
-                        }
+                        super::check_unit_in_town(conn, unit, &sr.region_code).await?;
                     }
                     let kind = Kind::parse(&sr.kind).unwrap_or(Kind::Enquiry);
                     let urgency = Urgency::parse(&sr.urgency).unwrap_or(Urgency::Normal);

@@ -39,6 +39,26 @@ pub async fn after(
         .await
 }
 
+/// Feed events in `(after, until]` within `prefix`, oldest first.
+pub async fn between(
+    conn: &mut AsyncPgConnection,
+    after: i64,
+    until: i64,
+    prefix: &str,
+    limit: i64,
+) -> QueryResult<Vec<Event>> {
+    audit_events::table
+        .filter(audit_events::seq.gt(after))
+        .filter(audit_events::seq.le(until))
+        .filter(audit_events::entity_type.eq_any(FEED_TYPES))
+        .filter(audit_events::region_code.like(format!("{prefix}%")))
+        .order(audit_events::seq)
+        .limit(limit)
+        .select(Event::as_select())
+        .load(conn)
+        .await
+}
+
 /// Case and report events after `seq` within `prefix`, or about cases assigned to `unit`.
 pub async fn case_changes_after(
     conn: &mut AsyncPgConnection,

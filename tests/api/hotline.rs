@@ -704,3 +704,44 @@ async fn two_replicas_deliver_every_update_once() {
     check_delivered(&app, &log).await;
     replica.shutdown().await;
 }
+
+#[tokio::test]
+async fn concurrent_pushes_of_one_order_make_one_request() {
+    let (app, _clock) = workflow::town_at(workflow::local("2026-11-25 09:10")).await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let client = app.hotline(Some(&hotline(&app))).await;
+        // Half of them push another order at the same time, so groups mix keys.
+        let no = if i % 2 == 0 { "C-1" } else { "C-2" };
+        tasks.push(tokio::spawn(async move {
+            let mut c = client;
+            c.push_work_order(work_order(no, 1))
+                .await
+                .map(|r| r.into_inner())
+        }));
+    }
+    let mut created = HashMap::new();
+    let mut ids: HashMap<String, HashSet<String>> = HashMap::new();
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        let sr = r.request.unwrap();
+        if r.outcome == pb::push_work_order_result::Outcome::Created as i32 {
+            *created.entry(sr.hotline_order_no.clone()).or_insert(0) += 1;
+        } else {
+            assert_eq!(
+                r.outcome,
+                pb::push_work_order_result::Outcome::Unchanged as i32
+            );
+        }
+        ids.entry(sr.hotline_order_no).or_default().insert(sr.id);
+    }
+    assert_eq!(created.get("C-1"), Some(&1));
+    assert_eq!(created.get("C-2"), Some(&1));
+    assert!(ids.values().all(|s| s.len() == 1), "{ids:?}");
+    assert_eq!(app.count("SELECT count(*) FROM service_requests").await, 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_events WHERE action = 'work_order.receive'")
+            .await,
+        2
+    );
+}
