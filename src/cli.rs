@@ -47,6 +47,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Personal-data keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// The 12345 outbox: list and re-queue dead letters.
     Outbox {
         #[command(subcommand)]
@@ -114,6 +119,13 @@ pub enum ImportCommand {
         /// The CSV file, e.g. fixtures/catalog-500110111.csv.
         file: PathBuf,
     },
+}
+
+/// `gridhub keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-encrypt every personal value not yet under the current --pii-key (see README).
+    Rotate,
 }
 
 /// `gridhub outbox …`: the 12345 updates waiting to be pushed.
@@ -237,6 +249,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 command: ImportCommand::Catalog { file },
             } => crate::import::run_catalog(&settings, &file).await,
             Command::Outbox { command } => crate::outbox::run_cli(&settings, command).await,
+            Command::Keys {
+                command: KeysCommand::Rotate,
+            } => crate::keys::run(&settings).await,
             Command::Export {
                 command:
                     ExportCommand::Cases {

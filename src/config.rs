@@ -49,6 +49,18 @@ pub struct Options {
     /// Master key for personal data (base64, 32 bytes) [default: generated in the data dir].
     #[arg(long, env = "GRIDHUB_PII_KEY", global = true, hide_env_values = true)]
     pub pii_key: Option<String>,
+    /// Key id of --pii-key (1–127); raise it when the key changes [default: 1].
+    #[arg(long, env = "GRIDHUB_PII_KEY_ID", global = true)]
+    pub pii_key_id: Option<u8>,
+    /// Earlier PII master keys still needed to read old values, as `id:base64,…` (until
+    /// `gridhub keys rotate` has re-encrypted everything).
+    #[arg(
+        long,
+        env = "GRIDHUB_PII_PREVIOUS_KEYS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub pii_previous_keys: Option<String>,
     /// Largest accepted or sent gRPC message in bytes [default: 4194304].
     #[arg(long, env = "GRIDHUB_MAX_MESSAGE_BYTES", global = true)]
     pub max_message_bytes: Option<usize>,
@@ -188,6 +200,8 @@ impl Options {
             jwt_public_key,
             jwt_audience,
             pii_key,
+            pii_key_id,
+            pii_previous_keys,
             max_message_bytes,
             rpc_timeout,
             concurrency_limit,
@@ -312,6 +326,10 @@ pub struct Settings {
     pub jwt_key: JwtKey,
     pub jwt_audience: String,
     pub pii_key: SecretKey,
+    /// Key id of `pii_key`.
+    pub pii_key_id: u8,
+    /// Earlier master keys by id.
+    pub pii_previous_keys: Vec<(u8, SecretKey)>,
     pub limits: Limits,
     pub db: DbSettings,
     pub idempotency_retention: Duration,
@@ -352,6 +370,33 @@ impl Settings {
                 "hotline_endpoint needs hotline_secret (at least 16 characters) to sign its pushes"
             );
         }
+        let pii_key_id = match o.pii_key_id.unwrap_or(1) {
+            id @ 1..=127 => id,
+            id => bail!("pii_key_id {id}: 1 to 127"),
+        };
+        let mut pii_previous_keys = Vec::new();
+        for part in o
+            .pii_previous_keys
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (id, key) = part
+                .split_once(':')
+                .context("pii_previous_keys: entries are id:base64")?;
+            let id: u8 = id
+                .trim()
+                .parse()
+                .ok()
+                .filter(|i| (1..=127).contains(i) && *i != pii_key_id)
+                .context("pii_previous_keys: ids are 1 to 127 and not the current key's")?;
+            pii_previous_keys.push((
+                id,
+                SecretKey::from_base64(key.trim()).context("pii_previous_keys")?,
+            ));
+        }
         let max_message_bytes = o.max_message_bytes.unwrap_or(4 * 1024 * 1024);
         if max_message_bytes < 1024 {
             bail!("max_message_bytes must be at least 1024");
@@ -366,6 +411,8 @@ impl Settings {
             jwt_key,
             jwt_audience: o.jwt_audience.unwrap_or_else(|| "gridhub".to_owned()),
             pii_key,
+            pii_key_id,
+            pii_previous_keys,
             limits: Limits {
                 max_message_bytes,
                 rpc_timeout: duration(o.rpc_timeout, "30s", "rpc_timeout")?,

@@ -1,5 +1,5 @@
 //! Keys and the small amount of cryptography gridhub does itself: per-value authenticated
-//! encryption of personal data (ChaCha20-Poly1305 with a key id), a keyed HMAC blind index
+//! encryption of personal data (XChaCha20-Poly1305 with a key id, keys rotating), a keyed HMAC blind index
 //! for exact look-ups of encrypted values, and MACs that make page tokens opaque and bound
 //! to the caller and filter.
 
@@ -77,53 +77,110 @@ pub fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// Encrypts personal data per value and computes blind indexes.
+/// Encrypts personal data per value and computes blind indexes, with a ring of keys so keys
+/// can rotate.
+///
+/// A stored value is `tag || nonce || ciphertext+tag`. New values use XChaCha20-Poly1305 with a
+/// 24-byte random nonce and `tag = 0x80 | key id`; a tag without the high bit is the earlier
+/// format (ChaCha20-Poly1305, 12-byte nonce) and still decrypts. Each key id's encryption key
+/// is derived from that id's master key; the blind-index key from the current master, so after
+/// a rotation `gridhub keys rotate` re-encrypts every value under the current key and
+/// recomputes every index.
 #[derive(Clone)]
 pub struct PiiCipher {
-    key_id: u8,
-    cipher: ChaCha20Poly1305,
+    current: u8,
+    keys: std::collections::BTreeMap<u8, SecretKey>,
     index_key: SecretKey,
 }
 
 const NONCE_LEN: usize = 12;
+const XNONCE_LEN: usize = 24;
+const XCHACHA: u8 = 0x80;
 
 impl PiiCipher {
-    /// A cipher from the master PII key.
+    /// A cipher with one master key, id 1.
     pub fn new(master: &SecretKey) -> PiiCipher {
-        let enc = master.derive("gridhub/pii/encryption/v1");
+        PiiCipher::with_keys(1, master, &[])
+    }
+
+    /// A cipher encrypting under `current` (key id `current_id`, 1–127) and decrypting values
+    /// of any key in `previous` too.
+    pub fn with_keys(
+        current_id: u8,
+        current: &SecretKey,
+        previous: &[(u8, SecretKey)],
+    ) -> PiiCipher {
+        let enc = |m: &SecretKey| m.derive("gridhub/pii/encryption/v1");
+        let mut keys: std::collections::BTreeMap<u8, SecretKey> = previous
+            .iter()
+            .map(|(id, m)| (*id & 0x7f, enc(m)))
+            .collect();
+        let current_id = current_id & 0x7f;
+        keys.insert(current_id, enc(current));
         PiiCipher {
-            key_id: 1,
-            cipher: ChaCha20Poly1305::new(Key::from_slice(enc.bytes())),
-            index_key: master.derive("gridhub/pii/blind-index/v1"),
+            current: current_id,
+            keys,
+            index_key: current.derive("gridhub/pii/blind-index/v1"),
         }
     }
 
-    /// `key id || nonce || ciphertext+tag`.
+    /// The id of the key new values are encrypted with.
+    pub fn current_key_id(&self) -> u8 {
+        self.current
+    }
+
+    /// Whether `blob` is already in the current format and under the current key.
+    pub fn is_current(&self, blob: &[u8]) -> bool {
+        blob.first() == Some(&(XCHACHA | self.current))
+    }
+
+    /// `tag || nonce || ciphertext+tag` (see the type's docs).
     pub fn encrypt(&self, plaintext: &str) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
+        let mut nonce = [0u8; XNONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
+        let key = self
+            .keys
+            .get(&self.current)
+            .map(|k| k.bytes())
+            .unwrap_or(&[0u8; 32]);
         // Encryption with a valid key and nonce length cannot fail.
-        let ct = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
+        let ct = chacha20poly1305::XChaCha20Poly1305::new(Key::from_slice(key))
+            .encrypt(
+                chacha20poly1305::XNonce::from_slice(&nonce),
+                plaintext.as_bytes(),
+            )
             .unwrap_or_default();
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-        out.push(self.key_id);
+        let mut out = Vec::with_capacity(1 + XNONCE_LEN + ct.len());
+        out.push(XCHACHA | self.current);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         out
     }
 
-    /// Reverses [`PiiCipher::encrypt`]; fails on tampering or an unknown key id.
+    /// Reverses [`PiiCipher::encrypt`] for any key of the ring; fails on tampering or an
+    /// unknown key id.
     pub fn decrypt(&self, blob: &[u8]) -> Result<String, CryptoError> {
-        if blob.len() < 1 + NONCE_LEN || blob[0] != self.key_id {
-            return Err(CryptoError::BadCiphertext);
+        let (&tag, rest) = blob.split_first().ok_or(CryptoError::BadCiphertext)?;
+        let key = self
+            .keys
+            .get(&(tag & 0x7f))
+            .ok_or(CryptoError::BadCiphertext)?;
+        let pt = if tag & XCHACHA != 0 {
+            if rest.len() < XNONCE_LEN {
+                return Err(CryptoError::BadCiphertext);
+            }
+            let (nonce, ct) = rest.split_at(XNONCE_LEN);
+            chacha20poly1305::XChaCha20Poly1305::new(Key::from_slice(key.bytes()))
+                .decrypt(chacha20poly1305::XNonce::from_slice(nonce), ct)
+        } else {
+            if rest.len() < NONCE_LEN {
+                return Err(CryptoError::BadCiphertext);
+            }
+            let (nonce, ct) = rest.split_at(NONCE_LEN);
+            ChaCha20Poly1305::new(Key::from_slice(key.bytes()))
+                .decrypt(Nonce::from_slice(nonce), ct)
         }
-        let (nonce, ct) = blob[1..].split_at(NONCE_LEN);
-        let pt = self
-            .cipher
-            .decrypt(Nonce::from_slice(nonce), ct)
-            .map_err(|_| CryptoError::BadCiphertext)?;
+        .map_err(|_| CryptoError::BadCiphertext)?;
         String::from_utf8(pt).map_err(|_| CryptoError::BadCiphertext)
     }
 
@@ -211,6 +268,33 @@ mod tests {
         assert!(c.decrypt(&bad).is_err());
         let other = PiiCipher::new(&SecretKey::generate());
         assert!(other.decrypt(&blob).is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_old_values_readable_and_legacy_values_decrypt() {
+        let (k1, k2) = (SecretKey::generate(), SecretKey::generate());
+        let old = PiiCipher::new(&k1);
+        let blob = old.encrypt("500110195003071234");
+        // A value of the earlier format (ChaCha20-Poly1305, 12-byte nonce, tag = key id).
+        let enc = k1.derive("gridhub/pii/encryption/v1");
+        let nonce = [7u8; NONCE_LEN];
+        let mut legacy = vec![1u8];
+        legacy.extend_from_slice(&nonce);
+        legacy.extend(
+            ChaCha20Poly1305::new(Key::from_slice(enc.bytes()))
+                .encrypt(Nonce::from_slice(&nonce), b"13812345678".as_ref())
+                .unwrap(),
+        );
+        assert_eq!(old.decrypt(&legacy).unwrap(), "13812345678");
+        let new = PiiCipher::with_keys(2, &k2, &[(1, k1.clone())]);
+        assert_eq!(new.decrypt(&blob).unwrap(), "500110195003071234");
+        assert_eq!(new.decrypt(&legacy).unwrap(), "13812345678");
+        assert!(!new.is_current(&blob) && !new.is_current(&legacy));
+        let re = new.encrypt("500110195003071234");
+        assert!(new.is_current(&re));
+        assert_eq!(re[0], 0x80 | 2);
+        // Without key 1 the old value no longer opens.
+        assert!(PiiCipher::with_keys(2, &k2, &[]).decrypt(&blob).is_err());
     }
 
     #[test]

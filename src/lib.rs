@@ -28,6 +28,7 @@ pub mod group;
 pub mod grpc;
 pub mod import;
 pub mod intake;
+pub mod keys;
 pub mod outbox;
 pub mod requests;
 pub mod sla;

@@ -27,11 +27,13 @@ use crate::grpc::audit_service::AuditApi;
 use crate::grpc::case_service::CaseApi;
 use crate::grpc::catalog_service::CatalogApi;
 use crate::grpc::hotline_service::HotlineApi;
+use crate::grpc::mediation_service::MediationApi;
 use crate::grpc::middleware::RpcLayer;
 use crate::grpc::pb::audit_service_server::AuditServiceServer;
 use crate::grpc::pb::case_service_server::CaseServiceServer;
 use crate::grpc::pb::catalog_service_server::CatalogServiceServer;
 use crate::grpc::pb::hotline_service_server::HotlineServiceServer;
+use crate::grpc::pb::mediation_service_server::MediationServiceServer;
 use crate::grpc::pb::region_service_server::RegionServiceServer;
 use crate::grpc::pb::report_service_server::ReportServiceServer;
 use crate::grpc::pb::service_request_service_server::ServiceRequestServiceServer;
@@ -42,7 +44,7 @@ use crate::grpc::{AppState, FILE_DESCRIPTOR_SET};
 use crate::store::{self, DbUrl};
 
 /// Services whose health is reported (besides the overall "").
-pub const SERVICES: [&str; 7] = [
+pub const SERVICES: [&str; 8] = [
     "gridhub.v1.RegionService",
     "gridhub.v1.AuditService",
     "gridhub.v1.ReportService",
@@ -50,6 +52,7 @@ pub const SERVICES: [&str; 7] = [
     "gridhub.v1.CatalogService",
     "gridhub.v1.ServiceRequestService",
     "gridhub.v1.HotlineService",
+    "gridhub.v1.MediationService",
 ];
 
 /// The database gridhub talks to: the configured server, or the embedded cluster.
@@ -177,7 +180,11 @@ impl App {
         let work_orders = crate::group::Group::start(pool.clone());
         let state = Arc::new(AppState {
             pool,
-            pii: PiiCipher::new(&settings.pii_key),
+            pii: PiiCipher::with_keys(
+                settings.pii_key_id,
+                &settings.pii_key,
+                &settings.pii_previous_keys,
+            ),
             pages: PageTokens::new(&settings.pii_key),
             blobs: Arc::new(crate::attachments::FsStore::new(
                 settings.data_dir.join("attachments"),
@@ -266,6 +273,13 @@ impl App {
             )
             .add_service(
                 HotlineServiceServer::new(HotlineApi {
+                    state: state.clone(),
+                })
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            )
+            .add_service(
+                MediationServiceServer::new(MediationApi {
                     state: state.clone(),
                 })
                 .max_decoding_message_size(max)

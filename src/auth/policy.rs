@@ -43,6 +43,7 @@ const REQUEST_ACTORS: &[Role] = &[
     Hotline,
 ];
 const HOTLINE: &[Role] = &[Hotline, Admin];
+const MEDIATION: &[Role] = &[Mediator, TownOperator, Admin];
 
 /// The access rule for a gRPC path (`/package.Service/Method`); `None` = no rule, deny.
 pub fn access(path: &str) -> Option<Access> {
@@ -96,6 +97,16 @@ pub fn access(path: &str) -> Option<Access> {
 
         "/gridhub.v1.HotlineService/PushWorkOrder" => Access::Roles(HOTLINE),
         "/gridhub.v1.HotlineService/PullUpdates" => Access::Roles(HOTLINE),
+
+        // Which step each role may take is the mediation rule (domain::mediation).
+        "/gridhub.v1.MediationService/CreateMediationCase" => Access::Roles(MEDIATION),
+        "/gridhub.v1.MediationService/GetMediationCase" => Access::AnyRole,
+        "/gridhub.v1.MediationService/ListMediationCases" => Access::AnyRole,
+        "/gridhub.v1.MediationService/RecordSession" => Access::Roles(MEDIATION),
+        "/gridhub.v1.MediationService/RecordOutcome" => Access::Roles(MEDIATION),
+        "/gridhub.v1.MediationService/RecordFollowUp" => Access::Roles(MEDIATION),
+        "/gridhub.v1.MediationService/GetMediationStats" => Access::AnyRole,
+        "/gridhub.v1.MediationService/FindPersonDisputes" => Access::Roles(MEDIATION),
         _ => return None,
     };
     Some(rule)

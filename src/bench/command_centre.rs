@@ -357,6 +357,19 @@ async fn drop_indexes(
     keep: &[&str],
 ) -> anyhow::Result<Vec<String>> {
     let mut restore = Vec::new();
+    // Foreign keys of other tables that lean on this table's keys go first, and come back last.
+    let referencing = client
+        .query(
+            "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE confrelid = $1::text::regclass AND contype = 'f'",
+            &[&table],
+        )
+        .await?;
+    for r in &referencing {
+        let (other, name): (String, String) = (r.get(0), r.get(1));
+        client
+            .batch_execute(&format!("ALTER TABLE {other} DROP CONSTRAINT {name}"))
+            .await?;
+    }
     let constraints = client
         .query(
             "SELECT conname::text, contype::text FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype IN ('p', 'u')",
@@ -394,6 +407,10 @@ async fn drop_indexes(
                 if kind == "p" { "PRIMARY KEY" } else { "UNIQUE" }
             ));
         }
+    }
+    for r in &referencing {
+        let (other, name, def): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        restore.push(format!("ALTER TABLE {other} ADD CONSTRAINT {name} {def}"));
     }
     Ok(restore)
 }

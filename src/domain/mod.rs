@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod geojson;
 pub mod geometry;
+pub mod mediation;
 pub mod merge;
 pub mod pii;
 pub mod principal;

@@ -8,6 +8,7 @@ pub mod catalog_service;
 pub mod convert;
 pub mod error;
 pub mod hotline_service;
+pub mod mediation_service;
 pub mod middleware;
 pub mod mutation;
 pub mod pagination;

@@ -29,6 +29,8 @@ pub mod kind {
     pub const SPIKE: &str = "SPIKE";
     pub const REPEAT_CALLER: &str = "REPEAT_CALLER";
     pub const OVERDUE_ESCALATION: &str = "OVERDUE_ESCALATION";
+    /// One person (by ID number, else phone) in ≥ 3 disputes within 12 months.
+    pub const REPEAT_DISPUTE: &str = "REPEAT_DISPUTE";
 }
 
 /// Stores `a` unless an alert with its `dedup_key` exists; returns it when new.

@@ -282,6 +282,84 @@ diesel::table! {
 }
 
 diesel::table! {
+    mediation_agreements (case_id, version) {
+        case_id -> Uuid,
+        version -> Int4,
+        written -> Bool,
+        text -> Text,
+        amount_fen -> Int8,
+        performance_deadline -> Nullable<Date>,
+        recorded_by -> Text,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mediation_cases (case_id) {
+        case_id -> Uuid,
+        case_no -> Text,
+        source -> Text,
+        linked_case_id -> Nullable<Uuid>,
+        hotline_order_no -> Nullable<Text>,
+        region_code -> Text,
+        dispute_type -> Text,
+        kind -> Text,
+        team -> Text,
+        mediators -> Array<Nullable<Text>>,
+        status -> Text,
+        outcome -> Text,
+        summary -> Text,
+        referral -> Text,
+        referral_note -> Text,
+        registered_at -> Timestamptz,
+        outcome_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
+        created_by -> Text,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    mediation_follow_ups (case_id, number) {
+        case_id -> Uuid,
+        number -> Int4,
+        due_on -> Date,
+        done_at -> Nullable<Timestamptz>,
+        performed -> Nullable<Bool>,
+        note -> Text,
+        recorded_by -> Text,
+    }
+}
+
+diesel::table! {
+    mediation_parties (case_id, position) {
+        case_id -> Uuid,
+        position -> Int2,
+        role -> Text,
+        name_enc -> Bytea,
+        id_number_enc -> Nullable<Bytea>,
+        phone_enc -> Nullable<Bytea>,
+        address_enc -> Nullable<Bytea>,
+        id_index -> Nullable<Bytea>,
+        phone_index -> Nullable<Bytea>,
+        registered_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mediation_sessions (case_id, number) {
+        case_id -> Uuid,
+        number -> Int4,
+        held_at -> Timestamptz,
+        place -> Text,
+        participants -> Array<Nullable<Text>>,
+        summary -> Text,
+        recorded_by -> Text,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::Geometry;
 
@@ -384,6 +462,12 @@ diesel::joinable!(category_mappings -> categories (unified_code));
 diesel::joinable!(departments -> regions (region_code));
 diesel::joinable!(hotline_orders -> reports (report_id));
 diesel::joinable!(hotline_orders -> service_requests (sr_id));
+diesel::joinable!(mediation_agreements -> mediation_cases (case_id));
+diesel::joinable!(mediation_cases -> cases (linked_case_id));
+diesel::joinable!(mediation_cases -> regions (region_code));
+diesel::joinable!(mediation_follow_ups -> mediation_cases (case_id));
+diesel::joinable!(mediation_parties -> mediation_cases (case_id));
+diesel::joinable!(mediation_sessions -> mediation_cases (case_id));
 diesel::joinable!(reports -> cases (case_id));
 diesel::joinable!(service_requests -> regions (region_code));
 diesel::joinable!(workers -> regions (region_code));
@@ -407,6 +491,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     hotline_orders,
     hotline_outbox,
     idempotency_keys,
+    mediation_agreements,
+    mediation_cases,
+    mediation_follow_ups,
+    mediation_parties,
+    mediation_sessions,
     regions,
     reports,
     service_requests,

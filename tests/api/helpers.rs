@@ -311,6 +311,18 @@ impl TestApp {
         )
     }
 
+    pub async fn mediation(
+        &self,
+        token: Option<&str>,
+    ) -> gridhub::grpc::pb::mediation_service_client::MediationServiceClient<
+        InterceptedService<Channel, Bearer>,
+    > {
+        gridhub::grpc::pb::mediation_service_client::MediationServiceClient::with_interceptor(
+            self.channel().await,
+            Self::bearer(token),
+        )
+    }
+
     /// An admin of 綦江区's town 打通镇's county, for set-up calls.
     pub fn admin(&self) -> String {
         self.token("admin-1", &["admin", "auditor"], "500110")

@@ -19,6 +19,7 @@ mod hardening;
 mod hotline;
 mod idempotency;
 mod lifecycle;
+mod mediation;
 mod python;
 mod regions;
 mod reports;

@@ -1,0 +1,468 @@
+//! Mediation records: cases, parties (ciphertext and blind indexes only), sessions and
+//! agreement versions (append-only, enforced by triggers) and follow-ups.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Integer, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::schema::{
+    mediation_agreements, mediation_cases, mediation_follow_ups, mediation_parties,
+    mediation_sessions,
+};
+
+/// A stored case.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = mediation_cases, check_for_backend(diesel::pg::Pg))]
+pub struct MediationCase {
+    pub case_id: Uuid,
+    pub case_no: String,
+    pub source: String,
+    pub linked_case_id: Option<Uuid>,
+    pub hotline_order_no: Option<String>,
+    pub region_code: String,
+    pub dispute_type: String,
+    pub kind: String,
+    pub team: String,
+    pub mediators: Vec<Option<String>>,
+    pub status: String,
+    pub outcome: String,
+    pub summary: String,
+    pub referral: String,
+    pub referral_note: String,
+    pub registered_at: DateTime<Utc>,
+    pub outcome_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub version: i64,
+}
+
+impl MediationCase {
+    /// A snapshot for the audit trail: no personal data.
+    pub fn audit_view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "case_no": self.case_no,
+            "status": self.status,
+            "outcome": self.outcome,
+            "dispute_type": self.dispute_type,
+            "kind": self.kind,
+            "team": self.team,
+            "referral": self.referral,
+            "linked_case_id": self.linked_case_id,
+            "version": self.version,
+        })
+    }
+}
+
+/// A stored party: personal fields as ciphertext.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = mediation_parties, check_for_backend(diesel::pg::Pg))]
+pub struct PartyRow {
+    pub case_id: Uuid,
+    pub position: i16,
+    pub role: String,
+    pub name_enc: Vec<u8>,
+    pub id_number_enc: Option<Vec<u8>>,
+    pub phone_enc: Option<Vec<u8>>,
+    pub address_enc: Option<Vec<u8>>,
+    pub id_index: Option<Vec<u8>>,
+    pub phone_index: Option<Vec<u8>>,
+    pub registered_at: DateTime<Utc>,
+}
+
+/// A session.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = mediation_sessions, check_for_backend(diesel::pg::Pg))]
+pub struct SessionRow {
+    pub case_id: Uuid,
+    pub number: i32,
+    pub held_at: DateTime<Utc>,
+    pub place: String,
+    pub participants: Vec<Option<String>>,
+    pub summary: String,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// An agreement version.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = mediation_agreements, check_for_backend(diesel::pg::Pg))]
+pub struct AgreementRow {
+    pub case_id: Uuid,
+    pub version: i32,
+    pub written: bool,
+    pub text: String,
+    pub amount_fen: i64,
+    pub performance_deadline: Option<NaiveDate>,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A follow-up.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = mediation_follow_ups, check_for_backend(diesel::pg::Pg))]
+pub struct FollowUpRow {
+    pub case_id: Uuid,
+    pub number: i32,
+    pub due_on: NaiveDate,
+    pub done_at: Option<DateTime<Utc>>,
+    pub performed: Option<bool>,
+    pub note: String,
+    pub recorded_by: String,
+}
+
+/// A case with everything recorded on it.
+#[derive(Debug, Clone)]
+pub struct Full {
+    pub case: MediationCase,
+    pub parties: Vec<PartyRow>,
+    pub sessions: Vec<SessionRow>,
+    pub agreements: Vec<AgreementRow>,
+    pub follow_ups: Vec<FollowUpRow>,
+}
+
+/// A new case number for the town of `region`: `TJ` + town code + serial.
+pub async fn next_case_no(conn: &mut AsyncPgConnection, region: &str) -> QueryResult<String> {
+    let serial = diesel::select(diesel::dsl::sql::<BigInt>("nextval('mediation_serial')"))
+        .get_result::<i64>(conn)
+        .await?;
+    Ok(format!(
+        "TJ{}-{serial:06}",
+        crate::domain::report::town_of(region)
+    ))
+}
+
+/// Stores a new case with its parties.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    case: &MediationCase,
+    parties: &[PartyRow],
+) -> QueryResult<()> {
+    diesel::insert_into(mediation_cases::table)
+        .values(case)
+        .execute(conn)
+        .await?;
+    diesel::insert_into(mediation_parties::table)
+        .values(parties)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One case, if within `prefix`.
+pub async fn get_case(
+    conn: &mut AsyncPgConnection,
+    prefix: &str,
+    id: Uuid,
+    lock: bool,
+) -> QueryResult<Option<MediationCase>> {
+    let q = mediation_cases::table
+        .find(id)
+        .filter(mediation_cases::region_code.like(format!("{prefix}%")))
+        .select(MediationCase::as_select());
+    if lock {
+        q.for_update().first(conn).await.optional()
+    } else {
+        q.first(conn).await.optional()
+    }
+}
+
+/// Everything recorded on `case`.
+pub async fn full(conn: &mut AsyncPgConnection, case: MediationCase) -> QueryResult<Full> {
+    let id = case.case_id;
+    let parties = mediation_parties::table
+        .filter(mediation_parties::case_id.eq(id))
+        .order(mediation_parties::position)
+        .select(PartyRow::as_select())
+        .load(conn)
+        .await?;
+    let sessions = mediation_sessions::table
+        .filter(mediation_sessions::case_id.eq(id))
+        .order(mediation_sessions::number)
+        .select(SessionRow::as_select())
+        .load(conn)
+        .await?;
+    let agreements = mediation_agreements::table
+        .filter(mediation_agreements::case_id.eq(id))
+        .order(mediation_agreements::version)
+        .select(AgreementRow::as_select())
+        .load(conn)
+        .await?;
+    let follow_ups = mediation_follow_ups::table
+        .filter(mediation_follow_ups::case_id.eq(id))
+        .order(mediation_follow_ups::number)
+        .select(FollowUpRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(Full {
+        case,
+        parties,
+        sessions,
+        agreements,
+        follow_ups,
+    })
+}
+
+/// What ListMediationCases filters by.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub statuses: Vec<String>,
+    pub team: Option<String>,
+    /// Cases with a follow-up due before this day and not done.
+    pub follow_up_overdue_on: Option<NaiveDate>,
+}
+
+/// Cases within `prefix` before `before` (ids are time-ordered), newest first.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    prefix: &str,
+    f: &Filter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<MediationCase>> {
+    let mut q = mediation_cases::table
+        .filter(mediation_cases::region_code.like(format!("{prefix}%")))
+        .order(mediation_cases::case_id.desc())
+        .limit(limit)
+        .select(MediationCase::as_select())
+        .into_boxed();
+    if !f.statuses.is_empty() {
+        q = q.filter(mediation_cases::status.eq_any(f.statuses.clone()));
+    }
+    if let Some(t) = &f.team {
+        q = q.filter(mediation_cases::team.eq(t.clone()));
+    }
+    if let Some(day) = f.follow_up_overdue_on {
+        q = q.filter(
+            mediation_cases::case_id.eq_any(
+                mediation_follow_ups::table
+                    .filter(mediation_follow_ups::done_at.is_null())
+                    .filter(mediation_follow_ups::due_on.lt(day))
+                    .select(mediation_follow_ups::case_id),
+            ),
+        );
+    }
+    if let Some(b) = before {
+        q = q.filter(mediation_cases::case_id.lt(b));
+    }
+    q.load(conn).await
+}
+
+/// Cases by id, newest first (callers scope the ids).
+pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<MediationCase>> {
+    mediation_cases::table
+        .filter(mediation_cases::case_id.eq_any(ids))
+        .order(mediation_cases::case_id.desc())
+        .select(MediationCase::as_select())
+        .load(conn)
+        .await
+}
+
+/// The cases within `prefix` where a party's ID-number index (or phone index) is `index`,
+/// registered at or after `since`.
+pub async fn disputes_of(
+    conn: &mut AsyncPgConnection,
+    prefix: &str,
+    id_index: Option<&[u8]>,
+    phone_index: Option<&[u8]>,
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<Uuid>> {
+    let mut q = mediation_parties::table
+        .inner_join(mediation_cases::table)
+        .filter(mediation_parties::registered_at.ge(since))
+        .filter(mediation_cases::region_code.like(format!("{prefix}%")))
+        .select(mediation_parties::case_id)
+        .distinct()
+        .into_boxed();
+    q = match (id_index, phone_index) {
+        (Some(i), _) => q.filter(mediation_parties::id_index.eq(i.to_vec())),
+        (None, Some(p)) => q.filter(mediation_parties::phone_index.eq(p.to_vec())),
+        (None, None) => return Ok(Vec::new()),
+    };
+    q.load(conn).await
+}
+
+/// Appends a session (numbered after the last).
+pub async fn add_session(conn: &mut AsyncPgConnection, s: &SessionRow) -> QueryResult<()> {
+    diesel::insert_into(mediation_sessions::table)
+        .values(s)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Appends an agreement version.
+pub async fn add_agreement(conn: &mut AsyncPgConnection, a: &AgreementRow) -> QueryResult<()> {
+    diesel::insert_into(mediation_agreements::table)
+        .values(a)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Schedules a follow-up.
+pub async fn add_follow_up(conn: &mut AsyncPgConnection, f: &FollowUpRow) -> QueryResult<()> {
+    diesel::insert_into(mediation_follow_ups::table)
+        .values(f)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Moves the open follow-up `number` to `due`.
+pub async fn reschedule_follow_up(
+    conn: &mut AsyncPgConnection,
+    case_id: Uuid,
+    number: i32,
+    due: NaiveDate,
+) -> QueryResult<()> {
+    diesel::update(mediation_follow_ups::table.find((case_id, number)))
+        .set(mediation_follow_ups::due_on.eq(due))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Fills in the follow-up `number`.
+pub async fn complete_follow_up(
+    conn: &mut AsyncPgConnection,
+    case_id: Uuid,
+    number: i32,
+    performed: bool,
+    note: &str,
+    by: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(mediation_follow_ups::table.find((case_id, number)))
+        .set((
+            mediation_follow_ups::done_at.eq(Some(at)),
+            mediation_follow_ups::performed.eq(Some(performed)),
+            mediation_follow_ups::note.eq(note),
+            mediation_follow_ups::recorded_by.eq(by),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// The new state of a case's header after a step.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub status: String,
+    pub outcome: String,
+    pub referral: String,
+    pub referral_note: String,
+    pub outcome_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// Writes a case's header, bumping its version.
+pub async fn save_header(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    h: &Header,
+) -> QueryResult<MediationCase> {
+    diesel::update(mediation_cases::table.find(id))
+        .set((
+            mediation_cases::status.eq(&h.status),
+            mediation_cases::outcome.eq(&h.outcome),
+            mediation_cases::referral.eq(&h.referral),
+            mediation_cases::referral_note.eq(&h.referral_note),
+            mediation_cases::outcome_at.eq(h.outcome_at),
+            mediation_cases::closed_at.eq(h.closed_at),
+            mediation_cases::version.eq(mediation_cases::version + 1),
+        ))
+        .returning(MediationCase::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Figures of one group of cases (see `MediationFigures`).
+#[derive(Debug, Clone, QueryableByName, PartialEq)]
+pub struct Figures {
+    /// 0: total, 1: by type, 2: by team, 3: by kind.
+    #[diesel(sql_type = Integer)]
+    pub set: i32,
+    #[diesel(sql_type = Text)]
+    pub key: String,
+    #[diesel(sql_type = Integer)]
+    pub cases: i32,
+    #[diesel(sql_type = Integer)]
+    pub succeeded: i32,
+    #[diesel(sql_type = Integer)]
+    pub failed: i32,
+    #[diesel(sql_type = Double)]
+    pub days_to_outcome: f64,
+    #[diesel(sql_type = Integer)]
+    pub decided: i32,
+    #[diesel(sql_type = Integer)]
+    pub performed_on_time: i32,
+    #[diesel(sql_type = Integer)]
+    pub with_deadline: i32,
+}
+
+/// Figures of the cases registered in `[from, to)` within `prefix`, in one pass with GROUPING
+/// SETS. An agreement counts as performed on time when the first follow-up recorded on it
+/// found it performed.
+pub async fn stats(
+    conn: &mut AsyncPgConnection,
+    prefix: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> QueryResult<Vec<Figures>> {
+    diesel::sql_query(
+        "WITH c AS (
+            SELECT m.dispute_type, m.team, m.kind, m.outcome,
+                   EXTRACT(EPOCH FROM (m.outcome_at - m.registered_at)) / 86400.0 AS days,
+                   a.performance_deadline IS NOT NULL AS with_deadline,
+                   COALESCE((SELECT f.performed FROM mediation_follow_ups f
+                              WHERE f.case_id = m.case_id AND f.done_at IS NOT NULL
+                              ORDER BY f.done_at LIMIT 1), false) AS performed
+              FROM mediation_cases m
+              LEFT JOIN LATERAL (SELECT performance_deadline FROM mediation_agreements x
+                                  WHERE x.case_id = m.case_id ORDER BY version DESC LIMIT 1) a ON true
+             WHERE m.region_code LIKE $1 AND m.registered_at >= $2 AND m.registered_at < $3)
+         SELECT CASE WHEN GROUPING(dispute_type) = 0 THEN 1 WHEN GROUPING(team) = 0 THEN 2
+                     WHEN GROUPING(kind) = 0 THEN 3 ELSE 0 END AS set,
+                COALESCE(dispute_type, team, kind, '') AS key,
+                count(*)::int4 AS cases,
+                count(*) FILTER (WHERE outcome = 'SUCCEEDED')::int4 AS succeeded,
+                count(*) FILTER (WHERE outcome = 'FAILED')::int4 AS failed,
+                COALESCE(avg(days) FILTER (WHERE outcome <> ''), 0)::float8 AS days_to_outcome,
+                count(*) FILTER (WHERE outcome <> '')::int4 AS decided,
+                count(*) FILTER (WHERE outcome = 'SUCCEEDED' AND with_deadline AND performed)::int4 AS performed_on_time,
+                count(*) FILTER (WHERE outcome = 'SUCCEEDED' AND with_deadline)::int4 AS with_deadline
+           FROM c
+          GROUP BY GROUPING SETS ((dispute_type), (team), (kind), ())
+          ORDER BY 1, 2",
+    )
+    .bind::<Text, _>(format!("{prefix}%"))
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .load(conn)
+    .await
+}
+
+/// Adds `flag` to a case of the one net (once) and bumps its version; returns the case.
+pub async fn flag_case(
+    conn: &mut AsyncPgConnection,
+    case_id: Uuid,
+    flag: &str,
+) -> QueryResult<super::cases::Case> {
+    use super::schema::cases;
+    diesel::sql_query(
+        "UPDATE cases SET flags = CASE WHEN $2 = ANY (flags) THEN flags ELSE array_append(flags, $2) END,
+                version = version + 1, updated_at = now()
+          WHERE case_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(case_id)
+    .bind::<Text, _>(flag)
+    .execute(conn)
+    .await?;
+    cases::table
+        .find(case_id)
+        .select(super::cases::Case::as_select())
+        .first(conn)
+        .await
+}

@@ -1,0 +1,801 @@
+//! Mediation: the whole workflow with the right roles, illegal steps and wrong roles,
+//! agreement versions, follow-up scheduling and overdue follow-ups, the linked grid case in
+//! both outcomes, masking by role with audited unmasked reads, ID-number validation,
+//! ciphertext in the database, key rotation, the repeat-dispute alert, statistics against
+//! hand-computed figures, and no personal data in the logs of the real binary.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use gridhub::crypto::{PiiCipher, SecretKey};
+use gridhub::grpc::convert::timestamp;
+use gridhub::grpc::pb::{self, CaseAction};
+use tonic::Code;
+
+use crate::helpers::{FreshDb, TestApp, violations};
+use crate::reports::WALL;
+use crate::workflow::{self, TOWN, ZFJ, handler, local, operator, town_at};
+
+pub const TEAM: &str = "500110111201-TWH";
+const OTHER_TEAM: &str = "500110111-SFS";
+/// Valid GB 11643 numbers (check digits computed).
+const ID_A: &str = "500110195003071234";
+const ID_B: &str = "500110198001015670";
+const ID_C: &str = "500110197512122465";
+const PHONE_A: &str = "13811112222";
+const PHONE_B: &str = "13933334444";
+
+async fn with_teams(app: &TestApp) {
+    let sql = app.sql().await;
+    sql.batch_execute(&format!(
+        "INSERT INTO departments (code, name, region_code, kind) VALUES
+           ('{TEAM}', '马颈村人民调解委员会', '500110111201', '调解'),
+           ('{OTHER_TEAM}', '打通镇司法所', '{TOWN}', '调解')"
+    ))
+    .await
+    .unwrap();
+}
+
+fn mediator(app: &TestApp) -> String {
+    app.token_unit("med-li", &["mediator"], TOWN, TEAM)
+}
+
+fn party(name: &str, role: pb::PartyRole, id: &str, phone: &str) -> pb::Party {
+    pb::Party {
+        name: name.into(),
+        role: role as i32,
+        id_number: id.into(),
+        phone: phone.into(),
+        address: "马颈村三组".into(),
+    }
+}
+
+fn dispute(linked: &str) -> pb::CreateMediationCaseRequest {
+    pb::CreateMediationCaseRequest {
+        source: if linked.is_empty() {
+            pb::MediationSource::WalkIn
+        } else {
+            pb::MediationSource::GridReport
+        } as i32,
+        linked_case_id: linked.into(),
+        dispute_type: "邻里".into(),
+        parties: vec![
+            party("张大山", pb::PartyRole::Applicant, ID_A, PHONE_A),
+            party("李小河", pb::PartyRole::Respondent, ID_B, PHONE_B),
+        ],
+        team: TEAM.into(),
+        mediators: vec!["med-li".into()],
+        kind: pb::MediationKind::People as i32,
+        region_code: "500110111201".into(),
+        summary: "上下游两户因排水沟堵塞发生纠纷".into(),
+        ..Default::default()
+    }
+}
+
+async fn create(
+    app: &TestApp,
+    token: &str,
+    r: pb::CreateMediationCaseRequest,
+) -> Result<pb::MediationCase, tonic::Status> {
+    app.mediation(Some(token))
+        .await
+        .create_mediation_case(r)
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn session(c: &pb::MediationCase, at: &str) -> pb::RecordSessionRequest {
+    pb::RecordSessionRequest {
+        id: c.id.clone(),
+        expected_version: c.version,
+        held_at: Some(timestamp(local(at))),
+        place: "马颈村便民服务室".into(),
+        participants: vec!["申请人".into(), "被申请人".into(), "调解员 李".into()],
+        summary: "双方陈述意见".into(),
+        ..Default::default()
+    }
+}
+
+fn success(c: &pb::MediationCase, deadline: &str, text: &str) -> pb::RecordOutcomeRequest {
+    pb::RecordOutcomeRequest {
+        id: c.id.clone(),
+        expected_version: c.version,
+        outcome: pb::MediationStatus::Succeeded as i32,
+        agreement: Some(pb::Agreement {
+            written: true,
+            text: text.into(),
+            amount_fen: 50_000,
+            performance_deadline: deadline.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn failure(c: &pb::MediationCase, referral: pb::Referral) -> pb::RecordOutcomeRequest {
+    pb::RecordOutcomeRequest {
+        id: c.id.clone(),
+        expected_version: c.version,
+        outcome: pb::MediationStatus::Failed as i32,
+        referral: referral as i32,
+        referral_note: "双方分歧较大".into(),
+        ..Default::default()
+    }
+}
+
+fn follow_up(c: &pb::MediationCase, performed: bool, close: bool) -> pb::RecordFollowUpRequest {
+    pb::RecordFollowUpRequest {
+        id: c.id.clone(),
+        expected_version: c.version,
+        performed,
+        note: "现场查看".into(),
+        close,
+        ..Default::default()
+    }
+}
+
+async fn overdue(app: &TestApp, op: &str) -> Vec<pb::MediationCase> {
+    app.mediation(Some(op))
+        .await
+        .list_mediation_cases(pb::ListMediationCasesRequest {
+            follow_up_overdue: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .mediation_cases
+}
+
+async fn repeat_alerts(app: &TestApp) -> Vec<pb::Alert> {
+    app.cases(Some(&app.admin()))
+        .await
+        .list_alerts(pb::ListAlertsRequest {
+            kind: "REPEAT_DISPUTE".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .alerts
+}
+
+#[tokio::test]
+async fn a_dispute_from_a_grid_case_is_mediated_agreed_followed_up_and_closes_the_case() {
+    let (app, clock) = town_at(local("2026-11-25 11:00")).await;
+    with_teams(&app).await;
+    let grid_case = workflow::new_case(&app, "0202", WALL).await;
+    let med = mediator(&app);
+    let c = create(&app, &med, dispute(&grid_case.case_id))
+        .await
+        .unwrap();
+    assert_eq!(c.status, pb::MediationStatus::Registered as i32);
+    assert!(c.case_no.starts_with("TJ500110111-"), "{}", c.case_no);
+    // The grid case records the referral.
+    let g = workflow::get(&app, &grid_case.case_id).await;
+    assert!(g.flags.contains(&"MEDIATION".to_string()), "{:?}", g.flags);
+    // Masked for the mediator; whole for a pii_reader, and that read is audited.
+    assert_eq!(c.parties[0].name, "张**");
+    assert_eq!(c.parties[0].id_number, "500110********1234");
+    assert_eq!(c.parties[0].phone, "138****2222");
+    assert_eq!(c.parties[0].address, "***");
+    let reads = "SELECT count(*) FROM audit_events WHERE action = 'pii.read'";
+    assert_eq!(app.count(reads).await, 0);
+    let reader = app.token("pii-1", &["town_operator", "pii_reader"], TOWN);
+    let full = app
+        .mediation(Some(&reader))
+        .await
+        .get_mediation_case(pb::GetMediationCaseRequest { id: c.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(full.parties[0].name, "张大山");
+    assert_eq!(full.parties[0].id_number, ID_A);
+    assert_eq!(full.parties[1].phone, PHONE_B);
+    assert_eq!(app.count(reads).await, 1);
+    let op = operator(&app);
+    let masked = app
+        .mediation(Some(&op))
+        .await
+        .get_mediation_case(pb::GetMediationCaseRequest { id: c.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(masked.parties[1].phone, "139****4444");
+    assert_eq!(app.count(reads).await, 1);
+
+    // Wrong roles and states.
+    let other = app.token_unit("med-wang", &["mediator"], TOWN, OTHER_TEAM);
+    let rec = |t: String, r| {
+        let app = &app;
+        async move {
+            app.mediation(Some(&t))
+                .await
+                .record_session(r)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    assert_eq!(
+        rec(other, session(&c, "2026-11-25 10:00"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        rec(op.clone(), session(&c, "2026-11-25 10:00"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let mut m = app.mediation(Some(&med)).await;
+    let e = m
+        .record_outcome(success(&c, "2026-12-05", "清理水沟"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(
+        e.message().contains("mediation case is REGISTERED"),
+        "{}",
+        e.message()
+    );
+    let mut future = session(&c, "2026-11-25 10:00");
+    future.held_at = Some(timestamp(local("2026-12-25 10:00")));
+    assert_eq!(
+        violations(&m.record_session(future).await.unwrap_err()),
+        vec!["held_at"]
+    );
+
+    // Two sessions; the second ends in a written agreement: clear the ditch within 10 days.
+    let c = m
+        .record_session(session(&c, "2026-11-25 10:00"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.status, pb::MediationStatus::InMediation as i32);
+    clock.set(local("2026-11-26 11:00"));
+    let mut stale = session(&c, "2026-11-26 10:00");
+    stale.expected_version -= 1;
+    assert_eq!(
+        m.record_session(stale).await.unwrap_err().code(),
+        Code::Aborted
+    );
+    let c = m
+        .record_session(session(&c, "2026-11-26 10:00"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.sessions.len(), 2);
+    let c = m
+        .record_outcome(success(&c, "2026-12-06", "上游户于12月6日前清理水沟"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.status, pb::MediationStatus::Succeeded as i32);
+    let a = c.agreement.clone().unwrap();
+    assert_eq!((a.version, a.amount_fen, a.written), (1, 50_000, true));
+    assert_eq!(c.follow_ups.len(), 1);
+    assert_eq!(c.follow_ups[0].due_on, "2026-12-07");
+    // The grid case is closed with the mediation's outcome.
+    let g = workflow::get(&app, &grid_case.case_id).await;
+    assert_eq!(g.status, "CLOSED");
+    assert!(g.flags.contains(&"MEDIATED".to_string()));
+    // A correction is a new version; the old one is kept; the follow-up moves with it.
+    let c = m
+        .record_outcome(success(
+            &c,
+            "2026-12-05",
+            "上游户于12月5日前清理水沟并加固沟壁",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.agreement.as_ref().unwrap().version, 2);
+    assert_eq!(c.agreement_history.len(), 2);
+    assert_eq!(c.agreement_history[0].text, "上游户于12月6日前清理水沟");
+    assert_eq!(c.follow_ups.len(), 1);
+    assert_eq!(c.follow_ups[0].due_on, "2026-12-06");
+    assert_eq!(
+        app.count("SELECT count(*) FROM mediation_agreements").await,
+        2
+    );
+    // Agreements and sessions cannot be edited in place.
+    let edit = app
+        .sql()
+        .await
+        .execute("UPDATE mediation_agreements SET text = 'x'", &[])
+        .await;
+    assert!(edit.is_err());
+    // The team's follow-up visit can close the case at once (the visit is recorded first).
+    let c = m
+        .record_follow_up(follow_up(&c, true, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.status, pb::MediationStatus::ClosedMediation as i32);
+    assert!(c.follow_ups[0].performed);
+    let e = app
+        .mediation(Some(&op))
+        .await
+        .record_follow_up(follow_up(&c, true, true))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn follow_ups_are_scheduled_listed_when_overdue_and_the_centre_closes_only_after_one() {
+    let (app, clock) = town_at(local("2026-11-25 09:00")).await;
+    with_teams(&app).await;
+    let med = mediator(&app);
+    let mut m = app.mediation(Some(&med)).await;
+    let c = create(&app, &med, dispute("")).await.unwrap();
+    let c = m
+        .record_session(session(&c, "2026-11-25 09:00"))
+        .await
+        .unwrap()
+        .into_inner();
+    let c = m
+        .record_outcome(success(&c, "2026-12-05", "十日内清理水沟"))
+        .await
+        .unwrap()
+        .into_inner();
+    let op = operator(&app);
+    // The command centre cannot close a success nobody followed up.
+    let e = app
+        .mediation(Some(&op))
+        .await
+        .record_follow_up(follow_up(&c, true, true))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(overdue(&app, &op).await.is_empty());
+    // Day 12: the follow-up (due 6 December) is overdue.
+    clock.set(local("2026-12-07 09:00"));
+    let late = overdue(&app, &op).await;
+    assert_eq!(late.len(), 1);
+    assert!(late[0].follow_ups[0].overdue);
+    let c = m
+        .record_follow_up(follow_up(&c, true, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(c.follow_ups[0].performed && c.follow_ups[0].done_at.is_some());
+    assert!(overdue(&app, &op).await.is_empty());
+    let c = app
+        .mediation(Some(&op))
+        .await
+        .record_follow_up(follow_up(&c, true, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.status, pb::MediationStatus::ClosedMediation as i32);
+}
+
+#[tokio::test]
+async fn a_failed_mediation_refers_on_and_reopens_a_closed_grid_case() {
+    let (app, _clock) = town_at(local("2026-11-25 09:00")).await;
+    with_teams(&app).await;
+    // A grid case closed by the command centre.
+    let op = operator(&app);
+    let g = workflow::registered(&app, WALL).await;
+    let g = workflow::act(&app, &op, workflow::dispatch(&g, ZFJ, 3))
+        .await
+        .unwrap();
+    let h = handler(&app, ZFJ);
+    let g = workflow::act(&app, &h, workflow::step(&g, CaseAction::Sign))
+        .await
+        .unwrap();
+    let g = workflow::act(&app, &h, workflow::step(&g, CaseAction::Feedback))
+        .await
+        .unwrap();
+    let g = workflow::act(&app, &op, workflow::step(&g, CaseAction::VerifyOk))
+        .await
+        .unwrap();
+    assert_eq!(g.status, "CLOSED");
+    let med = mediator(&app);
+    let mut m = app.mediation(Some(&med)).await;
+    let c = create(&app, &med, dispute(&g.case_id)).await.unwrap();
+    let c = m
+        .record_session(session(&c, "2026-11-25 09:00"))
+        .await
+        .unwrap()
+        .into_inner();
+    let e = m
+        .record_outcome(failure(&c, pb::Referral::Unspecified))
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&e), vec!["referral"]);
+    let c = m
+        .record_outcome(failure(&c, pb::Referral::Litigation))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.status, pb::MediationStatus::Failed as i32);
+    assert_eq!(c.referral, pb::Referral::Litigation as i32);
+    assert!(c.follow_ups.is_empty());
+    let g = workflow::get(&app, &g.case_id).await;
+    assert_eq!(g.status, "REGISTERED", "back to the command centre");
+    assert!(
+        g.flags.contains(&"REFERRED_LITIGATION".to_string()),
+        "{:?}",
+        g.flags
+    );
+    // A failure needs no follow-up to close.
+    let c = m
+        .record_follow_up(follow_up(&c, false, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(c.status, pb::MediationStatus::ClosedMediation as i32);
+}
+
+#[tokio::test]
+async fn personal_data_is_validated_encrypted_and_repeat_disputes_raise_an_alert() {
+    let (app, _clock) = town_at(local("2026-11-25 09:00")).await;
+    with_teams(&app).await;
+    let med = mediator(&app);
+    let mut bad = dispute("");
+    bad.parties[1].id_number = "500110198001015671".into();
+    bad.parties[0].phone = "1381111222".into();
+    let mut v = violations(&create(&app, &med, bad).await.unwrap_err());
+    v.sort();
+    assert_eq!(v, vec!["parties[0].phone", "parties[1].id_number"]);
+    let mut one = dispute("");
+    one.parties.truncate(1);
+    one.parties[0].role = pb::PartyRole::Respondent as i32;
+    let v = violations(&create(&app, &med, one).await.unwrap_err());
+    assert!(v.contains(&"parties".to_string()), "{v:?}");
+    assert_eq!(app.count("SELECT count(*) FROM mediation_cases").await, 0);
+
+    // 张大山 (ID_A) in two disputes: no alert; in a third (with someone else): an alert.
+    create(&app, &med, dispute("")).await.unwrap();
+    create(&app, &med, dispute("")).await.unwrap();
+    assert!(repeat_alerts(&app).await.is_empty());
+    let mut third = dispute("");
+    third.parties[1] = party("王三", pb::PartyRole::Respondent, ID_C, "");
+    third.dispute_type = "合同".into();
+    create(&app, &med, third).await.unwrap();
+    let a = repeat_alerts(&app).await;
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0].subject, "500110********1234");
+    // 李小河 (ID_B) is in two: nothing for him.
+
+    // The blind index finds a person's disputes without decrypting everything; audited.
+    let found = app
+        .mediation(Some(&med))
+        .await
+        .find_person_disputes(pb::FindPersonDisputesRequest {
+            id_number: ID_A.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.mediation_cases.len(), 3);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_events WHERE action = 'pii.lookup'")
+            .await,
+        1
+    );
+    // Only ciphertext in the database and no personal data in the audit trail.
+    for needle in [ID_A, ID_B, PHONE_A, "张大山", "马颈村三组"] {
+        let n = app
+            .sql()
+            .await
+            .query_one(
+                "SELECT count(*) FROM mediation_parties WHERE position(convert_to($1, 'UTF8') in name_enc || coalesce(id_number_enc, '') || coalesce(phone_enc, '') || coalesce(address_enc, '')) > 0",
+                &[&needle],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        assert_eq!(n, 0, "{needle} in plaintext");
+        let n = app
+            .sql()
+            .await
+            .query_one(
+                "SELECT count(*) FROM audit_events WHERE coalesce(after::text, '') || coalesce(before::text, '') LIKE '%' || $1 || '%'",
+                &[&needle],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        assert_eq!(n, 0, "{needle} in the audit trail");
+    }
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_everything_readable() {
+    let (app, _clock) = town_at(local("2026-11-25 09:00")).await;
+    with_teams(&app).await;
+    let med = mediator(&app);
+    let c = create(&app, &med, dispute("")).await.unwrap();
+    let old = app.settings.pii_key.clone();
+    // The new key, id 2; the old one kept for reading until the rotation is done.
+    let new = SecretKey::generate();
+    let mut settings = app.settings.clone();
+    settings.pii_key = new.clone();
+    settings.pii_key_id = 2;
+    settings.pii_previous_keys = vec![(1, old.clone())];
+    let cipher = PiiCipher::with_keys(2, &new, &[(1, old)]);
+    let counts = gridhub::keys::rotate(&app.db, &cipher).await.unwrap();
+    let n = |col: &str| counts.iter().find(|(c, _)| c == col).unwrap().1;
+    assert_eq!(n("mediation_parties.name_enc"), 2);
+    assert_eq!(n("mediation_parties.id_number_enc"), 2);
+    assert!(n("workers.phone_enc") >= 3, "{counts:?}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM mediation_parties WHERE get_byte(name_enc, 0) <> 130 OR get_byte(id_number_enc, 0) <> 130")
+            .await,
+        0
+    );
+    // Again: nothing left to do.
+    let again = gridhub::keys::rotate(&app.db, &cipher).await.unwrap();
+    assert!(again.iter().all(|(_, n)| *n == 0), "{again:?}");
+    // A server with only the new key reads everything, and the blind index still finds people.
+    settings.pii_previous_keys.clear();
+    let mut replica = gridhub::startup::App::bind(&settings, &app.db)
+        .await
+        .unwrap();
+    replica.ready().await;
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", replica.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let reader = app.token("pii-1", &["mediator", "pii_reader"], TOWN);
+    let header: tonic::metadata::MetadataValue<_> = format!("Bearer {reader}").parse().unwrap();
+    let mut client = pb::mediation_service_client::MediationServiceClient::with_interceptor(
+        ch,
+        move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", header.clone());
+            Ok(r)
+        },
+    );
+    let got = client
+        .get_mediation_case(pb::GetMediationCaseRequest { id: c.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.parties[0].id_number, ID_A);
+    assert_eq!(got.parties[1].name, "李小河");
+    let found = client
+        .find_person_disputes(pb::FindPersonDisputesRequest {
+            phone: PHONE_B.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.mediation_cases.len(), 1);
+    replica.shutdown().await;
+}
+
+#[tokio::test]
+async fn statistics_match_hand_computed_figures() {
+    let (app, clock) = town_at(local("2026-11-02 09:00")).await;
+    with_teams(&app).await;
+    let med = mediator(&app);
+    let other = app.token_unit("med-wang", &["mediator"], TOWN, OTHER_TEAM);
+    let mut m = app.mediation(Some(&med)).await;
+    let mut o = app.mediation(Some(&other)).await;
+    // A: 邻里, PEOPLE, TEAM: agreement after 2 days with a deadline, performed at follow-up.
+    let a = create(&app, &med, dispute("")).await.unwrap();
+    let a = m
+        .record_session(session(&a, "2026-11-02 09:00"))
+        .await
+        .unwrap()
+        .into_inner();
+    // B: 邻里, PEOPLE, TEAM: fails after 1 day.
+    let b = create(&app, &med, dispute("")).await.unwrap();
+    let b = m
+        .record_session(session(&b, "2026-11-02 09:00"))
+        .await
+        .unwrap()
+        .into_inner();
+    // C: 合同, ADMINISTRATIVE, OTHER_TEAM: still registered.
+    let mut c = dispute("");
+    c.dispute_type = "合同".into();
+    c.kind = pb::MediationKind::Administrative as i32;
+    c.team = OTHER_TEAM.into();
+    c.mediators = vec!["med-wang".into()];
+    c.region_code = TOWN.into();
+    create(&app, &other, c).await.unwrap();
+    clock.set(local("2026-11-03 09:00"));
+    m.record_outcome(failure(&b, pb::Referral::Arbitration))
+        .await
+        .unwrap();
+    clock.set(local("2026-11-04 09:00"));
+    let a = m
+        .record_outcome(success(&a, "2026-11-10", "赔偿500元"))
+        .await
+        .unwrap()
+        .into_inner();
+    clock.set(local("2026-11-11 09:00"));
+    let a = m
+        .record_follow_up(follow_up(&a, true, true))
+        .await
+        .unwrap()
+        .into_inner();
+    // Another team's mediator cannot act on TEAM's case.
+    assert_eq!(
+        o.record_follow_up(follow_up(&a, true, false))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+
+    let stats = app
+        .mediation(Some(&operator(&app)))
+        .await
+        .get_mediation_stats(pb::GetMediationStatsRequest {
+            region_code: TOWN.into(),
+            from: Some(timestamp(local("2026-11-01 00:00"))),
+            to: Some(timestamp(local("2026-12-01 00:00"))),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let t = stats.total.unwrap();
+    assert_eq!((t.cases, t.succeeded, t.failed), (3, 1, 1));
+    assert!((t.success_rate - 0.5).abs() < 1e-9);
+    // A: 2 days, B: 1 day.
+    assert!((t.average_days_to_outcome - 1.5).abs() < 1e-6, "{t:?}");
+    assert_eq!((t.performed_on_time, t.with_deadline), (1, 1));
+    let by = |v: &[pb::MediationFigures], k: &str| v.iter().find(|x| x.key == k).unwrap().clone();
+    let n = by(&stats.by_type, "邻里");
+    assert_eq!((n.cases, n.succeeded, n.failed), (2, 1, 1));
+    assert_eq!(by(&stats.by_type, "合同").cases, 1);
+    assert_eq!(by(&stats.by_team, TEAM).cases, 2);
+    assert_eq!(by(&stats.by_team, OTHER_TEAM).succeeded, 0);
+    assert_eq!(by(&stats.by_kind, "PEOPLE").cases, 2);
+    assert_eq!(by(&stats.by_kind, "ADMINISTRATIVE").cases, 1);
+}
+
+/// The real binary with debug logs: registering disputes (one with a bad ID number) and a
+/// 12345 order leaves no ID number or phone in the log output.
+#[tokio::test]
+async fn no_personal_data_in_the_logs() {
+    let db = FreshDb::create().await;
+    let key = SecretKey::generate().to_base64();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let logs = tempfile::NamedTempFile::new().unwrap();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_gridhub"))
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("DATABASE_URL", db.url.expose())
+        .env("GRIDHUB_JWT_SECRET", &key)
+        .env("GRIDHUB_PII_KEY", SecretKey::generate().to_base64())
+        .env("GRIDHUB_DATA_DIR", tempfile::tempdir().unwrap().path())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(logs.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let issuer =
+        gridhub::auth::jwt::Issuer::hs256(&SecretKey::from_base64(&key).unwrap(), "gridhub");
+    let admin = issuer
+        .issue(
+            "admin-1",
+            &["admin".into(), "pii_reader".into()],
+            "*",
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let channel = loop {
+        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            break ch;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let header: tonic::metadata::MetadataValue<_> = format!("Bearer {admin}").parse().unwrap();
+    let auth = move |mut r: tonic::Request<()>| {
+        r.metadata_mut().insert("authorization", header.clone());
+        Ok(r)
+    };
+    let mut regions = pb::region_service_client::RegionServiceClient::with_interceptor(
+        channel.clone(),
+        auth.clone(),
+    );
+    let records: Vec<pb::RegionRecord> = [
+        ("50", "", 1),
+        ("5001", "50", 2),
+        ("500110", "5001", 3),
+        ("500110111", "500110", 4),
+        ("500110111201", "500110111", 5),
+    ]
+    .into_iter()
+    .map(|(code, parent, level)| pb::RegionRecord {
+        code: code.into(),
+        name: format!("区{code}"),
+        level,
+        parent_code: parent.into(),
+        ..Default::default()
+    })
+    .collect();
+    let mut ok = false;
+    for _ in 0..50 {
+        if regions
+            .import_regions(tokio_stream::iter(records.clone()))
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ok);
+    regions
+        .upsert_department(pb::UpsertDepartmentRequest {
+            department: Some(pb::Department {
+                code: TEAM.into(),
+                name: "马颈村人民调解委员会".into(),
+                region_code: "500110111201".into(),
+                kind: "调解".into(),
+                active: true,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let mut med = pb::mediation_service_client::MediationServiceClient::with_interceptor(
+        channel.clone(),
+        auth.clone(),
+    );
+    let c = med
+        .create_mediation_case(dispute(""))
+        .await
+        .unwrap()
+        .into_inner();
+    med.get_mediation_case(pb::GetMediationCaseRequest { id: c.id })
+        .await
+        .unwrap();
+    let mut bad = dispute("");
+    bad.parties[1].id_number = "500110198001015671".into();
+    med.create_mediation_case(bad).await.unwrap_err();
+    let mut hl = pb::hotline_service_client::HotlineServiceClient::with_interceptor(channel, auth);
+    let mut order = crate::hotline::work_order("LOG-1", 1);
+    order.caller.as_mut().unwrap().phone = PHONE_A.into();
+    hl.push_work_order(order).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().unwrap().to_string()])
+        .status();
+    assert!(server.wait().await.unwrap().success());
+    let text = std::fs::read_to_string(logs.path()).unwrap();
+    assert!(
+        text.contains("MediationService/CreateMediationCase"),
+        "the calls were logged"
+    );
+    for needle in [
+        ID_A,
+        ID_B,
+        "500110198001015671",
+        PHONE_A,
+        PHONE_B,
+        "张大山",
+        "李小河",
+    ] {
+        assert!(!text.contains(needle), "{needle} in the logs");
+    }
+}
