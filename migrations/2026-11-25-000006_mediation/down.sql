@@ -1,3 +1,6 @@
+DROP TABLE IF EXISTS mediation_stats;
+DROP FUNCTION IF EXISTS mediation_stats_apply() CASCADE;
+DROP FUNCTION IF EXISTS mediation_stats_add(mediation_cases, integer) CASCADE;
 DROP TABLE IF EXISTS mediation_follow_ups;
 DROP TABLE IF EXISTS mediation_agreements;
 DROP TABLE IF EXISTS mediation_sessions;

@@ -10,10 +10,12 @@
 //! - `bench fanout` and `bench dashboard`: the live feed and the dashboard (see
 //!   [`command_centre`]).
 //! - `bench hotline`: PushWorkOrder throughput and the outbox's push latency (see [`hotline`]).
+//! - `bench mediation`: mediation statistics and the blind-index look-up (see [`mediation`]).
 
 mod command_centre;
 mod hotline;
 mod ingest;
+mod mediation;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -102,6 +104,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// GetMediationStats for a county and the blind-index look-up of a person's disputes.
+    Mediation {
+        /// Mediation cases in the county.
+        #[arg(long, default_value_t = 200_000)]
+        cases: usize,
+        /// Distinct persons among their parties.
+        #[arg(long, default_value_t = 100_000)]
+        persons: usize,
+        /// Stats calls (and ten times as many look-ups).
+        #[arg(long, default_value_t = 200)]
+        calls: usize,
+    },
     /// GetDashboard for a town over millions of cases versus a plain GROUP BY.
     Dashboard {
         /// Cases in the county.
@@ -181,6 +195,22 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
                     clients,
                     handlers,
                     seconds,
+                },
+            )
+            .await
+        }
+        BenchCommand::Mediation {
+            cases,
+            persons,
+            calls,
+        } => {
+            mediation::run(
+                settings,
+                &url,
+                mediation::Plan {
+                    cases,
+                    persons,
+                    calls,
                 },
             )
             .await

@@ -598,6 +598,8 @@ impl MediationService for MediationApi {
                         registered_at: now,
                         outcome_at: None,
                         closed_at: None,
+                        agreement_deadline: None,
+                        performed: None,
                         created_by: who.sub.clone(),
                         version: 1,
                     };
@@ -901,6 +903,7 @@ impl MediationService for MediationApi {
                         recorded_at: now,
                     })
                     .await?;
+                    db::set_agreement_deadline(conn, id, *deadline).await?;
                     if action == Action::Succeed {
                         header.outcome = "SUCCEEDED".into();
                         header.outcome_at = Some(now);
@@ -991,6 +994,7 @@ impl MediationService for MediationApi {
                         }
                     };
                     db::complete_follow_up(conn, id, number, r.performed, r.note.trim(), &who.sub, now).await?;
+                    db::set_first_performed(conn, id, r.performed).await?;
                     followed = true;
                 }
                 if r.close {

@@ -34,6 +34,10 @@ pub struct MediationCase {
     pub registered_at: DateTime<Utc>,
     pub outcome_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The latest agreement's performance deadline.
+    pub agreement_deadline: Option<NaiveDate>,
+    /// What the first follow-up found.
+    pub performed: Option<bool>,
     pub created_by: String,
     pub version: i64,
 }
@@ -310,6 +314,36 @@ pub async fn add_follow_up(conn: &mut AsyncPgConnection, f: &FollowUpRow) -> Que
         .map(|_| ())
 }
 
+/// Records the latest agreement's performance deadline on the case.
+pub async fn set_agreement_deadline(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    deadline: Option<NaiveDate>,
+) -> QueryResult<()> {
+    diesel::update(mediation_cases::table.find(id))
+        .set(mediation_cases::agreement_deadline.eq(deadline))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Records what the first follow-up found (later ones do not change it).
+pub async fn set_first_performed(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    performed: bool,
+) -> QueryResult<()> {
+    diesel::update(
+        mediation_cases::table
+            .find(id)
+            .filter(mediation_cases::performed.is_null()),
+    )
+    .set(mediation_cases::performed.eq(Some(performed)))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
 /// Moves the open follow-up `number` to `due`.
 pub async fn reschedule_follow_up(
     conn: &mut AsyncPgConnection,
@@ -402,46 +436,87 @@ pub struct Figures {
     pub with_deadline: i32,
 }
 
-/// Figures of the cases registered in `[from, to)` within `prefix`, in one pass with GROUPING
-/// SETS. An agreement counts as performed on time when the first follow-up recorded on it
-/// found it performed.
+/// Figures of the cases registered in `[from, to)` within `prefix`, with GROUPING SETS: the
+/// whole local months inside the range come from `mediation_stats` (kept by triggers), only the
+/// cases of the partial months at its ends are read one by one. An agreement counts as
+/// performed on time when the first follow-up recorded on it found it performed.
 pub async fn stats(
     conn: &mut AsyncPgConnection,
     prefix: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> QueryResult<Vec<Figures>> {
+    let (m_from, m_to) = whole_local_months(from, to);
+    let at = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc() - chrono::Duration::hours(8))
+            .unwrap_or(from)
+    };
+    // Partial stretches: [from, start of the first whole month) and [end of the last, to).
+    let (head_end, tail_start) = if m_from < m_to {
+        (at(m_from), at(m_to))
+    } else {
+        (to, to)
+    };
     diesel::sql_query(
-        "WITH c AS (
-            SELECT m.dispute_type, m.team, m.kind, m.outcome,
-                   EXTRACT(EPOCH FROM (m.outcome_at - m.registered_at)) / 86400.0 AS days,
-                   a.performance_deadline IS NOT NULL AS with_deadline,
-                   COALESCE((SELECT f.performed FROM mediation_follow_ups f
-                              WHERE f.case_id = m.case_id AND f.done_at IS NOT NULL
-                              ORDER BY f.done_at LIMIT 1), false) AS performed
-              FROM mediation_cases m
-              LEFT JOIN LATERAL (SELECT performance_deadline FROM mediation_agreements x
-                                  WHERE x.case_id = m.case_id ORDER BY version DESC LIMIT 1) a ON true
-             WHERE m.region_code LIKE $1 AND m.registered_at >= $2 AND m.registered_at < $3)
+        "WITH s AS (
+            SELECT dispute_type, team, kind, outcome, with_deadline, performed, cases, secs
+              FROM mediation_stats
+             WHERE region_code LIKE $1 AND month >= $4 AND month < $5
+            UNION ALL
+            SELECT dispute_type, team, kind, outcome, agreement_deadline IS NOT NULL, COALESCE(performed, false), 1,
+                   COALESCE(EXTRACT(EPOCH FROM (outcome_at - registered_at)), 0)
+              FROM mediation_cases
+             WHERE region_code LIKE $1 AND ((registered_at >= $2 AND registered_at < $6) OR (registered_at >= $7 AND registered_at < $3)))
          SELECT CASE WHEN GROUPING(dispute_type) = 0 THEN 1 WHEN GROUPING(team) = 0 THEN 2
                      WHEN GROUPING(kind) = 0 THEN 3 ELSE 0 END AS set,
                 COALESCE(dispute_type, team, kind, '') AS key,
-                count(*)::int4 AS cases,
-                count(*) FILTER (WHERE outcome = 'SUCCEEDED')::int4 AS succeeded,
-                count(*) FILTER (WHERE outcome = 'FAILED')::int4 AS failed,
-                COALESCE(avg(days) FILTER (WHERE outcome <> ''), 0)::float8 AS days_to_outcome,
-                count(*) FILTER (WHERE outcome <> '')::int4 AS decided,
-                count(*) FILTER (WHERE outcome = 'SUCCEEDED' AND with_deadline AND performed)::int4 AS performed_on_time,
-                count(*) FILTER (WHERE outcome = 'SUCCEEDED' AND with_deadline)::int4 AS with_deadline
-           FROM c
+                COALESCE(sum(cases), 0)::int4 AS cases,
+                COALESCE(sum(cases) FILTER (WHERE outcome = 'SUCCEEDED'), 0)::int4 AS succeeded,
+                COALESCE(sum(cases) FILTER (WHERE outcome = 'FAILED'), 0)::int4 AS failed,
+                COALESCE(sum(secs) / 86400.0 / NULLIF(sum(cases) FILTER (WHERE outcome <> ''), 0), 0)::float8 AS days_to_outcome,
+                COALESCE(sum(cases) FILTER (WHERE outcome <> ''), 0)::int4 AS decided,
+                COALESCE(sum(cases) FILTER (WHERE outcome = 'SUCCEEDED' AND with_deadline AND performed), 0)::int4 AS performed_on_time,
+                COALESCE(sum(cases) FILTER (WHERE outcome = 'SUCCEEDED' AND with_deadline), 0)::int4 AS with_deadline
+           FROM s
           GROUP BY GROUPING SETS ((dispute_type), (team), (kind), ())
+         HAVING sum(cases) <> 0 OR GROUPING(dispute_type, team, kind) = 7
           ORDER BY 1, 2",
     )
     .bind::<Text, _>(format!("{prefix}%"))
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(to)
+    .bind::<diesel::sql_types::Date, _>(if m_from < m_to { m_from } else { m_to })
+    .bind::<diesel::sql_types::Date, _>(m_to)
+    .bind::<Timestamptz, _>(head_end)
+    .bind::<Timestamptz, _>(tail_start)
     .load(conn)
     .await
+}
+
+/// The whole local (China Standard Time) months inside `[from, to)`, as `[first, end)` month
+/// starts; empty (`first >= end`) when there is none.
+pub fn whole_local_months(from: DateTime<Utc>, to: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
+    use chrono::Datelike;
+    let local = |t: DateTime<Utc>| (t + chrono::Duration::hours(8)).naive_utc();
+    let (f, t) = (local(from), local(to));
+    let month_start = |d: NaiveDate| d.with_day(1).unwrap_or(d);
+    let next_month = |d: NaiveDate| {
+        let (y, m) = if d.month() == 12 {
+            (d.year() + 1, 1)
+        } else {
+            (d.year(), d.month() + 1)
+        };
+        NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(d)
+    };
+    let first_start = month_start(f.date());
+    let first = if f == first_start.and_hms_opt(0, 0, 0).unwrap_or(f) {
+        first_start
+    } else {
+        next_month(first_start)
+    };
+    let end = month_start(t.date());
+    (first, end)
 }
 
 /// Adds `flag` to a case of the one net (once) and bumps its version; returns the case.
@@ -465,4 +540,37 @@ pub async fn flag_case(
         .select(super::cases::Case::as_select())
         .first(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_str(&format!("{s} +0800"), "%Y-%m-%d %H:%M %z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn whole_local_months_of_a_range() {
+        assert_eq!(
+            whole_local_months(local("2026-11-01 00:00"), local("2026-12-01 00:00")),
+            (d("2026-11-01"), d("2026-12-01"))
+        );
+        assert_eq!(
+            whole_local_months(local("2025-11-26 10:00"), local("2026-11-26 10:00")),
+            (d("2025-12-01"), d("2026-11-01"))
+        );
+        let (a, b) = whole_local_months(local("2026-11-03 00:00"), local("2026-11-20 00:00"));
+        assert!(a >= b);
+        assert_eq!(
+            whole_local_months(local("2026-12-01 00:00"), local("2027-01-01 00:00")),
+            (d("2026-12-01"), d("2027-01-01"))
+        );
+    }
 }

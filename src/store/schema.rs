@@ -314,6 +314,8 @@ diesel::table! {
         registered_at -> Timestamptz,
         outcome_at -> Nullable<Timestamptz>,
         closed_at -> Nullable<Timestamptz>,
+        agreement_deadline -> Nullable<Date>,
+        performed -> Nullable<Bool>,
         created_by -> Text,
         version -> Int8,
     }
@@ -356,6 +358,21 @@ diesel::table! {
         summary -> Text,
         recorded_by -> Text,
         recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mediation_stats (region_code, month, dispute_type, team, kind, outcome, with_deadline, performed) {
+        region_code -> Text,
+        month -> Date,
+        dispute_type -> Text,
+        team -> Text,
+        kind -> Text,
+        outcome -> Text,
+        with_deadline -> Bool,
+        performed -> Bool,
+        cases -> Int8,
+        secs -> Float8,
     }
 }
 
@@ -496,6 +513,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mediation_follow_ups,
     mediation_parties,
     mediation_sessions,
+    mediation_stats,
     regions,
     reports,
     service_requests,

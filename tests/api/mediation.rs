@@ -639,7 +639,7 @@ async fn statistics_match_hand_computed_figures() {
         .await
         .unwrap()
         .into_inner();
-    let t = stats.total.unwrap();
+    let t = stats.total.clone().unwrap();
     assert_eq!((t.cases, t.succeeded, t.failed), (3, 1, 1));
     assert!((t.success_rate - 0.5).abs() < 1e-9);
     // A: 2 days, B: 1 day.
@@ -653,6 +653,33 @@ async fn statistics_match_hand_computed_figures() {
     assert_eq!(by(&stats.by_team, OTHER_TEAM).succeeded, 0);
     assert_eq!(by(&stats.by_kind, "PEOPLE").cases, 2);
     assert_eq!(by(&stats.by_kind, "ADMINISTRATIVE").cases, 1);
+    // A range of partial months reads the cases themselves: the same figures.
+    let partial = app
+        .mediation(Some(&operator(&app)))
+        .await
+        .get_mediation_stats(pb::GetMediationStatsRequest {
+            region_code: TOWN.into(),
+            from: Some(timestamp(local("2026-10-15 00:00"))),
+            to: Some(timestamp(local("2026-11-20 00:00"))),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(partial.total, stats.total);
+    assert_eq!(partial.by_type, stats.by_type);
+    let none = app
+        .mediation(Some(&operator(&app)))
+        .await
+        .get_mediation_stats(pb::GetMediationStatsRequest {
+            region_code: TOWN.into(),
+            from: Some(timestamp(local("2026-12-01 00:00"))),
+            to: Some(timestamp(local("2027-03-01 00:00"))),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(none.total.unwrap().cases, 0);
+    assert!(none.by_type.is_empty());
 }
 
 /// The real binary with debug logs: registering disputes (one with a bad ID number) and a
