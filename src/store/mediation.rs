@@ -467,7 +467,12 @@ pub async fn stats(
             SELECT dispute_type, team, kind, outcome, agreement_deadline IS NOT NULL, COALESCE(performed, false), 1,
                    COALESCE(EXTRACT(EPOCH FROM (outcome_at - registered_at)), 0)
               FROM mediation_cases
-             WHERE region_code LIKE $1 AND ((registered_at >= $2 AND registered_at < $6) OR (registered_at >= $7 AND registered_at < $3)))
+             WHERE region_code LIKE $1 AND registered_at >= $2 AND registered_at < $6
+            UNION ALL
+            SELECT dispute_type, team, kind, outcome, agreement_deadline IS NOT NULL, COALESCE(performed, false), 1,
+                   COALESCE(EXTRACT(EPOCH FROM (outcome_at - registered_at)), 0)
+              FROM mediation_cases
+             WHERE region_code LIKE $1 AND registered_at >= $7 AND registered_at < $3)
          SELECT CASE WHEN GROUPING(dispute_type) = 0 THEN 1 WHEN GROUPING(team) = 0 THEN 2
                      WHEN GROUPING(kind) = 0 THEN 3 ELSE 0 END AS set,
                 COALESCE(dispute_type, team, kind, '') AS key,
