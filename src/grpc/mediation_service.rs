@@ -298,6 +298,35 @@ async fn show(
     Ok(view(state, full, unmasked, today(state)))
 }
 
+/// [`show`] for several cases, their details read in one query per table.
+async fn show_many(
+    state: &State,
+    conn: &mut diesel_async::AsyncPgConnection,
+    audit: &mut Vec<NewEvent>,
+    cases: Vec<db::MediationCase>,
+    viewer: &Principal,
+) -> Result<Vec<pb::MediationCase>, ApiError> {
+    let unmasked = viewer.has(Role::PiiReader);
+    if unmasked {
+        for c in &cases {
+            audit.push(NewEvent::ok(
+                "pii.read",
+                "mediation_case",
+                &c.case_id.to_string(),
+                &c.region_code,
+                None,
+                Some(json!({"fields": ["parties.name", "parties.id_number", "parties.phone", "parties.address"]})),
+            ));
+        }
+    }
+    let day = today(state);
+    Ok(db::full_many(conn, cases)
+        .await?
+        .into_iter()
+        .map(|f| view(state, f, unmasked, day))
+        .collect())
+}
+
 /// Moves the linked case of the one net with the mediation's outcome: a success closes it, a
 /// failure records the referral (and reopens a closed case to the command centre).
 async fn move_linked_case(
@@ -728,10 +757,7 @@ impl MediationService for MediationApi {
             async move {
                 let mut rows = db::list(conn, &prefix, &f, before, limit).await?;
                 let next = page.finish(&state, &mut rows, |c| c.case_id.to_string());
-                let mut out = Vec::with_capacity(rows.len());
-                for c in rows {
-                    out.push(show(&state, conn, audit, c, &who).await?);
-                }
+                let out = show_many(&state, conn, audit, rows, &who).await?;
                 Ok((out, next))
             }
             .boxed()
@@ -1107,11 +1133,8 @@ impl MediationService for MediationApi {
             async move {
                 let ids = db::disputes_of(conn, who.scope.prefix(), id_index.as_deref(), phone_index.as_deref(), DateTime::<Utc>::UNIX_EPOCH).await?;
                 audit.push(NewEvent::ok("pii.lookup", "person", "", who.scope.prefix(), None, Some(json!({"by": if id_index.is_some() { "id_number" } else { "phone" }, "found": ids.len()}))));
-                let mut out = Vec::new();
-                for c in db::by_ids(conn, &ids).await? {
-                    out.push(show(&state, conn, audit, c, &who).await?);
-                }
-                Ok(out)
+                let cases = db::by_ids(conn, &ids).await?;
+                show_many(&state, conn, audit, cases, &who).await
             }
             .boxed()
         })

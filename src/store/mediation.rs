@@ -208,6 +208,67 @@ pub async fn full(conn: &mut AsyncPgConnection, case: MediationCase) -> QueryRes
     })
 }
 
+/// Everything recorded on each of `cases`, in four queries whatever their number.
+pub async fn full_many(
+    conn: &mut AsyncPgConnection,
+    cases: Vec<MediationCase>,
+) -> QueryResult<Vec<Full>> {
+    let ids: Vec<Uuid> = cases.iter().map(|c| c.case_id).collect();
+    let parties = mediation_parties::table
+        .filter(mediation_parties::case_id.eq_any(&ids))
+        .order((mediation_parties::case_id, mediation_parties::position))
+        .select(PartyRow::as_select())
+        .load(conn)
+        .await?;
+    let sessions = mediation_sessions::table
+        .filter(mediation_sessions::case_id.eq_any(&ids))
+        .order((mediation_sessions::case_id, mediation_sessions::number))
+        .select(SessionRow::as_select())
+        .load(conn)
+        .await?;
+    let agreements = mediation_agreements::table
+        .filter(mediation_agreements::case_id.eq_any(&ids))
+        .order((mediation_agreements::case_id, mediation_agreements::version))
+        .select(AgreementRow::as_select())
+        .load(conn)
+        .await?;
+    let follow_ups = mediation_follow_ups::table
+        .filter(mediation_follow_ups::case_id.eq_any(&ids))
+        .order((mediation_follow_ups::case_id, mediation_follow_ups::number))
+        .select(FollowUpRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(cases
+        .into_iter()
+        .map(|case| {
+            let id = case.case_id;
+            Full {
+                case,
+                parties: parties
+                    .iter()
+                    .filter(|p| p.case_id == id)
+                    .cloned()
+                    .collect(),
+                sessions: sessions
+                    .iter()
+                    .filter(|p| p.case_id == id)
+                    .cloned()
+                    .collect(),
+                agreements: agreements
+                    .iter()
+                    .filter(|p| p.case_id == id)
+                    .cloned()
+                    .collect(),
+                follow_ups: follow_ups
+                    .iter()
+                    .filter(|p| p.case_id == id)
+                    .cloned()
+                    .collect(),
+            }
+        })
+        .collect())
+}
+
 /// What ListMediationCases filters by.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
