@@ -20,21 +20,7 @@ use crate::store::service::{self as db, HotlineOrder, ServiceRequest};
 
 /// A refusal of the request workflow, worded for requests.
 pub fn refused(r: Refusal) -> ApiError {
-    match r {
-        Refusal::State {
-            status,
-            action,
-            allowed,
-        } => ApiError::FailedPrecondition(format!(
-            "request is {status}; {action} applies to {allowed}"
-        )),
-        Refusal::Condition { status, reason } => {
-            ApiError::FailedPrecondition(format!("request is {status}: {reason}"))
-        }
-        Refusal::Calendar => ApiError::FailedPrecondition(r.to_string()),
-        Refusal::Role { .. } => ApiError::PermissionDenied(r.to_string()),
-        Refusal::Argument { field, description } => ApiError::invalid(field, description),
-    }
+    crate::grpc::error::refusal(r, "request")
 }
 
 /// The update 12345 hears of `kind` on `order` (as an audit event; see the module docs):

@@ -12,7 +12,7 @@
 //! command centre (`town_operator`, `admin`) may also close a case. A successful case closes
 //! only after a follow-up has checked the agreement's performance (履行).
 
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{Duration, NaiveDate};
 
 use super::workflow::Refusal;
 
@@ -135,15 +135,11 @@ pub fn plan(status: Status, action: Action, actor: Actor, facts: Facts) -> Resul
     }
     let (from, to) = action.rule();
     if !from.contains(&status) {
-        return Err(Refusal::State {
-            status: status.as_str(),
-            action: action.as_str(),
-            allowed: from
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" or "),
-        });
+        return Err(Refusal::state(
+            status.as_str(),
+            action.as_str(),
+            from.iter().map(|s| s.as_str()),
+        ));
     }
     if action == Action::Close && status == Status::Succeeded && !facts.followed_up {
         return Err(Refusal::Condition {
@@ -184,11 +180,6 @@ pub const DISPUTE_TYPES: [&str; 13] = [
     "交通事故",
     "其他",
 ];
-
-/// Whole days from `a` to `b` (for "days to outcome").
-pub fn days_between(a: NaiveDate, b: NaiveDate) -> i64 {
-    i64::from(b.num_days_from_ce() - a.num_days_from_ce())
-}
 
 #[cfg(test)]
 mod tests {
@@ -269,6 +260,5 @@ mod tests {
             d("2026-12-06")
         );
         assert_eq!(follow_up_due(d("2026-11-25"), None), d("2026-12-02"));
-        assert_eq!(days_between(d("2026-11-25"), d("2026-12-06")), 11);
     }
 }

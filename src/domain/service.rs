@@ -475,15 +475,11 @@ pub fn plan(
     }
     let (from, to) = action.rule();
     if !from.contains(&req.status) {
-        return Err(Refusal::State {
-            status: req.status.as_str(),
-            action: action.as_str(),
-            allowed: from
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" or "),
-        });
+        return Err(Refusal::state(
+            req.status.as_str(),
+            action.as_str(),
+            from.iter().map(|s| s.as_str()),
+        ));
     }
     let condition = |reason: &str| Refusal::Condition {
         status: req.status.as_str(),

@@ -249,6 +249,21 @@ pub enum Refusal {
     Calendar,
 }
 
+impl Refusal {
+    /// `action` is not allowed in `status`; it applies to the statuses named in `allowed`.
+    pub fn state<'a>(
+        status: &'static str,
+        action: &'static str,
+        allowed: impl IntoIterator<Item = &'a str>,
+    ) -> Refusal {
+        Refusal::State {
+            status,
+            action,
+            allowed: allowed.into_iter().collect::<Vec<_>>().join(" or "),
+        }
+    }
+}
+
 /// Flags the workflow sets and clears.
 pub mod flag {
     pub const OVERDUE: &str = "OVERDUE";
@@ -299,15 +314,11 @@ pub fn plan(
     }
     let (from, to) = action.rule();
     if !from.contains(&case.status) {
-        return Err(Refusal::State {
-            status: case.status.as_str(),
-            action: action.as_str(),
-            allowed: from
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" or "),
-        });
+        return Err(Refusal::state(
+            case.status.as_str(),
+            action.as_str(),
+            from.iter().map(|s| s.as_str()),
+        ));
     }
     let condition = |reason: &str| Refusal::Condition {
         status: case.status.as_str(),

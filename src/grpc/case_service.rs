@@ -20,7 +20,7 @@ use super::pb::case_service_server::CaseService;
 use super::{State, convert, principal, requested_prefix, time_range, uuid_field};
 use crate::domain::calendar::Calendar;
 use crate::domain::principal::Role;
-use crate::domain::workflow::{self, Action, Args, Refusal};
+use crate::domain::workflow::{self, Action, Args};
 use crate::feed::{self, Filter};
 use crate::store::audit::NewEvent;
 use crate::store::cases::{self, CaseFilter, FINISHED};
@@ -61,18 +61,6 @@ fn action(a: pb::CaseAction) -> Option<Action> {
         P::Supervise => Action::Supervise,
         P::Reopen => Action::Reopen,
     })
-}
-
-impl From<Refusal> for ApiError {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::State { .. } | Refusal::Condition { .. } | Refusal::Calendar => {
-                ApiError::FailedPrecondition(r.to_string())
-            }
-            Refusal::Role { .. } => ApiError::PermissionDenied(r.to_string()),
-            Refusal::Argument { field, description } => ApiError::invalid(field, description),
-        }
-    }
 }
 
 /// Validated TransitionCase arguments.

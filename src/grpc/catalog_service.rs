@@ -48,8 +48,9 @@ fn readable_town(p: &Principal, raw: &str) -> Result<String, ApiError> {
 /// The day to read the list on: `raw`, or today in China Standard Time.
 fn day(state: &State, raw: &str, field: &str) -> Result<NaiveDate, ApiError> {
     if raw.trim().is_empty() {
-        let now = state.workflow.clock.now();
-        return Ok((now + chrono::Duration::hours(8)).date_naive());
+        return Ok(super::service_request_service::local_day(
+            state.workflow.clock.now(),
+        ));
     }
     catalog::date(raw).ok_or_else(|| ApiError::invalid(field, "YYYY-MM-DD"))
 }

@@ -5,6 +5,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::Violation;
+use crate::domain::workflow::Refusal;
 use crate::store::StoreError;
 
 /// Errors an RPC can answer with.
@@ -36,6 +37,32 @@ impl ApiError {
     /// One violation.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> ApiError {
         ApiError::InvalidArgument(vec![Violation::new(field, description)])
+    }
+}
+
+/// A workflow refusal (cases, service requests, mediation) as an API error; `noun` names what
+/// was refused ("case", "request", "mediation case") in FAILED_PRECONDITION messages.
+pub fn refusal(r: Refusal, noun: &str) -> ApiError {
+    match r {
+        Refusal::State {
+            status,
+            action,
+            allowed,
+        } => ApiError::FailedPrecondition(format!(
+            "{noun} is {status}; {action} applies to {allowed}"
+        )),
+        Refusal::Condition { status, reason } => {
+            ApiError::FailedPrecondition(format!("{noun} is {status}: {reason}"))
+        }
+        Refusal::Calendar => ApiError::FailedPrecondition(r.to_string()),
+        Refusal::Role { .. } => ApiError::PermissionDenied(r.to_string()),
+        Refusal::Argument { field, description } => ApiError::invalid(field, description),
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        refusal(r, "case")
     }
 }
 

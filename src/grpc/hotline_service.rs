@@ -273,15 +273,7 @@ async fn file_report(
         .pop()
         .ok_or_else(|| ApiError::Internal("intake returned no result".into()))?
         .map_err(item_error)?;
-    let region: String = {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        st::schema::reports::table
-            .find(accepted.report_id)
-            .select(st::schema::reports::region_code)
-            .first(conn)
-            .await?
-    };
+    let region = reports::region_of(conn, accepted.report_id).await?;
     Ok((accepted.report_id, region))
 }
 
@@ -314,12 +306,13 @@ impl HotlineService for HotlineApi {
         // Work orders are committed in groups (see `group`): 12345 pushes many small ones.
         let out = self.state.work_orders.run(key, actor, Box::new(move |conn, audit| {
             async move {
-                let cal = Calendar::new(
-                    st::calendar::load(conn).await?,
-                    state.workflow.office_hours.clone(),
-                );
                 let existing = db::lock_order(conn, &o.order_no).await?;
                 let Some(current) = existing else {
+                    // Only a new order needs the calendar (its deadline, catching up with a case).
+                    let cal = Calendar::new(
+                        st::calendar::load(conn).await?,
+                        state.workflow.office_hours.clone(),
+                    );
                     // A new order: a request, and for a located order a report in the one net.
                     let (report, region) = match o.location {
                         Some((lat, lng)) => {

@@ -46,21 +46,7 @@ pub struct MediationApi {
 }
 
 fn refused(r: Refusal) -> ApiError {
-    match r {
-        Refusal::State {
-            status,
-            action,
-            allowed,
-        } => ApiError::FailedPrecondition(format!(
-            "mediation case is {status}; {action} applies to {allowed}"
-        )),
-        Refusal::Condition { status, reason } => {
-            ApiError::FailedPrecondition(format!("mediation case is {status}: {reason}"))
-        }
-        Refusal::Role { .. } => ApiError::PermissionDenied(r.to_string()),
-        Refusal::Argument { field, description } => ApiError::invalid(field, description),
-        Refusal::Calendar => ApiError::FailedPrecondition(r.to_string()),
-    }
+    super::error::refusal(r, "mediation case")
 }
 
 /// What the caller is, relative to `c`.
@@ -283,19 +269,10 @@ async fn show(
     c: db::MediationCase,
     viewer: &Principal,
 ) -> Result<pb::MediationCase, ApiError> {
-    let unmasked = viewer.has(Role::PiiReader);
-    if unmasked {
-        audit.push(NewEvent::ok(
-            "pii.read",
-            "mediation_case",
-            &c.case_id.to_string(),
-            &c.region_code,
-            None,
-            Some(json!({"fields": ["parties.name", "parties.id_number", "parties.phone", "parties.address"]})),
-        ));
-    }
-    let full = db::full(conn, c).await?;
-    Ok(view(state, full, unmasked, today(state)))
+    show_many(state, conn, audit, vec![c], viewer)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("a shown case went missing".into()))
 }
 
 /// [`show`] for several cases, their details read in one query per table.

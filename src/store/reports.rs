@@ -27,6 +27,15 @@ use crate::domain::principal::Scope;
 use crate::domain::region::RegionCode;
 use crate::domain::report::{self, Outcome, ReportInput, flags};
 
+/// The region a stored report was located in.
+pub async fn region_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<String> {
+    reports::table
+        .find(id)
+        .select(reports::region_code)
+        .first(conn)
+        .await
+}
+
 /// The answer for an accepted report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
