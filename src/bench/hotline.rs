@@ -33,6 +33,8 @@ pub struct Plan {
     pub clients: usize,
     /// Concurrent handlers signing and replying.
     pub handlers: usize,
+    /// Requests handled per second by all handlers together (0: unpaced).
+    pub handle_rate: u32,
     /// Seconds of load.
     pub seconds: u64,
 }
@@ -225,9 +227,21 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
                 channel.clone(),
                 auth(&handler_token)?,
             );
-        let (rx_req, handled) = (rx_req.clone(), handled.clone());
+        let (rx_req, handled, stop) = (rx_req.clone(), handled.clone(), stop.clone());
+        // Each handler's share of the rate: one request per `period`.
+        let period = (plan.handle_rate > 0)
+            .then(|| Duration::from_secs_f64(plan.handlers as f64 / f64::from(plan.handle_rate)));
         handlers.push(tokio::spawn(async move {
+            let mut next_at = tokio::time::Instant::now();
             loop {
+                if let Some(p) = period {
+                    // Paced handlers stop with the pushes (unpaced ones finish the queue).
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    next_at += p;
+                    tokio::time::sleep_until(next_at).await;
+                }
                 let next = rx_req.lock().await.recv().await;
                 let Some(sr) = next else { return };
                 let step =
@@ -362,10 +376,15 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     let push_rate = pushed as f64 / push_secs;
     let base_rate = base_n as f64 / base_secs;
     println!(
-        "bench hotline: {} PushWorkOrder clients for {} s; {} handlers assigning, signing and replying ({} requests handled); {} updates, {} delivered, {} bad signatures",
+        "bench hotline: {} PushWorkOrder clients for {} s; {} handlers assigning, signing and replying ({}; {} requests handled); {} updates, {} delivered, {} bad signatures",
         plan.clients,
         plan.seconds,
         plan.handlers,
+        if plan.handle_rate > 0 {
+            format!("paced to {} requests/s", plan.handle_rate)
+        } else {
+            "unpaced".to_owned()
+        },
         handled.load(Ordering::Relaxed),
         updates,
         delivered,

@@ -100,6 +100,10 @@ pub enum BenchCommand {
         /// Concurrent handlers assigning, signing and replying (each reply and sign-for is an update).
         #[arg(long, default_value_t = 8)]
         handlers: usize,
+        /// Requests the handlers take through 分办, 签收 and 回复 per second, together (each
+        /// makes two updates for 12345); 0: as fast as they can.
+        #[arg(long, default_value_t = 250)]
+        handle_rate: u32,
         /// Seconds of load.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
@@ -186,6 +190,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Hotline {
             clients,
             handlers,
+            handle_rate,
             seconds,
         } => {
             hotline::run(
@@ -194,6 +199,7 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
                 hotline::Plan {
                     clients,
                     handlers,
+                    handle_rate,
                     seconds,
                 },
             )

@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::pb;
 use super::pb::hotline_service_server::HotlineService;
 use super::report_service::{item_error, retention, submitter};
-use super::service_request_service::{Fresh, create, view};
+use super::service_request_service::{Fresh, created, fresh, view};
 use super::{State, convert, principal};
 use crate::domain::Violation;
 use crate::domain::calendar::Calendar;
@@ -34,6 +34,90 @@ pub const SOURCE_SYSTEM: &str = "12345";
 /// Updates per PullUpdates call by default and at most.
 const PULL_DEFAULT: i64 = 100;
 const PULL_MAX: i64 = 1000;
+
+/// What the work orders of one group commit share (see `group`): their orders locked and read
+/// in one round trip before the first, the calendar and known regions read once, and the new
+/// orders that join no case queued for one insert after the last.
+#[derive(Default)]
+pub struct GroupReads {
+    /// Per order number: the order as stored, or the request serial reserved for a new one.
+    locked: std::collections::HashMap<String, (Option<HotlineOrder>, Option<i64>)>,
+    calendar: Option<Calendar>,
+    regions: std::collections::HashMap<String, bool>,
+    queued: (Vec<db::ServiceRequest>, Vec<HotlineOrder>),
+}
+
+impl crate::group::Shared for GroupReads {
+    fn prepare<'c>(
+        &'c mut self,
+        conn: &'c mut diesel_async::AsyncPgConnection,
+        keys: &'c [String],
+    ) -> futures::future::BoxFuture<'c, Result<(), ApiError>> {
+        async move {
+            for (no, order, serial) in db::lock_orders(conn, keys).await? {
+                self.locked.insert(no, (order, serial));
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn flush<'c>(
+        &'c mut self,
+        conn: &'c mut diesel_async::AsyncPgConnection,
+    ) -> futures::future::BoxFuture<'c, Result<(), ApiError>> {
+        self.flush_queued(conn).boxed()
+    }
+}
+
+impl GroupReads {
+    /// Queues a new request and its order for the group's insert.
+    fn queue(&mut self, sr: db::ServiceRequest, ho: HotlineOrder) {
+        self.queued.0.push(sr);
+        self.queued.1.push(ho);
+    }
+
+    /// Inserts what is queued.
+    async fn flush_queued(
+        &mut self,
+        conn: &mut diesel_async::AsyncPgConnection,
+    ) -> Result<(), ApiError> {
+        let (requests, orders) = std::mem::take(&mut self.queued);
+        db::insert_with_orders(conn, &requests, &orders).await?;
+        Ok(())
+    }
+
+    /// The working-day calendar, read on first use.
+    async fn calendar(
+        &mut self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        state: &State,
+    ) -> Result<Calendar, ApiError> {
+        if let Some(c) = &self.calendar {
+            return Ok(c.clone());
+        }
+        let cal = Calendar::new(
+            st::calendar::load(conn).await?,
+            state.workflow.office_hours.clone(),
+        );
+        self.calendar = Some(cal.clone());
+        Ok(cal)
+    }
+
+    /// Whether `code` is a known region.
+    async fn known_region(
+        &mut self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        code: &str,
+    ) -> Result<bool, ApiError> {
+        if let Some(k) = self.regions.get(code) {
+            return Ok(*k);
+        }
+        let known = st::regions::get(conn, "", code).await?.is_some();
+        self.regions.insert(code.to_owned(), known);
+        Ok(known)
+    }
+}
 
 /// The HotlineService implementation.
 pub struct HotlineApi {
@@ -304,25 +388,31 @@ impl HotlineService for HotlineApi {
         };
         let key = o.order_no.clone();
         // Work orders are committed in groups (see `group`): 12345 pushes many small ones.
-        let out = self.state.work_orders.run(key, actor, Box::new(move |conn, audit| {
+        let out = self.state.work_orders.run(key, actor, Box::new(move |conn, audit, reads, step| {
             async move {
-                let existing = db::lock_order(conn, &o.order_no).await?;
+                let (existing, serial) = match reads.locked.remove(&o.order_no) {
+                    Some(found) => found,
+                    // The same order twice in one group: the first may be queued; write it,
+                    // then look again.
+                    None => {
+                        reads.flush_queued(conn).await?;
+                        (db::lock_order(conn, &o.order_no).await?, None)
+                    }
+                };
                 let Some(current) = existing else {
                     // Only a new order needs the calendar (its deadline, catching up with a case).
-                    let cal = Calendar::new(
-                        st::calendar::load(conn).await?,
-                        state.workflow.office_hours.clone(),
-                    );
+                    let cal = reads.calendar(conn, &state).await?;
                     // A new order: a request, and for a located order a report in the one net.
                     let (report, region) = match o.location {
                         Some((lat, lng)) => {
+                            step.writes(conn).await?;
                             let (id, region) =
                                 file_report(&state, conn, audit, &p, &o, lat, lng).await?;
                             (Some(id), region)
                         }
                         None => {
                             let r = o.region.as_ref().map(|r| r.as_str().to_owned()).unwrap_or_default();
-                            if st::regions::get(conn, "", &r).await?.is_none() {
+                            if !reads.known_region(conn, &r).await? {
                                 return Err(ApiError::invalid("region_code", format!("{r} is not a known region")));
                             }
                             (None, r)
@@ -331,10 +421,12 @@ impl HotlineService for HotlineApi {
                     let deadline = o.deadline.or_else(|| {
                         service::deadline(o.kind, o.urgency, None, state.workflow.service_limits, now, &cal)
                     });
-                    let sr = create(
+                    let serial = match serial {
+                        Some(s) => s,
+                        None => db::next_serial(conn).await?,
+                    };
+                    let mut sr = fresh(
                         &state,
-                        conn,
-                        audit,
                         Fresh {
                             kind: o.kind,
                             urgency: o.urgency,
@@ -349,8 +441,8 @@ impl HotlineService for HotlineApi {
                             hotline_order_no: Some(o.order_no.clone()),
                             now,
                         },
-                    )
-                    .await?;
+                        serial,
+                    )?;
                     let ho = HotlineOrder {
                         order_no: o.order_no.clone(),
                         sr_id: sr.sr_id,
@@ -362,7 +454,7 @@ impl HotlineService for HotlineApi {
                         received_at: now,
                         updated_at: now,
                     };
-                    db::insert_order(conn, &ho).await?;
+                    audit.push(created(&sr));
                     audit.push(NewEvent::ok(
                         "work_order.receive",
                         "work_order",
@@ -371,15 +463,24 @@ impl HotlineService for HotlineApi {
                         None,
                         Some(serde_json::json!({"version": o.version, "request_no": sr.request_no, "report_id": report})),
                     ));
+                    let msg = format!("work order {} version {} accepted as {}", o.order_no, o.version, sr.request_no);
+                    if report.is_none() {
+                        // Nothing of the one net to join: queue the two rows for the group's
+                        // one insert, and answer from them.
+                        let v = convert::service_request(sr.clone(), Some(&ho), None, &state.pii, &p, now);
+                        reads.queue(sr, ho);
+                        return Ok(result(pb::push_work_order_result::Outcome::Created, v, Vec::new(), msg));
+                    }
+                    db::insert_with_orders(conn, std::slice::from_ref(&sr), std::slice::from_ref(&ho)).await?;
                     // An order about an event the net already handles joins it where it is.
-                    let mut sr = sr;
-                    if let Some(case_id) = db::case_of_order(conn, &ho).await?
+                    let case_id = db::case_of_order(conn, &ho).await?;
+                    if let Some(case_id) = case_id
                         && let Some(case) = st::cases::by_ids(conn, &[case_id]).await?.pop()
                     {
                         sr = requests::catch_up(conn, audit, sr, &case, None, "", now, &cal).await?;
                     }
-                    let msg = format!("work order {} version {} accepted as {}", o.order_no, o.version, sr.request_no);
-                    let v = view(&state, conn, sr, &p).await?;
+                    // The answer from what this transaction just wrote: nothing to read back.
+                    let v = convert::service_request(sr, Some(&ho), case_id, &state.pii, &p, now);
                     return Ok(result(pb::push_work_order_result::Outcome::Created, v, Vec::new(), msg));
                 };
                 let sr = db::lock(conn, p.scope.prefix(), current.sr_id)
@@ -408,7 +509,7 @@ impl HotlineService for HotlineApi {
                 let region = match (&o.region, current.report_id) {
                     (_, Some(_)) => sr.region_code.clone(),
                     (Some(r), None) => {
-                        if st::regions::get(conn, "", r.as_str()).await?.is_none() {
+                        if !reads.known_region(conn, r.as_str()).await? {
                             return Err(ApiError::invalid("region_code", format!("{} is not a known region", r.as_str())));
                         }
                         r.as_str().to_owned()
@@ -428,6 +529,7 @@ impl HotlineService for HotlineApi {
                     deadline: o.deadline.or(sr.deadline),
                 };
                 let fields = changed(&state, &sr, &data, &o.caller);
+                step.writes(conn).await?;
                 let saved = db::save_order_data(conn, sr.sr_id, &data).await?;
                 db::save_order_version(conn, &o.order_no, o.version, &o.hash, now).await?;
                 audit.push(NewEvent::ok(

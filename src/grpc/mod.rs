@@ -55,7 +55,7 @@ pub struct AppState {
     /// The live feed of this server.
     pub feed: crate::feed::Feed,
     /// Group commit of 12345 work orders.
-    pub work_orders: crate::group::Group<pb::PushWorkOrderResult>,
+    pub work_orders: crate::group::Group<pb::PushWorkOrderResult, hotline_service::GroupReads>,
 }
 
 /// Shared handle to the state.

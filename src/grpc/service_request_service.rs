@@ -165,15 +165,24 @@ pub async fn create(
     audit: &mut Vec<NewEvent>,
     f: Fresh,
 ) -> Result<ServiceRequest, ApiError> {
+    let serial = db::next_serial(conn).await?;
+    let sr = fresh(state, f, serial)?;
+    db::insert(conn, &sr).await?;
+    audit.push(created(&sr));
+    Ok(sr)
+}
+
+/// A new request (ACCEPTED), numbered with `serial`.
+pub fn fresh(state: &State, f: Fresh, serial: i64) -> Result<ServiceRequest, ApiError> {
     let json = serde_json::to_string(&f.person)
         .map_err(|e| ApiError::Internal(format!("applicant: {e}")))?;
     let (item_code, item_version) = match f.catalog_item {
         Some((c, v)) => (c, Some(v)),
         None => (String::new(), None),
     };
-    let sr = ServiceRequest {
+    Ok(ServiceRequest {
         sr_id: Uuid::now_v7(),
-        request_no: db::next_request_no(conn, &f.region_code).await?,
+        request_no: db::request_no(&f.region_code, serial),
         kind: f.kind.as_str().to_owned(),
         urgency: f.urgency.as_str().to_owned(),
         catalog_item_code: item_code,
@@ -203,19 +212,21 @@ pub async fn create(
         dissatisfied_count: 0,
         hotline_order_no: f.hotline_order_no,
         version: 1,
-    };
-    db::insert(conn, &sr).await?;
+    })
+}
+
+/// The audit event of a new request, once numbered.
+pub fn created(sr: &ServiceRequest) -> NewEvent {
     let mut after = sr.audit_view();
     after["on_behalf"] = json!(sr.on_behalf);
-    audit.push(NewEvent::ok(
+    NewEvent::ok(
         "service_request.create",
         "service_request",
         &sr.sr_id.to_string(),
         &sr.region_code,
         None,
         Some(after),
-    ));
-    Ok(sr)
+    )
 }
 
 /// The local (China Standard Time) date of `t`.

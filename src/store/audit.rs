@@ -3,11 +3,15 @@
 //! Design: one chain over all events, `seq` without gaps. A mutating transaction collects its
 //! events and appends them as its last statement, under a transaction-scoped advisory lock:
 //! concurrent writers serialize only for that short append-and-commit, not for their whole
-//! work. Each event's hash is SHA-256 over the previous hash and a canonical encoding of its
+//! work. The append is one statement (`audit_append`, migration 8) that stages the events;
+//! during COMMIT a deferred trigger takes the lock, numbers and times them and chains their
+//! hashes from the canonical text of their content that this module computes beforehand. The
+//! lock is held from there until the commit is durable, with no round trip to this process
+//! inside. Each event's hash is SHA-256 over the previous hash and a canonical encoding of its
 //! content, so editing, deleting or reordering any event breaks the chain at that point.
 //! A trigger refuses UPDATE and DELETE; the chain catches whoever bypasses the trigger.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
@@ -90,7 +94,9 @@ pub struct Event {
     pub hash: Vec<u8>,
 }
 
-/// Appends `events` to the chain; call as the last statement of the transaction.
+/// Appends `events` to the chain; call as the last statement of the transaction. They are
+/// staged now and numbered, timed and chained under the chain's lock while the transaction
+/// commits (`audit_append` and `audit_chain_staged`, migration 8).
 pub async fn append(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
@@ -99,116 +105,108 @@ pub async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    // Lock the chain and read its head in one round trip (see migration 3).
-    let head: Option<(i64, Vec<u8>)> = ChainHead {}
-        .load::<Head>(conn)
-        .await?
-        .into_iter()
-        .next()
-        .map(|h| (h.head_seq, h.head_hash));
-    let (mut seq, mut prev) = head.unwrap_or((0, vec![0u8; 32]));
-    // Postgres keeps microseconds; hash what will be read back.
-    let now = Utc::now().trunc_subsecs(6);
-    let rows: Vec<Event> = events
-        .into_iter()
-        .map(|e| {
-            seq += 1;
-            let who = e.actor.as_ref().unwrap_or(actor);
-            let mut ev = Event {
-                seq,
-                occurred_at: now,
-                actor: who.sub.clone(),
-                actor_roles: who.roles.iter().cloned().map(Some).collect(),
-                action: e.action,
-                entity_type: e.entity_type,
-                entity_id: e.entity_id,
-                region_code: e.region_code,
-                before: e.before,
-                after: e.after,
-                outcome: e.outcome,
-                request_id: who.request_id.clone(),
-                prev_hash: prev.clone(),
-                hash: Vec::new(),
-            };
-            ev.hash = hash_event(&ev);
-            prev = ev.hash.clone();
-            ev
-        })
-        .collect();
-    // One prepared statement, one array per column, whatever the number of events.
-    InsertEvents {
-        b1: rows.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        b2: rows.iter().map(|e| e.occurred_at).collect::<Vec<_>>(),
-        b3: rows.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
-        b4: rows
-            .iter()
-            .map(|e| {
-                e.actor_roles
-                    .iter()
-                    .flatten()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect::<Vec<_>>(),
-        b5: rows.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        b6: rows
-            .iter()
-            .map(|e| e.entity_type.as_str())
-            .collect::<Vec<_>>(),
-        b7: rows
-            .iter()
-            .map(|e| e.entity_id.as_str())
-            .collect::<Vec<_>>(),
-        b8: rows
-            .iter()
-            .map(|e| e.region_code.as_str())
-            .collect::<Vec<_>>(),
-        b9: rows.iter().map(|e| e.before.as_ref()).collect::<Vec<_>>(),
-        b10: rows.iter().map(|e| e.after.as_ref()).collect::<Vec<_>>(),
-        b11: rows.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(),
-        b12: rows
-            .iter()
-            .map(|e| e.request_id.as_str())
-            .collect::<Vec<_>>(),
-        b13: rows
-            .iter()
-            .map(|e| e.prev_hash.as_slice())
-            .collect::<Vec<_>>(),
-        b14: rows.iter().map(|e| e.hash.as_slice()).collect::<Vec<_>>(),
+    let n = events.len();
+    let mut c = AppendEvents {
+        b1: Vec::with_capacity(n),
+        b2: Vec::with_capacity(n),
+        b3: Vec::with_capacity(n),
+        b4: Vec::with_capacity(n),
+        b5: Vec::with_capacity(n),
+        b6: Vec::with_capacity(n),
+        b7: Vec::with_capacity(n),
+        b8: Vec::with_capacity(n),
+        b9: Vec::with_capacity(n),
+        b10: Vec::with_capacity(n),
+        b11: Vec::with_capacity(n),
+    };
+    for e in events {
+        let who = e.actor.as_ref().unwrap_or(actor);
+        let roles: Vec<Option<String>> = who.roles.iter().cloned().map(Some).collect();
+        c.b11.push(tail(
+            &who.sub,
+            &roles,
+            &e.action,
+            &e.entity_type,
+            &e.entity_id,
+            &e.region_code,
+            e.before.as_ref(),
+            e.after.as_ref(),
+            &e.outcome,
+            &who.request_id,
+        ));
+        c.b1.push(who.sub.clone());
+        c.b2.push(who.roles.join(","));
+        c.b3.push(e.action);
+        c.b4.push(e.entity_type);
+        c.b5.push(e.entity_id);
+        c.b6.push(e.region_code);
+        c.b7.push(e.before);
+        c.b8.push(e.after);
+        c.b9.push(e.outcome);
+        c.b10.push(who.request_id.clone());
     }
-    .execute(conn)
-    .await?;
+    c.execute(conn).await?;
     Ok(())
 }
 
-/// SHA-256 over the previous hash and the canonical content of the event.
+/// SHA-256 over the previous hash and the canonical JSON array of the event's content:
+/// `[seq, occurred_at (µs), actor, roles, action, entity_type, entity_id, region_code, before,
+/// after, outcome, request_id]`.
 pub fn hash_event(e: &Event) -> Vec<u8> {
-    let content = Value::Array(vec![
-        Value::from(e.seq),
-        Value::from(e.occurred_at.timestamp_micros()),
-        Value::from(e.actor.as_str()),
+    let tail = tail(
+        &e.actor,
+        &e.actor_roles,
+        &e.action,
+        &e.entity_type,
+        &e.entity_id,
+        &e.region_code,
+        e.before.as_ref(),
+        e.after.as_ref(),
+        &e.outcome,
+        &e.request_id,
+    );
+    let mut h = Sha256::new();
+    h.update(&e.prev_hash);
+    h.update(format!("[{},{}{tail}", e.seq, e.occurred_at.timestamp_micros()).as_bytes());
+    h.finalize().to_vec()
+}
+
+/// The canonical text of the content array after its first two elements (seq and time, which
+/// the database adds under the chain's lock): `,actor,…,request_id]`.
+#[allow(clippy::too_many_arguments)]
+fn tail(
+    actor: &str,
+    roles: &[Option<String>],
+    action: &str,
+    entity_type: &str,
+    entity_id: &str,
+    region_code: &str,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    outcome: &str,
+    request_id: &str,
+) -> String {
+    let rest = Value::Array(vec![
+        Value::from(actor),
         Value::from(
-            e.actor_roles
+            roles
                 .iter()
                 .map(|r| Value::from(r.clone()))
                 .collect::<Vec<_>>(),
         ),
-        Value::from(e.action.as_str()),
-        Value::from(e.entity_type.as_str()),
-        Value::from(e.entity_id.as_str()),
-        Value::from(e.region_code.as_str()),
-        e.before.clone().unwrap_or(Value::Null),
-        e.after.clone().unwrap_or(Value::Null),
-        Value::from(e.outcome.as_str()),
-        Value::from(e.request_id.as_str()),
+        Value::from(action),
+        Value::from(entity_type),
+        Value::from(entity_id),
+        Value::from(region_code),
+        before.cloned().unwrap_or(Value::Null),
+        after.cloned().unwrap_or(Value::Null),
+        Value::from(outcome),
+        Value::from(request_id),
     ]);
     let mut canonical = String::new();
-    canonical_json(&content, &mut canonical);
-    let mut h = Sha256::new();
-    h.update(&e.prev_hash);
-    h.update(canonical.as_bytes());
-    h.finalize().to_vec()
+    canonical_json(&rest, &mut canonical);
+    // "[x,…]" → ",x,…]"
+    format!(",{}", &canonical[1..])
 }
 
 /// JSON with object keys sorted, independent of how maps were built or read back from jsonb.
@@ -346,6 +344,7 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::SubsecRound;
 
     fn event() -> Event {
         Event {
@@ -392,34 +391,17 @@ mod tests {
     }
 }
 
-// Takes the advisory lock that serializes appends, then reads the head.
-crate::prepared!(struct ChainHead = "SELECT head_seq, head_hash FROM audit_chain_head()" {});
-
-#[derive(QueryableByName)]
-struct Head {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    head_seq: i64,
-    #[diesel(sql_type = diesel::sql_types::Bytea)]
-    head_hash: Vec<u8>,
-}
-crate::prepared!(struct InsertEvents = "INSERT INTO audit_events (seq, occurred_at, actor, actor_roles, action, entity_type, entity_id, region_code,
-                                       before, after, outcome, request_id, prev_hash, hash)
-     SELECT seq, at, actor, array_remove(string_to_array(roles, ','), ''), action, et, eid, region, b, a, outcome, rid, ph, h
-       FROM unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                   $9::jsonb[], $10::jsonb[], $11::text[], $12::text[], $13::bytea[], $14::bytea[])
-            AS t(seq, at, actor, roles, action, et, eid, region, b, a, outcome, rid, ph, h)" {
-    b1: B1 => diesel::sql_types::Array<diesel::sql_types::BigInt>,
-    b2: B2 => diesel::sql_types::Array<diesel::sql_types::Timestamptz>,
+// One transaction's events, one array per column (see `audit_append`, migration 8).
+crate::prepared!(struct AppendEvents = "SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)" {
+    b1: B1 => diesel::sql_types::Array<diesel::sql_types::Text>,
+    b2: B2 => diesel::sql_types::Array<diesel::sql_types::Text>,
     b3: B3 => diesel::sql_types::Array<diesel::sql_types::Text>,
     b4: B4 => diesel::sql_types::Array<diesel::sql_types::Text>,
     b5: B5 => diesel::sql_types::Array<diesel::sql_types::Text>,
     b6: B6 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b7: B7 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b8: B8 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b9: B9 => diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>,
-    b10: B10 => diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>,
+    b7: B7 => diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>,
+    b8: B8 => diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>,
+    b9: B9 => diesel::sql_types::Array<diesel::sql_types::Text>,
+    b10: B10 => diesel::sql_types::Array<diesel::sql_types::Text>,
     b11: B11 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b12: B12 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b13: B13 => diesel::sql_types::Array<diesel::sql_types::Bytea>,
-    b14: B14 => diesel::sql_types::Array<diesel::sql_types::Bytea>,
 });

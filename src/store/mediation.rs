@@ -474,32 +474,131 @@ pub async fn save_header(
 }
 
 /// Figures of one group of cases (see `MediationFigures`).
-#[derive(Debug, Clone, QueryableByName, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Figures {
     /// 0: total, 1: by type, 2: by team, 3: by kind.
-    #[diesel(sql_type = Integer)]
     pub set: i32,
-    #[diesel(sql_type = Text)]
     pub key: String,
-    #[diesel(sql_type = Integer)]
     pub cases: i32,
-    #[diesel(sql_type = Integer)]
     pub succeeded: i32,
-    #[diesel(sql_type = Integer)]
     pub failed: i32,
-    #[diesel(sql_type = Double)]
     pub days_to_outcome: f64,
-    #[diesel(sql_type = Integer)]
     pub decided: i32,
-    #[diesel(sql_type = Integer)]
     pub performed_on_time: i32,
-    #[diesel(sql_type = Integer)]
     pub with_deadline: i32,
 }
 
-/// Figures of the cases registered in `[from, to)` within `prefix`, with GROUPING SETS: the
-/// whole local months inside the range come from `mediation_stats` (kept by triggers), only the
-/// cases of the partial months at its ends are read one by one. An agreement counts as
+/// The summed figures of one breakdown key, as read.
+#[derive(Debug, Clone, Default, QueryableByName)]
+struct Sums {
+    #[diesel(sql_type = Integer)]
+    dim: i32,
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = BigInt)]
+    cases: i64,
+    #[diesel(sql_type = BigInt)]
+    succeeded: i64,
+    #[diesel(sql_type = BigInt)]
+    failed: i64,
+    #[diesel(sql_type = BigInt)]
+    decided: i64,
+    #[diesel(sql_type = Double)]
+    secs: f64,
+    #[diesel(sql_type = BigInt)]
+    with_deadline: i64,
+    #[diesel(sql_type = BigInt)]
+    performed_on_time: i64,
+}
+
+impl Sums {
+    fn add(&mut self, o: &Sums) {
+        self.cases += o.cases;
+        self.succeeded += o.succeeded;
+        self.failed += o.failed;
+        self.decided += o.decided;
+        self.secs += o.secs;
+        self.with_deadline += o.with_deadline;
+        self.performed_on_time += o.performed_on_time;
+    }
+
+    fn figures(&self, set: i32) -> Figures {
+        let int = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        Figures {
+            set,
+            key: self.key.clone(),
+            cases: int(self.cases),
+            succeeded: int(self.succeeded),
+            failed: int(self.failed),
+            days_to_outcome: if self.decided > 0 {
+                self.secs / 86_400.0 / self.decided as f64
+            } else {
+                0.0
+            },
+            decided: int(self.decided),
+            performed_on_time: int(self.performed_on_time),
+            with_deadline: int(self.with_deadline),
+        }
+    }
+}
+
+/// How a time range is read: whole local months from the monthly figures, the whole local
+/// days of its partial months from the daily figures, and the cases of its partial days one by
+/// one. Every part is half-open; an empty part has its start at or after its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spans {
+    pub months: (NaiveDate, NaiveDate),
+    pub days: [(NaiveDate, NaiveDate); 2],
+    pub cases: [(DateTime<Utc>, DateTime<Utc>); 2],
+}
+
+/// Splits `[from, to)` into [`Spans`] (local time is UTC+8, as the triggers keep it).
+pub fn spans(from: DateTime<Utc>, to: DateTime<Utc>) -> Spans {
+    let offset = chrono::Duration::hours(8);
+    let local_day = |t: DateTime<Utc>| (t + offset).date_naive();
+    let at = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(from, |t| t.and_utc() - offset)
+    };
+    // The first local midnight at or after `from`, and the last at or before `to`.
+    let first_day = {
+        let d = local_day(from);
+        if at(d) == from {
+            d
+        } else {
+            d.succ_opt().unwrap_or(d)
+        }
+    };
+    let last_day = local_day(to);
+    if first_day >= last_day {
+        let none = (last_day, last_day);
+        return Spans {
+            months: none,
+            days: [none, none],
+            cases: [(from, to), (to, to)],
+        };
+    }
+    let cases = [(from, at(first_day)), (at(last_day), to)];
+    let (m_from, m_to) = whole_local_months(at(first_day), at(last_day));
+    if m_from < m_to {
+        Spans {
+            months: (m_from, m_to),
+            days: [(first_day, m_from), (m_to, last_day)],
+            cases,
+        }
+    } else {
+        Spans {
+            months: (last_day, last_day),
+            days: [(first_day, last_day), (last_day, last_day)],
+            cases,
+        }
+    }
+}
+
+/// Figures of the cases registered in `[from, to)` within `prefix`, by dispute type, team and
+/// kind, and in total (the sum over the kinds: every case has one). The figures come from
+/// `mediation_figures` (kept by triggers, migration 7) at the coarsest grain that fits (see
+/// [`spans`]); only cases of partial days are read one by one. An agreement counts as
 /// performed on time when the first follow-up recorded on it found it performed.
 pub async fn stats(
     conn: &mut AsyncPgConnection,
@@ -507,57 +606,62 @@ pub async fn stats(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> QueryResult<Vec<Figures>> {
-    let (m_from, m_to) = whole_local_months(from, to);
-    let at = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc() - chrono::Duration::hours(8))
-            .unwrap_or(from)
-    };
-    // Partial stretches: [from, start of the first whole month) and [end of the last, to).
-    let (head_end, tail_start) = if m_from < m_to {
-        (at(m_from), at(m_to))
-    } else {
-        (to, to)
-    };
-    diesel::sql_query(
-        "WITH s AS (
-            SELECT dispute_type, team, kind, outcome, with_deadline, performed, cases, secs
-              FROM mediation_stats
-             WHERE region_code LIKE $1 AND month >= $4 AND month < $5
+    use diesel::sql_types::Date;
+    let sp = spans(from, to);
+    // Region codes are digits: the subtree is the range [prefix, prefix + ':').
+    let (lo, hi) = (prefix.to_owned(), format!("{prefix}:"));
+    let sums: Vec<Sums> = diesel::sql_query(
+        "WITH f AS (
+            SELECT dim, key, cases, succeeded, failed, decided, secs, with_deadline, performed_on_time
+              FROM mediation_figures
+             WHERE grain = 'month' AND period >= $3 AND period < $4 AND region_code >= $1 AND region_code < $2
             UNION ALL
-            SELECT dispute_type, team, kind, outcome, agreement_deadline IS NOT NULL, COALESCE(performed, false), 1,
-                   COALESCE(EXTRACT(EPOCH FROM (outcome_at - registered_at)), 0)
-              FROM mediation_cases
-             WHERE region_code LIKE $1 AND registered_at >= $2 AND registered_at < $6
+            SELECT dim, key, cases, succeeded, failed, decided, secs, with_deadline, performed_on_time
+              FROM mediation_figures
+             WHERE grain = 'day' AND period >= $5 AND period < $6 AND region_code >= $1 AND region_code < $2
             UNION ALL
-            SELECT dispute_type, team, kind, outcome, agreement_deadline IS NOT NULL, COALESCE(performed, false), 1,
-                   COALESCE(EXTRACT(EPOCH FROM (outcome_at - registered_at)), 0)
-              FROM mediation_cases
-             WHERE region_code LIKE $1 AND registered_at >= $7 AND registered_at < $3)
-         SELECT CASE WHEN GROUPING(dispute_type) = 0 THEN 1 WHEN GROUPING(team) = 0 THEN 2
-                     WHEN GROUPING(kind) = 0 THEN 3 ELSE 0 END AS set,
-                COALESCE(dispute_type, team, kind, '') AS key,
-                COALESCE(sum(cases), 0)::int4 AS cases,
-                COALESCE(sum(cases) FILTER (WHERE outcome = 'SUCCEEDED'), 0)::int4 AS succeeded,
-                COALESCE(sum(cases) FILTER (WHERE outcome = 'FAILED'), 0)::int4 AS failed,
-                COALESCE(sum(secs) / 86400.0 / NULLIF(sum(cases) FILTER (WHERE outcome <> ''), 0), 0)::float8 AS days_to_outcome,
-                COALESCE(sum(cases) FILTER (WHERE outcome <> ''), 0)::int4 AS decided,
-                COALESCE(sum(cases) FILTER (WHERE outcome = 'SUCCEEDED' AND with_deadline AND performed), 0)::int4 AS performed_on_time,
-                COALESCE(sum(cases) FILTER (WHERE outcome = 'SUCCEEDED' AND with_deadline), 0)::int4 AS with_deadline
-           FROM s
-          GROUP BY GROUPING SETS ((dispute_type), (team), (kind), ())
-         HAVING sum(cases) <> 0 OR GROUPING(dispute_type, team, kind) = 7
-          ORDER BY 1, 2",
+            SELECT dim, key, cases, succeeded, failed, decided, secs, with_deadline, performed_on_time
+              FROM mediation_figures
+             WHERE grain = 'day' AND period >= $7 AND period < $8 AND region_code >= $1 AND region_code < $2
+            UNION ALL
+            SELECT x.dim, x.key, 1, (c.outcome = 'SUCCEEDED')::int, (c.outcome = 'FAILED')::int,
+                   (c.outcome <> '')::int, COALESCE(EXTRACT(EPOCH FROM (c.outcome_at - c.registered_at)), 0)::float8,
+                   (c.outcome = 'SUCCEEDED' AND c.agreement_deadline IS NOT NULL)::int,
+                   (c.outcome = 'SUCCEEDED' AND c.agreement_deadline IS NOT NULL AND COALESCE(c.performed, false))::int
+              FROM mediation_cases c
+             CROSS JOIN LATERAL (VALUES (1::smallint, c.dispute_type), (2::smallint, c.team), (3::smallint, c.kind)) x(dim, key)
+             WHERE c.region_code LIKE $13
+               AND ((c.registered_at >= $9 AND c.registered_at < $10) OR (c.registered_at >= $11 AND c.registered_at < $12)))
+         SELECT dim::int4 AS dim, key, sum(cases)::int8 AS cases, sum(succeeded)::int8 AS succeeded,
+                sum(failed)::int8 AS failed, sum(decided)::int8 AS decided, sum(secs)::float8 AS secs,
+                sum(with_deadline)::int8 AS with_deadline, sum(performed_on_time)::int8 AS performed_on_time
+           FROM f
+          GROUP BY dim, key
+         HAVING sum(cases) <> 0
+          ORDER BY dim, key",
     )
+    .bind::<Text, _>(lo)
+    .bind::<Text, _>(hi)
+    .bind::<Date, _>(sp.months.0)
+    .bind::<Date, _>(sp.months.1)
+    .bind::<Date, _>(sp.days[0].0)
+    .bind::<Date, _>(sp.days[0].1)
+    .bind::<Date, _>(sp.days[1].0)
+    .bind::<Date, _>(sp.days[1].1)
+    .bind::<Timestamptz, _>(sp.cases[0].0)
+    .bind::<Timestamptz, _>(sp.cases[0].1)
+    .bind::<Timestamptz, _>(sp.cases[1].0)
+    .bind::<Timestamptz, _>(sp.cases[1].1)
     .bind::<Text, _>(format!("{prefix}%"))
-    .bind::<Timestamptz, _>(from)
-    .bind::<Timestamptz, _>(to)
-    .bind::<diesel::sql_types::Date, _>(if m_from < m_to { m_from } else { m_to })
-    .bind::<diesel::sql_types::Date, _>(m_to)
-    .bind::<Timestamptz, _>(head_end)
-    .bind::<Timestamptz, _>(tail_start)
     .load(conn)
-    .await
+    .await?;
+    let mut total = Sums::default();
+    for s in sums.iter().filter(|s| s.dim == 3) {
+        total.add(s);
+    }
+    Ok(std::iter::once(total.figures(0))
+        .chain(sums.iter().map(|s| s.figures(s.dim)))
+        .collect())
 }
 
 /// The whole local (China Standard Time) months inside `[from, to)`, as `[first, end)` month
@@ -620,6 +724,51 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn spans_of_a_range() {
+        // A year from a mid-morning: partial days at both ends, then days, then months.
+        let (from, to) = (local("2025-11-26 10:00"), local("2026-11-26 10:00"));
+        let s = spans(from, to);
+        assert_eq!(s.months, (d("2025-12-01"), d("2026-11-01")));
+        assert_eq!(
+            s.days,
+            [
+                (d("2025-11-27"), d("2025-12-01")),
+                (d("2026-11-01"), d("2026-11-26"))
+            ]
+        );
+        assert_eq!(
+            s.cases,
+            [
+                (from, local("2025-11-27 00:00")),
+                (local("2026-11-26 00:00"), to)
+            ]
+        );
+        // Whole months: nothing read day by day or case by case.
+        let s = spans(local("2026-11-01 00:00"), local("2026-12-01 00:00"));
+        assert_eq!(s.months, (d("2026-11-01"), d("2026-12-01")));
+        assert!(s.days.iter().all(|(a, b)| a >= b));
+        assert!(s.cases.iter().all(|(a, b)| a >= b));
+        // Within one month: whole days only, no month.
+        let s = spans(local("2026-10-15 00:00"), local("2026-10-20 12:00"));
+        assert!(s.months.0 >= s.months.1);
+        assert_eq!(s.days[0], (d("2026-10-15"), d("2026-10-20")));
+        assert!(s.days[1].0 >= s.days[1].1);
+        assert_eq!(
+            s.cases[1],
+            (local("2026-10-20 00:00"), local("2026-10-20 12:00"))
+        );
+        // Within one day: cases only.
+        let s = spans(local("2026-10-15 08:00"), local("2026-10-15 20:00"));
+        assert!(s.months.0 >= s.months.1);
+        assert!(s.days.iter().all(|(a, b)| a >= b));
+        assert_eq!(
+            s.cases[0],
+            (local("2026-10-15 08:00"), local("2026-10-15 20:00"))
+        );
+        assert!(s.cases[1].0 >= s.cases[1].1);
     }
 
     #[test]

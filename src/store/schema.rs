@@ -322,6 +322,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    mediation_figures (grain, period, region_code, dim, key) {
+        grain -> Text,
+        period -> Date,
+        region_code -> Text,
+        dim -> Int2,
+        key -> Text,
+        cases -> Int8,
+        succeeded -> Int8,
+        failed -> Int8,
+        decided -> Int8,
+        secs -> Float8,
+        with_deadline -> Int8,
+        performed_on_time -> Int8,
+    }
+}
+
+diesel::table! {
     mediation_follow_ups (case_id, number) {
         case_id -> Uuid,
         number -> Int4,
@@ -358,21 +375,6 @@ diesel::table! {
         summary -> Text,
         recorded_by -> Text,
         recorded_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    mediation_stats (region_code, month, dispute_type, team, kind, outcome, with_deadline, performed) {
-        region_code -> Text,
-        month -> Date,
-        dispute_type -> Text,
-        team -> Text,
-        kind -> Text,
-        outcome -> Text,
-        with_deadline -> Bool,
-        performed -> Bool,
-        cases -> Int8,
-        secs -> Float8,
     }
 }
 
@@ -510,10 +512,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     mediation_agreements,
     mediation_cases,
+    mediation_figures,
     mediation_follow_ups,
     mediation_parties,
     mediation_sessions,
-    mediation_stats,
     regions,
     reports,
     service_requests,

@@ -90,7 +90,7 @@ impl ServiceRequest {
 }
 
 /// The 12345 side of a request.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = hotline_orders, check_for_backend(diesel::pg::Pg))]
 pub struct HotlineOrder {
     pub order_no: String,
@@ -104,7 +104,7 @@ pub struct HotlineOrder {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Stores a new request.
+/// Inserts a request.
 pub async fn insert(conn: &mut AsyncPgConnection, r: &ServiceRequest) -> QueryResult<()> {
     diesel::insert_into(service_requests::table)
         .values(r)
@@ -113,17 +113,106 @@ pub async fn insert(conn: &mut AsyncPgConnection, r: &ServiceRequest) -> QueryRe
         .map(|_| ())
 }
 
-/// A new request number for the town of `region`: `FW` + town code + serial.
-pub async fn next_request_no(conn: &mut AsyncPgConnection, region: &str) -> QueryResult<String> {
-    let serial = diesel::select(diesel::dsl::sql::<BigInt>(
+/// A new request serial (see [`request_no`]).
+pub async fn next_serial(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    diesel::select(diesel::dsl::sql::<BigInt>(
         "nextval('service_request_serial')",
     ))
     .get_result::<i64>(conn)
-    .await?;
-    Ok(format!(
-        "FW{}-{serial:06}",
-        crate::domain::report::town_of(region)
-    ))
+    .await
+}
+
+/// A request's number: `FW` + the town code of `region` + the serial (at least six digits).
+pub fn request_no(region: &str, serial: i64) -> String {
+    format!("FW{}-{serial:06}", crate::domain::report::town_of(region))
+}
+
+/// Inserts requests with their work orders: two multi-row statements, pipelined.
+pub async fn insert_with_orders(
+    mut conn: &AsyncPgConnection,
+    r: &[ServiceRequest],
+    o: &[HotlineOrder],
+) -> QueryResult<()> {
+    if r.is_empty() && o.is_empty() {
+        return Ok(());
+    }
+    let requests = diesel::insert_into(service_requests::table)
+        .values(r)
+        .execute(&mut conn);
+    let orders = diesel::insert_into(hotline_orders::table)
+        .values(o)
+        .execute(&mut conn);
+    futures::future::try_join(requests, orders).await?;
+    Ok(())
+}
+
+/// The work orders `nos`, locked (their advisory locks in key order, then the rows for
+/// update), in one round trip: each existing order, and for each order not yet received a
+/// reserved request serial (migration 8).
+pub async fn lock_orders(
+    conn: &mut AsyncPgConnection,
+    nos: &[String],
+) -> QueryResult<Vec<(String, Option<HotlineOrder>, Option<i64>)>> {
+    let rows: Vec<LockedOrder> = diesel::sql_query("SELECT * FROM hotline_orders_locked($1)")
+        .bind::<diesel::sql_types::Array<Text>, _>(nos)
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let order = match (
+                r.sr_id,
+                r.version,
+                r.payload_hash,
+                r.received_at,
+                r.updated_at,
+            ) {
+                (
+                    Some(sr_id),
+                    Some(version),
+                    Some(payload_hash),
+                    Some(received_at),
+                    Some(updated_at),
+                ) => Some(HotlineOrder {
+                    order_no: r.order_no.clone(),
+                    sr_id,
+                    version,
+                    payload_hash,
+                    report_id: r.report_id,
+                    lat: r.lat,
+                    lng: r.lng,
+                    received_at,
+                    updated_at,
+                }),
+                _ => None,
+            };
+            (r.order_no, order, r.serial)
+        })
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct LockedOrder {
+    #[diesel(sql_type = Text)]
+    order_no: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    sr_id: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Integer>)]
+    version: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bytea>)]
+    payload_hash: Option<Vec<u8>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    report_id: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    lat: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    lng: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
+    received_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamptz>)]
+    updated_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    serial: Option<i64>,
 }
 
 /// One request, if within `prefix`.
@@ -267,32 +356,17 @@ pub async fn save_order_data(
         .await
 }
 
-/// A work order, locked for update (callers first take the order's advisory lock, so two
-/// first pushes of one order cannot both insert).
+/// A work order, locked for update, after taking the order's advisory lock (so two first
+/// pushes of one order cannot both insert); one round trip (migration 8).
 pub async fn lock_order(
     conn: &mut AsyncPgConnection,
     order_no: &str,
 ) -> QueryResult<Option<HotlineOrder>> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(7270011, hashtext($1))")
+    diesel::sql_query("SELECT * FROM hotline_order_locked($1)")
         .bind::<Text, _>(order_no)
-        .execute(conn)
-        .await?;
-    hotline_orders::table
-        .find(order_no)
-        .select(HotlineOrder::as_select())
-        .for_update()
-        .first(conn)
+        .get_result(conn)
         .await
         .optional()
-}
-
-/// Stores a work order's 12345 side.
-pub async fn insert_order(conn: &mut AsyncPgConnection, o: &HotlineOrder) -> QueryResult<()> {
-    diesel::insert_into(hotline_orders::table)
-        .values(o)
-        .execute(conn)
-        .await
-        .map(|_| ())
 }
 
 /// Records that `version` (with `hash`) of an order was applied.

@@ -667,6 +667,34 @@ async fn statistics_match_hand_computed_figures() {
         .into_inner();
     assert_eq!(partial.total, stats.total);
     assert_eq!(partial.by_type, stats.by_type);
+    // Ranges starting or ending inside a day read those hours' cases one by one and the whole
+    // days from the daily figures: the same figures; an hour before the registrations: none.
+    let range = |from: &str, to: &str| pb::GetMediationStatsRequest {
+        region_code: TOWN.into(),
+        from: Some(timestamp(local(from))),
+        to: Some(timestamp(local(to))),
+    };
+    for (from, to, whole) in [
+        ("2026-10-20 13:30", "2026-11-02 09:30", true),
+        ("2026-11-02 09:00", "2026-11-02 09:01", true),
+        ("2026-10-31 23:00", "2026-11-02 08:59", false),
+    ] {
+        let s = app
+            .mediation(Some(&operator(&app)))
+            .await
+            .get_mediation_stats(range(from, to))
+            .await
+            .unwrap()
+            .into_inner();
+        if whole {
+            assert_eq!(s.total, stats.total, "{from} – {to}");
+            assert_eq!(s.by_team, stats.by_team, "{from} – {to}");
+            assert_eq!(s.by_kind, stats.by_kind, "{from} – {to}");
+        } else {
+            assert_eq!(s.total.unwrap().cases, 0, "{from} – {to}");
+            assert!(s.by_kind.is_empty(), "{from} – {to}");
+        }
+    }
     let none = app
         .mediation(Some(&operator(&app)))
         .await
