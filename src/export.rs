@@ -180,6 +180,8 @@ pub async fn export_cases(
         Ok(())
     })
     .await?;
+    // Sealed now: a command has no sealer running beside it.
+    audit::seal(&mut conn).await?;
     Ok(n)
 }
 

@@ -123,6 +123,7 @@ pub async fn import_rows(
             Ok((counts, rejected.len()))
         })
         .await?;
+    audit::seal(&mut conn).await?;
     bar.finish_and_clear();
     Ok(result)
 }
@@ -231,25 +232,29 @@ pub async fn import_categories(
         roles: vec!["admin".into()],
         request_id: String::new(),
     };
-    conn.transaction::<_, anyhow::Error, _>(async move |conn| {
-        let (c, m) = categories::import(conn, cats, maps).await?;
-        let id = uuid::Uuid::now_v7().to_string();
-        audit::append(
-            conn,
-            &actor,
-            vec![NewEvent::ok(
-                "category.import",
-                "category_import",
-                &id,
-                "",
-                None,
-                Some(json!({"categories": c, "mappings": m})),
-            )],
-        )
+    let out = conn
+        .transaction::<_, anyhow::Error, _>(async move |conn| {
+            let (c, m) = categories::import(conn, cats, maps).await?;
+            let id = uuid::Uuid::now_v7().to_string();
+            audit::append(
+                conn,
+                &actor,
+                vec![NewEvent::ok(
+                    "category.import",
+                    "category_import",
+                    &id,
+                    "",
+                    None,
+                    Some(json!({"categories": c, "mappings": m})),
+                )],
+            )
+            .await?;
+            Ok((c, m))
+        })
         .await?;
-        Ok((c, m))
-    })
-    .await
+    // Sealed now: a command has no sealer running beside it.
+    audit::seal(&mut conn).await?;
+    Ok(out)
 }
 
 /// `gridhub import categories FILE.csv`.
@@ -305,26 +310,30 @@ pub async fn import_calendar(url: &DbUrl, text: &str, actor: &str) -> anyhow::Re
         roles: vec!["admin".into()],
         request_id: String::new(),
     };
-    conn.transaction::<_, anyhow::Error, _>(async move |conn| {
-        let n = store::calendar::upsert(conn, &days).await?;
-        let first = days.iter().map(|d| d.day).min();
-        let last = days.iter().map(|d| d.day).max();
-        audit::append(
-            conn,
-            &actor,
-            vec![NewEvent::ok(
-                "calendar.import",
-                "calendar",
-                &uuid::Uuid::now_v7().to_string(),
-                "",
-                None,
-                Some(json!({"days": n, "first": first, "last": last})),
-            )],
-        )
+    let out = conn
+        .transaction::<_, anyhow::Error, _>(async move |conn| {
+            let n = store::calendar::upsert(conn, &days).await?;
+            let first = days.iter().map(|d| d.day).min();
+            let last = days.iter().map(|d| d.day).max();
+            audit::append(
+                conn,
+                &actor,
+                vec![NewEvent::ok(
+                    "calendar.import",
+                    "calendar",
+                    &uuid::Uuid::now_v7().to_string(),
+                    "",
+                    None,
+                    Some(json!({"days": n, "first": first, "last": last})),
+                )],
+            )
+            .await?;
+            Ok(n)
+        })
         .await?;
-        Ok(n)
-    })
-    .await
+    // Sealed now: a command has no sealer running beside it.
+    audit::seal(&mut conn).await?;
+    Ok(out)
 }
 
 /// `gridhub import calendar FILE.csv`.
@@ -409,13 +418,17 @@ pub async fn import_catalog(
         roles: vec!["admin".into()],
         request_id: String::new(),
     };
-    conn.transaction::<_, anyhow::Error, _>(async move |conn| {
-        let (summary, new) =
-            store::catalog::import(conn, items, &actor.sub, chrono::Utc::now()).await?;
-        audit::append(conn, &actor, store::catalog::audit_events(&new)).await?;
-        Ok(summary)
-    })
-    .await
+    let out = conn
+        .transaction::<_, anyhow::Error, _>(async move |conn| {
+            let (summary, new) =
+                store::catalog::import(conn, items, &actor.sub, chrono::Utc::now()).await?;
+            audit::append(conn, &actor, store::catalog::audit_events(&new)).await?;
+            Ok(summary)
+        })
+        .await?;
+    // Sealed now: a command has no sealer running beside it.
+    audit::seal(&mut conn).await?;
+    Ok(out)
 }
 
 /// `gridhub import catalog FILE.csv`.

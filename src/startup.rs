@@ -128,6 +128,8 @@ pub struct App {
     watcher: JoinHandle<()>,
     janitor: JoinHandle<()>,
     ticker: JoinHandle<()>,
+    /// Seals committed audit events into the chain.
+    sealer: JoinHandle<()>,
     /// Pushes the 12345 updates (when an endpoint is configured).
     outbox: Option<JoinHandle<()>>,
     hotline: crate::config::HotlineSettings,
@@ -306,6 +308,7 @@ impl App {
             watcher: tokio::spawn(async {}),
             janitor: tokio::spawn(async {}),
             ticker: tokio::spawn(async {}),
+            sealer: tokio::spawn(async {}),
             outbox: None,
             hotline: settings.hotline.clone(),
             feed_task,
@@ -317,6 +320,10 @@ impl App {
     /// Marks the server SERVING, starts watching the database and expiring old
     /// idempotency keys.
     pub async fn ready(&mut self) {
+        self.sealer = tokio::spawn(store::audit::Sealer::run(
+            self.state.pool.clone(),
+            self.shutdown.subscribe(),
+        ));
         self.ticker = crate::sla::Ticker {
             pool: self.state.pool.clone(),
             settings: self.state.workflow.clone(),
@@ -393,6 +400,13 @@ impl App {
                 server.abort();
             }
         }
+        // What committed last is sealed now rather than at the next start.
+        let _ = self.sealer.await;
+        let last = async {
+            let mut conn = self.state.pool.get().await.ok()?;
+            store::audit::seal(&mut conn).await.ok()
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), last).await;
         self.state.pool.close();
     }
 }

@@ -1,6 +1,6 @@
 DROP FUNCTION audit_append(text[], text[], text[], text[], text[], text[], jsonb[], jsonb[], text[], text[], text[]);
-DROP TABLE audit_staged;
-DROP FUNCTION audit_chain_staged();
+DROP FUNCTION audit_seal(integer);
+DROP TABLE audit_pending;
 DROP TRIGGER audit_events_notify ON audit_events;
 CREATE OR REPLACE FUNCTION notify_feed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -1,22 +1,26 @@
--- A shorter serialized section for every audited transaction, fewer serialized commits, and
--- the 12345 work-order path in fewer round trips.
+-- Audited transactions no longer commit one at a time, fewer serialized commits for the live
+-- feed, and the 12345 work-order path in fewer round trips.
 
--- The audit chain is appended at commit. `audit_append` (the last statement of an audited
--- transaction) only stages the transaction's events, one row of arrays per call, in an
--- unlogged table (the staged row lives only inside its transaction, so it needs no WAL). A
--- deferred constraint trigger on that row runs during COMMIT: it takes the chain's lock, reads
--- the head (a fresh snapshot: it sees what the previous holder committed), numbers and times
--- the events, chains their hashes, inserts them and removes the staged row. The lock is held
--- from there until the commit is durable and visible, so the chain still follows commit order
--- without gaps, but no round trip to the application happens while it is held (before: the
--- head, the insert and the COMMIT were three). The hash is the one `store::audit::hash_event`
--- defines: SHA-256 over the previous hash and the canonical JSON array [seq, occurred_at in
--- µs, actor, roles, action, entity type, entity id, region, before, after, outcome, request
--- id]; the caller sends the array's canonical text after its first two elements (`tails`),
--- the database adds the two it alone knows. Migration 3's `audit_chain_head` is kept for
--- older binaries.
-CREATE UNLOGGED TABLE audit_staged (
+-- The audit chain is sealed after commit. `audit_append` (the last statement of an audited
+-- transaction) only records the transaction's events as pending, one row of arrays per call;
+-- the row commits or rolls back with the transaction, durably. `audit_seal` then takes the
+-- chain's lock, reads the head (a fresh snapshot in a VOLATILE function: it sees what the
+-- previous sealer committed), numbers the pending events of committed transactions in the
+-- order they were recorded, chains their hashes, moves them into `audit_events` and commits.
+-- Sealing is one short transaction for many writers' events, so writers no longer commit one
+-- at a time behind the chain's lock (before: every audited commit, fsync included, held it).
+-- The chain still has no gaps and `seq` still follows commit order (of the sealing
+-- transactions), so readers by `seq` (the live feed, PullChanges, the 12345 outbox) keep their
+-- cursors. Each server runs a sealer woken by its own commits (`store::audit::Sealer`), and
+-- readers that must see everything committed so far seal first. The hash is the one
+-- `store::audit::hash_event` defines: SHA-256 over the previous hash and the canonical JSON
+-- array [seq, occurred_at in µs, actor, roles, action, entity type, entity id, region, before,
+-- after, outcome, request id]; the writer sends the array's canonical text after its first
+-- two elements (`tails`), the sealer adds the two it alone knows (occurred_at is the time the
+-- events were recorded). Migration 3's `audit_chain_head` is kept for older binaries.
+CREATE TABLE audit_pending (
     id bigserial PRIMARY KEY,
+    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     actors text[] NOT NULL,
     roles text[] NOT NULL,
     actions text[] NOT NULL,
@@ -28,54 +32,89 @@ CREATE UNLOGGED TABLE audit_staged (
     outcomes text[] NOT NULL,
     request_ids text[] NOT NULL,
     tails text[] NOT NULL
-);
+-- A queue: rows live for milliseconds, so vacuum it often.
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+        autovacuum_vacuum_cost_delay = 0);
 
 CREATE FUNCTION audit_append(actors text[], roles text[], actions text[], entity_types text[],
                              entity_ids text[], regions text[], befores jsonb[], afters jsonb[],
                              outcomes text[], request_ids text[], tails text[])
 RETURNS void LANGUAGE sql VOLATILE AS $$
-    INSERT INTO audit_staged (actors, roles, actions, entity_types, entity_ids, regions, befores,
-                              afters, outcomes, request_ids, tails)
+    INSERT INTO audit_pending (actors, roles, actions, entity_types, entity_ids, regions, befores,
+                               afters, outcomes, request_ids, tails)
     SELECT actors, roles, actions, entity_types, entity_ids, regions, befores, afters, outcomes,
            request_ids, tails
      WHERE coalesce(cardinality(tails), 0) > 0
 $$;
 
-CREATE FUNCTION audit_chain_staged() RETURNS trigger LANGUAGE plpgsql VOLATILE AS $$
+-- Seals up to `max_rows` pending rows; returns the number of events sealed.
+CREATE FUNCTION audit_seal(max_rows integer DEFAULT 1000) RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    n integer := cardinality(NEW.tails);
     head bigint;
     prev bytea;
-    at timestamptz;
-    micros text;
+    r audit_pending;
+    ids bigint[] := '{}';
+    n integer := 0;
     seqs bigint[] := '{}';
+    ats timestamptz[] := '{}';
+    actors text[] := '{}';
+    roles text[] := '{}';
+    actions text[] := '{}';
+    ets text[] := '{}';
+    eids text[] := '{}';
+    regions text[] := '{}';
+    befores jsonb[] := '{}';
+    afters jsonb[] := '{}';
+    outcomes text[] := '{}';
+    rids text[] := '{}';
     prevs bytea[] := '{}';
     hashes bytea[] := '{}';
+    micros text;
 BEGIN
+    -- Nothing to do: no lock, no write.
+    IF NOT EXISTS (SELECT 1 FROM audit_pending p ORDER BY p.id LIMIT 1) THEN
+        RETURN 0;
+    END IF;
     PERFORM pg_advisory_xact_lock(7270002);
     SELECT a.seq, a.hash INTO head, prev FROM audit_events a ORDER BY a.seq DESC LIMIT 1;
     head := coalesce(head, 0);
     prev := coalesce(prev, decode(repeat('00', 32), 'hex'));
-    at := clock_timestamp();
-    micros := (extract(epoch FROM at) * 1000000)::bigint::text;
-    FOR i IN 1..n LOOP
-        seqs[i] := head + i;
-        prevs[i] := prev;
-        prev := sha256(prev || convert_to('[' || (head + i)::text || ',' || micros || NEW.tails[i], 'UTF8'));
-        hashes[i] := prev;
+    FOR r IN SELECT * FROM audit_pending p ORDER BY p.id LIMIT max_rows LOOP
+        ids := ids || r.id;
+        micros := (extract(epoch FROM r.recorded_at) * 1000000)::bigint::text;
+        FOR i IN 1..cardinality(r.tails) LOOP
+            n := n + 1;
+            seqs[n] := head + n;
+            ats[n] := r.recorded_at;
+            prevs[n] := prev;
+            prev := sha256(prev || convert_to('[' || (head + n)::text || ',' || micros || r.tails[i], 'UTF8'));
+            hashes[n] := prev;
+        END LOOP;
+        actors := actors || r.actors;
+        roles := roles || r.roles;
+        actions := actions || r.actions;
+        ets := ets || r.entity_types;
+        eids := eids || r.entity_ids;
+        regions := regions || r.regions;
+        befores := befores || r.befores;
+        afters := afters || r.afters;
+        outcomes := outcomes || r.outcomes;
+        rids := rids || r.request_ids;
     END LOOP;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
     INSERT INTO audit_events (seq, occurred_at, actor, actor_roles, action, entity_type, entity_id,
                               region_code, before, after, outcome, request_id, prev_hash, hash)
-    SELECT t.seq, at, t.actor, array_remove(string_to_array(t.roles, ','), ''), t.action, t.et,
+    SELECT t.seq, t.at, t.actor, array_remove(string_to_array(t.roles, ','), ''), t.action, t.et,
            t.eid, t.region, t.b, t.a, t.outcome, t.rid, t.ph, t.h
-      FROM unnest(seqs, NEW.actors, NEW.roles, NEW.actions, NEW.entity_types, NEW.entity_ids,
-                  NEW.regions, NEW.befores, NEW.afters, NEW.outcomes, NEW.request_ids, prevs, hashes)
-           AS t(seq, actor, roles, action, et, eid, region, b, a, outcome, rid, ph, h);
-    DELETE FROM audit_staged WHERE id = NEW.id;
-    RETURN NULL;
+      FROM unnest(seqs, ats, actors, roles, actions, ets, eids, regions, befores, afters,
+                  outcomes, rids, prevs, hashes)
+           AS t(seq, at, actor, roles, action, et, eid, region, b, a, outcome, rid, ph, h);
+    DELETE FROM audit_pending WHERE id = ANY (ids);
+    RETURN n;
 END $$;
-CREATE CONSTRAINT TRIGGER audit_staged_chain AFTER INSERT ON audit_staged
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION audit_chain_staged();
 
 -- Takes a work order's advisory lock (so two first pushes of one order cannot both insert),
 -- then reads the order, locked for update, in one round trip. In a VOLATILE function the

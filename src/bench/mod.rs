@@ -102,7 +102,7 @@ pub enum BenchCommand {
         handlers: usize,
         /// Requests the handlers take through 分办, 签收 and 回复 per second, together (each
         /// makes two updates for 12345); 0: as fast as they can.
-        #[arg(long, default_value_t = 250)]
+        #[arg(long, default_value_t = 100)]
         handle_rate: u32,
         /// Seconds of load.
         #[arg(long, default_value_t = 20)]

@@ -53,6 +53,8 @@ impl AuditService for AuditApi {
             end,
         };
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        // Everything committed so far, sealed into the chain.
+        audit::seal(&mut conn).await.map_err(ApiError::from)?;
         let mut rows = audit::list(&mut conn, &f, after, page.fetch_limit())
             .await
             .map_err(ApiError::from)?;
@@ -70,6 +72,7 @@ impl AuditService for AuditApi {
         let p = principal(&req)?;
         requested_prefix(&p, &req.get_ref().region_code)?;
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        audit::seal(&mut conn).await.map_err(ApiError::from)?;
         let report = audit::verify(&mut conn).await.map_err(ApiError::from)?;
         let (first_broken_seq, reason) = report.broken.unwrap_or((0, String::new()));
         if first_broken_seq != 0 {

@@ -581,6 +581,10 @@ impl CaseService for CaseApi {
             n => n.min(1000) as usize,
         };
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        // Changes exist once their events are sealed: seal what has committed.
+        crate::store::audit::seal(&mut conn)
+            .await
+            .map_err(ApiError::from)?;
         // Cases in the order of their latest change up to where the page stops.
         let mut order: Vec<Uuid> = Vec::new();
         let mut latest: HashMap<Uuid, i64> = HashMap::new();

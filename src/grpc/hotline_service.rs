@@ -575,6 +575,10 @@ impl HotlineService for HotlineApi {
             n => i64::from(n).min(PULL_MAX),
         };
         let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        // Updates exist once their events are sealed: seal what has committed.
+        crate::store::audit::seal(&mut conn)
+            .await
+            .map_err(ApiError::from)?;
         let rows = db::updates_after(&mut conn, p.scope.prefix(), after, limit)
             .await
             .map_err(ApiError::from)?;

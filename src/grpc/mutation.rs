@@ -153,8 +153,13 @@ where
         })
         .await
     });
-    work.await
-        .map_err(|e| ApiError::Internal(format!("mutation task: {e}")))?
+    let out = work
+        .await
+        .map_err(|e| ApiError::Internal(format!("mutation task: {e}")))?;
+    if out.is_ok() {
+        audit::committed();
+    }
+    out
 }
 
 /// A request whose idempotency payload is itself without the `request_id` field.

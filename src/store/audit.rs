@@ -3,11 +3,14 @@
 //! Design: one chain over all events, `seq` without gaps. A mutating transaction collects its
 //! events and appends them as its last statement, under a transaction-scoped advisory lock:
 //! concurrent writers serialize only for that short append-and-commit, not for their whole
-//! work. The append is one statement (`audit_append`, migration 8) that stages the events;
-//! during COMMIT a deferred trigger takes the lock, numbers and times them and chains their
-//! hashes from the canonical text of their content that this module computes beforehand. The
-//! lock is held from there until the commit is durable, with no round trip to this process
-//! inside. Each event's hash is SHA-256 over the previous hash and a canonical encoding of its
+//! work. Design: one chain over all events, `seq` without gaps, sealed after commit. A
+//! mutating transaction records its events as pending in its last statement (`audit_append`,
+//! migration 8), with the canonical text of their content computed here; they commit or roll
+//! back with it. A sealer (`audit_seal`, one short transaction under the chain's lock) then
+//! numbers the pending events of committed transactions, chains their hashes and moves them
+//! into `audit_events`: writers never wait for each other's commits. Each server runs a
+//! [`Sealer`] woken by its own commits; a reader that must see everything committed so far
+//! calls [`seal`] first. Each event's hash is SHA-256 over the previous hash and a canonical encoding of its
 //! content, so editing, deleting or reordering any event breaks the chain at that point.
 //! A trigger refuses UPDATE and DELETE; the chain catches whoever bypasses the trigger.
 
@@ -95,8 +98,7 @@ pub struct Event {
 }
 
 /// Appends `events` to the chain; call as the last statement of the transaction. They are
-/// staged now and numbered, timed and chained under the chain's lock while the transaction
-/// commits (`audit_append` and `audit_chain_staged`, migration 8).
+/// recorded as pending now and sealed (numbered and chained) after the commit: see [`seal`].
 pub async fn append(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
@@ -147,6 +149,67 @@ pub async fn append(
     }
     c.execute(conn).await?;
     Ok(())
+}
+
+/// Seals the pending events of committed transactions into the chain (all of them, in
+/// batches); returns how many. Call outside a transaction: each batch commits on its own.
+pub async fn seal(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    let mut total = 0i64;
+    loop {
+        let n: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+            "audit_seal()",
+        ))
+        .get_result(conn)
+        .await?;
+        total += i64::from(n);
+        if n == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Wakes the sealers of this process after a commit with audit events.
+pub fn committed() {
+    WAKE.notify_waiters();
+}
+
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// A server's sealer: seals after each audited commit of this process (see [`committed`]) and
+/// at least every [`Sealer::POLL`] (for the commits of other replicas and of the CLI).
+pub struct Sealer;
+
+impl Sealer {
+    pub const POLL: std::time::Duration = std::time::Duration::from_millis(50);
+    /// How long a woken sealer waits for more commits before sealing.
+    pub const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
+    /// Runs until `stop` turns true.
+    pub async fn run(pool: super::Pool, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            // Register before sealing, so a commit during the seal wakes the next round.
+            let woken = WAKE.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match pool.get().await {
+                Ok(mut conn) => {
+                    if let Err(e) = seal(&mut conn).await {
+                        tracing::warn!(error = %e, "audit: sealing failed; retrying");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "audit: no connection to seal with"),
+            }
+            let was_woken = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = &mut woken => true,
+                _ = tokio::time::sleep(Self::POLL) => false,
+            };
+            if was_woken {
+                // Let a few more commits gather: one seal (and one fsync) for them all.
+                tokio::time::sleep(Self::GATHER).await;
+            }
+        }
+    }
 }
 
 /// SHA-256 over the previous hash and the canonical JSON array of the event's content:

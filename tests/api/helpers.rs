@@ -346,7 +346,13 @@ impl TestApp {
 
     /// A single number from SQL.
     pub async fn count(&self, q: &str) -> i64 {
-        self.sql().await.query_one(q, &[]).await.unwrap().get(0)
+        let sql = self.sql().await;
+        // Audit events are sealed into the chain just after their commit: seal what has
+        // committed so that the query sees it (what a reader of the chain does first).
+        sql.batch_execute("SELECT audit_seal(1000000)")
+            .await
+            .unwrap();
+        sql.query_one(q, &[]).await.unwrap().get(0)
     }
 
     /// Stops the server (health turns NOT_SERVING first).
