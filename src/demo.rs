@@ -97,7 +97,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
     let villages_len = villages.len();
     let pii = state.pii.clone();
     let mut conn = state.pool.get().await?;
-    let out = conn.transaction::<_, anyhow::Error, _>(async move |conn| {
+    conn.transaction::<_, anyhow::Error, _>(async move |conn| {
         {
             let (counts, _) = regions::import(conn, rows, |_| {}).await?;
             let g = regions::upsert_grids(conn, &grids).await?;
@@ -153,7 +153,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
     .await?;
     // Sealed now: a command has no sealer running beside it.
     audit::seal(&mut conn).await?;
-    Ok(out)
+    Ok(())
 }
 
 /// Loads the town's 权责清单 (`fixtures/catalog-500110111.csv`), one audit event per new version.
@@ -161,23 +161,21 @@ async fn load_catalog(state: &AppState) -> anyhow::Result<()> {
     let items = import::parse_catalog(include_str!("../fixtures/catalog-500110111.csv"))
         .map_err(|v| anyhow::anyhow!("demo catalog: {v:?}"))?;
     let mut conn = state.pool.get().await?;
-    let out = conn
-        .transaction::<_, anyhow::Error, _>(async move |conn| {
-            let (_, new) =
-                crate::store::catalog::import(conn, items, "gridhub-demo", chrono::Utc::now())
-                    .await?;
-            let actor = Actor {
-                sub: "gridhub-demo".into(),
-                roles: vec!["admin".into()],
-                request_id: String::new(),
-            };
-            audit::append(conn, &actor, crate::store::catalog::audit_events(&new)).await?;
-            Ok(())
-        })
-        .await?;
+    conn.transaction::<_, anyhow::Error, _>(async move |conn| {
+        let (_, new) =
+            crate::store::catalog::import(conn, items, "gridhub-demo", chrono::Utc::now()).await?;
+        let actor = Actor {
+            sub: "gridhub-demo".into(),
+            roles: vec!["admin".into()],
+            request_id: String::new(),
+        };
+        audit::append(conn, &actor, crate::store::catalog::audit_events(&new)).await?;
+        Ok(())
+    })
+    .await?;
     // Sealed now: a command has no sealer running beside it.
     audit::seal(&mut conn).await?;
-    Ok(out)
+    Ok(())
 }
 
 /// Loads the demo and prints dev tokens and copy-paste calls.
