@@ -50,6 +50,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_pending (id) {
+        id -> Int8,
+        recorded_at -> Timestamptz,
+        actors -> Array<Nullable<Text>>,
+        roles -> Array<Nullable<Text>>,
+        actions -> Array<Nullable<Text>>,
+        entity_types -> Array<Nullable<Text>>,
+        entity_ids -> Array<Nullable<Text>>,
+        regions -> Array<Nullable<Text>>,
+        befores -> Array<Nullable<Jsonb>>,
+        afters -> Array<Nullable<Jsonb>>,
+        outcomes -> Array<Nullable<Text>>,
+        request_ids -> Array<Nullable<Text>>,
+        tails -> Array<Nullable<Text>>,
+    }
+}
+
+diesel::table! {
     calendar_days (day) {
         day -> Date,
         working -> Bool,
@@ -495,6 +513,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     alerts,
     attachments,
     audit_events,
+    audit_pending,
     calendar_days,
     case_grid_month,
     case_stats,
