@@ -144,23 +144,25 @@ LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
     k text;
+    keys text[];
+    o hotline_orders;
 BEGIN
-    FOR k IN SELECT DISTINCT x FROM unnest(nos) x ORDER BY x LOOP
+    SELECT array_agg(DISTINCT x ORDER BY x) INTO keys FROM unnest(nos) x;
+    FOREACH k IN ARRAY coalesce(keys, '{}') LOOP
         PERFORM pg_advisory_xact_lock(7270011, hashtext(k));
     END LOOP;
-    RETURN QUERY
-    WITH found AS (
-        SELECT o.order_no, o.sr_id, o.version, o.payload_hash, o.report_id, o.lat, o.lng,
-               o.received_at, o.updated_at
-          FROM hotline_orders o
-         WHERE o.order_no = ANY (nos)
-           FOR UPDATE
-    )
-    SELECT f.*, NULL::bigint FROM found f
-    UNION ALL
-    SELECT x, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, nextval('service_request_serial')
-      FROM (SELECT DISTINCT x FROM unnest(nos) x) d
-     WHERE NOT EXISTS (SELECT 1 FROM found f WHERE f.order_no = d.x);
+    -- After all locks: each read takes a fresh snapshot and sees what earlier holders committed.
+    FOREACH k IN ARRAY coalesce(keys, '{}') LOOP
+        SELECT * INTO o FROM hotline_orders h WHERE h.order_no = k FOR UPDATE;
+        IF FOUND THEN
+            RETURN QUERY SELECT o.order_no, o.sr_id, o.version, o.payload_hash, o.report_id, o.lat,
+                                o.lng, o.received_at, o.updated_at, NULL::bigint;
+        ELSE
+            RETURN QUERY SELECT k, NULL::uuid, NULL::integer, NULL::bytea, NULL::uuid,
+                                NULL::double precision, NULL::double precision, NULL::timestamptz,
+                                NULL::timestamptz, nextval('service_request_serial');
+        END IF;
+    END LOOP;
 END $$;
 
 -- Wake the live feed only for what it broadcasts (cases, reports, alerts). A transaction that

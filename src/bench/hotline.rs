@@ -295,6 +295,10 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     let (client_db, conn) = tokio_postgres::connect(url.expose(), NoTls).await?;
     tokio::spawn(conn);
     loop {
+        // Every committed update in the outbox (sealed into the chain) before counting.
+        client_db
+            .batch_execute("SELECT audit_seal(1000000)")
+            .await?;
         let pending: i64 = client_db
             .query_one(
                 "SELECT count(*) FROM hotline_outbox WHERE state <> 'DELIVERED'",

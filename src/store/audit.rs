@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -182,10 +182,15 @@ pub struct Sealer;
 impl Sealer {
     pub const POLL: std::time::Duration = std::time::Duration::from_millis(50);
     /// How long a woken sealer waits for more commits before sealing.
-    pub const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+    pub const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+
+    /// How often the sealer vacuums the pending table (a queue of short-lived rows: autovacuum
+    /// looks at it only once a minute, and dead rows slow every look for pending ones).
+    pub const VACUUM: std::time::Duration = std::time::Duration::from_secs(1);
 
     /// Runs until `stop` turns true.
     pub async fn run(pool: super::Pool, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut vacuumed = std::time::Instant::now();
         loop {
             // Register before sealing, so a commit during the seal wakes the next round.
             let woken = WAKE.notified();
@@ -195,6 +200,12 @@ impl Sealer {
                 Ok(mut conn) => {
                     if let Err(e) = seal(&mut conn).await {
                         tracing::warn!(error = %e, "audit: sealing failed; retrying");
+                    }
+                    if vacuumed.elapsed() >= Self::VACUUM {
+                        vacuumed = std::time::Instant::now();
+                        if let Err(e) = conn.batch_execute("VACUUM audit_pending").await {
+                            tracing::debug!(error = %e, "audit: vacuum of the pending table failed");
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "audit: no connection to seal with"),
