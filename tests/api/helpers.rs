@@ -346,13 +346,19 @@ impl TestApp {
 
     /// A single number from SQL.
     pub async fn count(&self, q: &str) -> i64 {
-        let sql = self.sql().await;
-        // Audit events are sealed into the chain just after their commit: seal what has
-        // committed so that the query sees it (what a reader of the chain does first).
-        sql.batch_execute("SELECT audit_seal(1000000)")
+        self.seal().await;
+        self.sql().await.query_one(q, &[]).await.unwrap().get(0)
+    }
+
+    /// Seals every committed audit event into the chain. Events are sealed just after their
+    /// commit; a test reading or editing `audit_events` directly seals first, as every reader
+    /// of the chain does.
+    pub async fn seal(&self) {
+        self.sql()
+            .await
+            .batch_execute("SELECT audit_seal(1000000)")
             .await
             .unwrap();
-        sql.query_one(q, &[]).await.unwrap().get(0)
     }
 
     /// Stops the server (health turns NOT_SERVING first).

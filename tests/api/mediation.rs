@@ -480,7 +480,9 @@ async fn personal_data_is_validated_encrypted_and_repeat_disputes_raise_an_alert
             .await,
         1
     );
-    // Only ciphertext in the database and no personal data in the audit trail.
+    // Only ciphertext in the database and no personal data in the audit trail (sealed or
+    // still pending).
+    app.seal().await;
     for needle in [ID_A, ID_B, PHONE_A, "张大山", "马颈村三组"] {
         let n = app
             .sql()
@@ -497,7 +499,8 @@ async fn personal_data_is_validated_encrypted_and_repeat_disputes_raise_an_alert
             .sql()
             .await
             .query_one(
-                "SELECT count(*) FROM audit_events WHERE coalesce(after::text, '') || coalesce(before::text, '') LIKE '%' || $1 || '%'",
+                "SELECT (SELECT count(*) FROM audit_events WHERE coalesce(after::text, '') || coalesce(before::text, '') LIKE '%' || $1 || '%')
+                      + (SELECT count(*) FROM audit_pending WHERE afters::text || befores::text LIKE '%' || $1 || '%')",
                 &[&needle],
             )
             .await
