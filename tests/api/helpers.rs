@@ -271,6 +271,16 @@ impl TestApp {
         RegionServiceClient::with_interceptor(self.channel().await, Self::bearer(token))
     }
 
+    /// A RegionService client of the server at `addr` (a replica on the same database).
+    pub async fn regions_at(&self, addr: SocketAddr, token: Option<&str>) -> RegionClient {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        RegionServiceClient::with_interceptor(channel, Self::bearer(token))
+    }
+
     pub async fn audit(&self, token: Option<&str>) -> AuditClient {
         AuditServiceClient::with_interceptor(self.channel().await, Self::bearer(token))
     }
