@@ -1,5 +1,5 @@
 DROP FUNCTION audit_append(text[], text[], text[], text[], text[], text[], jsonb[], jsonb[], text[], text[], text[]);
-DROP FUNCTION audit_seal(integer);
+DROP FUNCTION audit_seal(integer, integer);
 DROP TABLE audit_pending;
 DROP TRIGGER audit_events_notify ON audit_events;
 CREATE OR REPLACE FUNCTION notify_feed() RETURNS trigger LANGUAGE plpgsql AS $$

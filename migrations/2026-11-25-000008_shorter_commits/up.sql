@@ -47,29 +47,21 @@ RETURNS void LANGUAGE sql VOLATILE AS $$
      WHERE coalesce(cardinality(tails), 0) > 0
 $$;
 
--- Seals up to `max_rows` pending rows; returns the number of events sealed.
-CREATE FUNCTION audit_seal(max_rows integer DEFAULT 1000) RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+-- Seals pending rows in order, up to `max_rows` rows or, after the first row, `max_events`
+-- events; returns the number of events sealed. Each row's events are inserted by their own
+-- statement (arrays are not concatenated across rows: that copied them again for every row).
+CREATE FUNCTION audit_seal(max_rows integer DEFAULT 1000, max_events integer DEFAULT 5000)
+RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     head bigint;
     prev bytea;
     r audit_pending;
     ids bigint[] := '{}';
     n integer := 0;
-    seqs bigint[] := '{}';
-    ats timestamptz[] := '{}';
-    actors text[] := '{}';
-    roles text[] := '{}';
-    actions text[] := '{}';
-    ets text[] := '{}';
-    eids text[] := '{}';
-    regions text[] := '{}';
-    befores jsonb[] := '{}';
-    afters jsonb[] := '{}';
-    outcomes text[] := '{}';
-    rids text[] := '{}';
-    prevs bytea[] := '{}';
-    hashes bytea[] := '{}';
+    seqs bigint[];
+    prevs bytea[];
+    hashes bytea[];
+    tails text[];
     micros text;
 BEGIN
     -- Nothing to do: no lock, no write.
@@ -86,37 +78,32 @@ BEGIN
     head := coalesce(head, 0);
     prev := coalesce(prev, decode(repeat('00', 32), 'hex'));
     FOR r IN SELECT * FROM audit_pending p ORDER BY p.id LIMIT max_rows LOOP
-        ids := ids || r.id;
+        EXIT WHEN n >= max_events;
         micros := (extract(epoch FROM r.recorded_at) * 1000000)::bigint::text;
-        FOR i IN 1..cardinality(r.tails) LOOP
+        -- A local copy is detoasted once; `r.tails[i]` would detoast the whole array per event.
+        tails := r.tails;
+        seqs := '{}';
+        prevs := '{}';
+        hashes := '{}';
+        FOR i IN 1..cardinality(tails) LOOP
             n := n + 1;
-            seqs[n] := head + n;
-            ats[n] := r.recorded_at;
-            prevs[n] := prev;
-            prev := sha256(prev || convert_to('[' || (head + n)::text || ',' || micros || r.tails[i], 'UTF8'));
-            hashes[n] := prev;
+            seqs[i] := head + n;
+            prevs[i] := prev;
+            prev := sha256(prev || convert_to('[' || (head + n)::text || ',' || micros || tails[i], 'UTF8'));
+            hashes[i] := prev;
         END LOOP;
-        actors := actors || r.actors;
-        roles := roles || r.roles;
-        actions := actions || r.actions;
-        ets := ets || r.entity_types;
-        eids := eids || r.entity_ids;
-        regions := regions || r.regions;
-        befores := befores || r.befores;
-        afters := afters || r.afters;
-        outcomes := outcomes || r.outcomes;
-        rids := rids || r.request_ids;
+        INSERT INTO audit_events (seq, occurred_at, actor, actor_roles, action, entity_type, entity_id,
+                                  region_code, before, after, outcome, request_id, prev_hash, hash)
+        SELECT t.seq, r.recorded_at, t.actor, array_remove(string_to_array(t.roles, ','), ''),
+               t.action, t.et, t.eid, t.region, t.b, t.a, t.outcome, t.rid, t.ph, t.h
+          FROM unnest(seqs, r.actors, r.roles, r.actions, r.entity_types, r.entity_ids, r.regions,
+                      r.befores, r.afters, r.outcomes, r.request_ids, prevs, hashes)
+               AS t(seq, actor, roles, action, et, eid, region, b, a, outcome, rid, ph, h);
+        ids := ids || r.id;
     END LOOP;
     IF n = 0 THEN
         RETURN 0;
     END IF;
-    INSERT INTO audit_events (seq, occurred_at, actor, actor_roles, action, entity_type, entity_id,
-                              region_code, before, after, outcome, request_id, prev_hash, hash)
-    SELECT t.seq, t.at, t.actor, array_remove(string_to_array(t.roles, ','), ''), t.action, t.et,
-           t.eid, t.region, t.b, t.a, t.outcome, t.rid, t.ph, t.h
-      FROM unnest(seqs, ats, actors, roles, actions, ets, eids, regions, befores, afters,
-                  outcomes, rids, prevs, hashes)
-           AS t(seq, at, actor, roles, action, et, eid, region, b, a, outcome, rid, ph, h);
     DELETE FROM audit_pending WHERE id = ANY (ids);
     RETURN n;
 END $$;

@@ -297,7 +297,7 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     loop {
         // Every committed update in the outbox (sealed into the chain) before counting.
         client_db
-            .batch_execute("SELECT audit_seal(1000000)")
+            .batch_execute("SELECT audit_seal(1000000, 2147483647)")
             .await?;
         let pending: i64 = client_db
             .query_one(

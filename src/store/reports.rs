@@ -910,12 +910,12 @@ pub async fn list(
 }
 
 crate::prepared!(struct LockReportIds = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(x::text, 7270010) AS k FROM unnest($1::uuid[]) x ORDER BY 1) s" { b1: B1 => Array<SqlUuid> });
-// Joined from the ids (not `= ANY`): a generic plan planned while `reports` was small would
-// otherwise keep scanning the whole table; a nested loop over the ids probes the index.
+// One index probe per id (a LATERAL with LIMIT 1, which the planner cannot turn into a
+// join): with `= ANY` or a plain join it kept choosing plans that scan all of `reports`.
 crate::prepared!(struct FindExisting = "SELECT r.client_report_id, r.payload_hash, r.report_id, r.case_id, r.first_case_id, r.first_outcome, r.received_at, r.flags,
                     c.case_no, f.case_no AS first_case_no
                FROM unnest($1::uuid[]) AS k(id)
-               JOIN reports r ON r.client_report_id = k.id
+               CROSS JOIN LATERAL (SELECT * FROM reports x WHERE x.client_report_id = k.id LIMIT 1) r
                JOIN cases c ON c.case_id = r.case_id JOIN cases f ON f.case_id = r.first_case_id" { b1: B1 => Array<SqlUuid> });
 crate::prepared!(struct FindOwners = "SELECT code, fallback_owner FROM regions WHERE code = ANY($1)" { b1: B1 => Array<Text> });
 crate::prepared!(struct LockCells = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(c, 7270011) AS k FROM unnest($1::text[]) c ORDER BY 1) s" { b1: B1 => Array<Text> });

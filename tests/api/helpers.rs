@@ -366,7 +366,7 @@ impl TestApp {
     pub async fn seal(&self) {
         self.sql()
             .await
-            .batch_execute("SELECT audit_seal(1000000)")
+            .batch_execute("SELECT audit_seal(1000000, 2147483647)")
             .await
             .unwrap();
     }
