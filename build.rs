@@ -25,5 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("gridhub_descriptor.bin"))
         .compile_with_config(config, &protos, &includes)?;
     println!("cargo:rerun-if-changed=proto");
+    // The migrations are embedded (`embed_migrations!`): a new one must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }

@@ -268,8 +268,14 @@ async fn read_new(
         *last = Some(head);
         return Ok(());
     };
+    // Nobody is watching: nothing to read. Checked after reading the head, so a subscriber
+    // that arrives now reads its own start from the table at or after `head` and misses nothing.
+    if tx.receiver_count() == 0 {
+        *last = Some(head);
+        return Ok(());
+    }
     while seq < head {
-        let events = store::feed::between(&mut conn, seq, head, "", PAGE).await?;
+        let events = store::feed::between(&mut conn, seq, head, PAGE).await?;
         for e in &events {
             seq = e.seq;
             if let Some(fe) = to_event(e) {

@@ -39,19 +39,20 @@ pub async fn after(
         .await
 }
 
-/// Feed events in `(after, until]` within `prefix`, oldest first.
+/// All events in `(after, until]`, oldest first: the live feed's read, a range of the primary
+/// key (which events belong to the feed is the caller's filter, `feed::to_event`). Filtering
+/// by entity type here let the planner pick the `(entity_type, entity_id, seq)` index, which
+/// cannot bound `seq` and read every report event ever written (19 ms per read of 1,000
+/// events at 100,000 events, against 0.5 ms by the key).
 pub async fn between(
     conn: &mut AsyncPgConnection,
     after: i64,
     until: i64,
-    prefix: &str,
     limit: i64,
 ) -> QueryResult<Vec<Event>> {
     audit_events::table
         .filter(audit_events::seq.gt(after))
         .filter(audit_events::seq.le(until))
-        .filter(audit_events::entity_type.eq_any(FEED_TYPES))
-        .filter(audit_events::region_code.like(format!("{prefix}%")))
         .order(audit_events::seq)
         .limit(limit)
         .select(Event::as_select())
