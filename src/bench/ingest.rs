@@ -339,7 +339,7 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     // 2b. The same load for every row the batches wrote: their reports, cases and audit
     // events, copied out and loaded again into identical tables (same indexes, no triggers,
     // no foreign keys). What the intake must write at the least, loaded at the physical limit.
-    let floor = write_floor(&pg).await?;
+    let floor = write_floor(url, &pg).await?;
 
     // 3. Single submits.
     let deadline = Instant::now() + Duration::from_secs(plan.seconds);
@@ -507,8 +507,9 @@ struct Floor {
 
 /// Copies every row of the intake's tables out, then times loading them again into identical
 /// tables (`LIKE … INCLUDING ALL`: the same indexes; no triggers or foreign keys) by `COPY`
-/// into staging and `INSERT … SELECT … ON CONFLICT DO NOTHING`, as the baseline does.
-async fn write_floor(pg: &tokio_postgres::Client) -> anyhow::Result<Floor> {
+/// into staging and `INSERT … SELECT … ON CONFLICT DO NOTHING`, as the baseline does, the
+/// tables at once on a connection each.
+async fn write_floor(url: &DbUrl, pg: &tokio_postgres::Client) -> anyhow::Result<Floor> {
     use futures::TryStreamExt;
     // Events recorded but not yet sealed into the chain count too.
     pg.batch_execute("SELECT audit_seal(1000000, 2147483647)")
@@ -539,29 +540,38 @@ async fn write_floor(pg: &tokio_postgres::Client) -> anyhow::Result<Floor> {
         let chunks: Vec<bytes::Bytes> = out.try_collect().await?;
         dumps.push((t, columns, chunks));
     }
+    // One connection per table, loading at once: both cores, as the intake's clients use them.
+    let mut loaders = Vec::new();
+    for _ in &dumps {
+        let (c, conn) = tokio_postgres::connect(url.expose(), NoTls).await?;
+        tokio::spawn(conn);
+        loaders.push(c);
+    }
     let (cpu0, mcpu0) = (process_cpu_seconds(), machine_cpu_seconds());
     let t0 = Instant::now();
-    let mut rows = 0;
-    for (t, columns, chunks) in &dumps {
-        let sink = pg
+    let loads = dumps.into_iter().zip(loaders).map(|((t, columns, chunks), c)| async move {
+        let sink = c
             .copy_in(&format!(
                 "COPY {t}_floor_staging ({columns}) FROM STDIN (FORMAT binary)"
             ))
             .await?;
         futures::pin_mut!(sink);
-        for c in chunks {
-            sink.send(c.clone()).await?;
+        for chunk in chunks {
+            sink.send(chunk).await?;
         }
         sink.finish().await?;
-        rows += pg
-            .execute(
-                &format!(
-                    "INSERT INTO {t}_floor ({columns}) SELECT {columns} FROM {t}_floor_staging ON CONFLICT DO NOTHING"
-                ),
-                &[],
-            )
-            .await?;
-    }
+        c.execute(
+            &format!(
+                "INSERT INTO {t}_floor ({columns}) SELECT {columns} FROM {t}_floor_staging ON CONFLICT DO NOTHING"
+            ),
+            &[],
+        )
+        .await
+    });
+    let rows: u64 = futures::future::try_join_all(loads)
+        .await?
+        .into_iter()
+        .sum();
     Ok(Floor {
         rows,
         wall: t0.elapsed(),

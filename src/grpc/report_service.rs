@@ -321,13 +321,34 @@ impl ReportService for ReportApi {
             })
             .collect();
         let retention = retention(&self.state);
-        let grids = self.state.grids.clone();
-        let results = mutation::audited(&self.state, &p, move |conn, audit| {
-            async move { Ok(reports::ingest(conn, &grids, items, retention, audit).await?) }.boxed()
-        })
-        .await?;
+        // Nearby reports together, one transaction each (see `reports::chunks`).
+        let mut results: Vec<Option<reports::ItemResult>> = vec![None; items.len()];
+        let places: Vec<Option<(Uuid, f64, f64)>> = items
+            .iter()
+            .map(|it| {
+                it.report
+                    .as_ref()
+                    .ok()
+                    .map(|r| (r.client_report_id, r.lat, r.lng))
+            })
+            .collect();
+        let chunks = reports::chunks(&places);
+        let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+        for chunk in chunks {
+            let part: Vec<Item> = chunk.iter().filter_map(|&i| items[i].take()).collect();
+            let grids = self.state.grids.clone();
+            let stored = mutation::audited(&self.state, &p, move |conn, audit| {
+                async move { Ok(reports::ingest(conn, &grids, part, retention, audit).await?) }
+                    .boxed()
+            })
+            .await?;
+            for (i, r) in chunk.into_iter().zip(stored) {
+                results[i] = Some(r);
+            }
+        }
         let results = results
             .into_iter()
+            .flatten()
             .map(|r| pb::SyncReportResult {
                 result: Some(match r {
                     Ok(a) => sync_report_result::Result::Ok(accepted(a)),

@@ -71,6 +71,46 @@ pub struct Item {
     pub report: Result<ReportInput, Vec<Violation>>,
 }
 
+/// Reports of a batch stored in one transaction at most. A batch of more is stored as several
+/// transactions of nearby reports (see [`chunks`]).
+pub const CHUNK: usize = 250;
+
+/// Splits a batch into transactions of at most [`CHUNK`] reports, nearby reports together:
+/// reports sorted by their (row, column) merge-lock cell, then cut into equal runs. Each
+/// transaction holds the (category, cell) locks of its own reports only, and for a fraction of
+/// the batch's time, so batches from neighbouring areas wait for each other only where they
+/// touch. Safe because every report is idempotent on `client_report_id`: after a failure part
+/// way, a resend of the whole batch returns the first result of every report already stored.
+/// `places` are the reports' ids and locations (`None` for invalid items, which go first);
+/// every report under one `client_report_id` goes with the first, so that which of them is
+/// "first" stays the batch's order. Returns each chunk's indices in batch order.
+pub fn chunks(places: &[Option<(Uuid, f64, f64)>]) -> Vec<Vec<usize>> {
+    let n = places.len();
+    if n <= CHUNK {
+        return vec![(0..n).collect()];
+    }
+    let cell = |d: f64| (d / merge::LOCK_CELL_DEG).floor() as i64;
+    let mut first: HashMap<Uuid, (i64, i64, i64, usize)> = HashMap::new();
+    let keys: Vec<(i64, i64, i64, usize)> = places
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match p {
+            Some((id, lat, lng)) => *first.entry(*id).or_insert((1, cell(*lat), cell(*lng), i)),
+            None => (0, 0, 0, i),
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (keys[i], i));
+    let parts = n.div_ceil(CHUNK);
+    (0..parts)
+        .map(|k| {
+            let mut c = order[k * n / parts..(k + 1) * n / parts].to_vec();
+            c.sort_unstable();
+            c
+        })
+        .collect()
+}
+
 /// A stored report.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = reports, check_for_backend(diesel::pg::Pg))]
@@ -950,3 +990,60 @@ crate::prepared!(struct InsertReports = "INSERT INTO reports (report_id, client_
                            $10::float8[], $11::float8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::text[],
                            $18::text[], $19::text[], $20::uuid[], $21::text[], $22::int2[], $23::text[], $24::bytea[], $25::bytea[])
                     AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, sub, case_id, fl, outcome, reason, phone, phone_ix)" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<SqlUuid>, b3: B3 => Array<diesel::sql_types::Bytea>, b4: B4 => Array<Int2>, b5: B5 => Array<Text>, b6: B6 => Array<Text>, b7: B7 => Array<Text>, b8: B8 => Array<Text>, b9: B9 => Array<Text>, b10: B10 => Array<Double>, b11: B11 => Array<Double>, b12: B12 => Array<Text>, b13: B13 => Array<Text>, b14: B14 => Array<Text>, b15: B15 => Array<Text>, b16: B16 => Array<Timestamptz>, b17: B17 => Array<Text>, b18: B18 => Array<Text>, b19: B19 => Array<Text>, b20: B20 => Array<SqlUuid>, b21: B21 => Array<Text>, b22: B22 => Array<Int2>, b23: B23 => Array<Text>, b24: B24 => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>>, b25: B25 => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>> });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_batches_are_one_transaction() {
+        let places = vec![Some((Uuid::nil(), 29.0, 106.0)); CHUNK];
+        assert_eq!(chunks(&places), vec![(0..CHUNK).collect::<Vec<_>>()]);
+        assert_eq!(chunks(&[]), vec![Vec::<usize>::new()]);
+    }
+
+    #[test]
+    fn large_batches_split_into_nearby_runs() {
+        // 1,000 reports scattered over 0.4° × 0.25°, in a shuffled order, and two invalid.
+        let mut places: Vec<Option<(Uuid, f64, f64)>> = (0..1000u32)
+            .map(|i| {
+                let k = i.wrapping_mul(7919) % 1000;
+                Some((
+                    Uuid::from_u128(i.into()),
+                    28.5 + (k / 40) as f64 * 0.01,
+                    106.5 + (k % 40) as f64 * 0.01 + 0.005,
+                ))
+            })
+            .collect();
+        places[3] = None;
+        places[700] = None;
+        // A resend of report 10 elsewhere (another payload) goes with report 10.
+        let ten = places[10].unwrap();
+        places[999] = Some((ten.0, 28.74, 106.89));
+        let parts = chunks(&places);
+        assert_eq!(parts.len(), 4);
+        assert!(parts.iter().all(|c| c.len() == 250 && c.is_sorted()));
+        let mut all: Vec<usize> = parts.concat();
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            (0..1000).collect::<Vec<_>>(),
+            "every report exactly once"
+        );
+        assert!(parts[0].contains(&3) && parts[0].contains(&700));
+        assert!(parts.iter().any(|c| c.contains(&10) && c.contains(&999)));
+        // Rows of lock cells: each chunk's rows come at or after the previous chunk's.
+        let rows = |c: &Vec<usize>| {
+            let r: Vec<i64> = c
+                .iter()
+                .filter(|&&i| i != 999)
+                .filter_map(|&i| places[i])
+                .map(|(_, lat, _)| (lat / merge::LOCK_CELL_DEG).floor() as i64)
+                .collect();
+            (*r.iter().min().unwrap(), *r.iter().max().unwrap())
+        };
+        for w in parts.windows(2) {
+            assert!(rows(&w[0]).1 <= rows(&w[1]).0);
+        }
+    }
+}

@@ -262,14 +262,24 @@ async fn a_thousand_report_batch_with_bad_items_in_the_middle() {
         lng: 106.73,
     }); // 打通村, not hers
     batch[503].occurred_at = None;
+    // The last report reuses the first one's id with another payload, 2 km away: the batch is
+    // stored in chunks of nearby reports, yet the conflict is still the later one's.
+    batch[999].client_report_id = batch[0].client_report_id.clone();
     let out = app
         .reports(Some(&w))
         .await
-        .sync_reports(pb::SyncReportsRequest { reports: batch })
+        .sync_reports(pb::SyncReportsRequest {
+            reports: batch.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(out.results.len(), 1000);
+    assert!(matches!(
+        out.results[0].result,
+        Some(sync_report_result::Result::Ok(_))
+    ));
+    assert_eq!(err(&out.results[999]).code, Code::AlreadyExists as i32);
     assert_eq!(bad_fields(err(&out.results[500])), ["location.lat"]);
     assert_eq!(bad_fields(err(&out.results[501])), ["attachments[0]"]);
     assert_eq!(err(&out.results[502]).code, Code::PermissionDenied as i32);
@@ -279,8 +289,35 @@ async fn a_thousand_report_batch_with_bad_items_in_the_middle() {
         .iter()
         .filter(|r| matches!(r.result, Some(sync_report_result::Result::Ok(_))))
         .count();
-    assert_eq!(good, 996);
-    assert_eq!(app.count("SELECT count(*) FROM reports").await, 996);
+    assert_eq!(good, 995);
+    assert_eq!(app.count("SELECT count(*) FROM reports").await, 995);
+    // A resend of the whole batch (a lost response) gets the same answer for every report.
+    let again = app
+        .reports(Some(&w))
+        .await
+        .sync_reports(pb::SyncReportsRequest { reports: batch })
+        .await
+        .unwrap()
+        .into_inner();
+    for (k, (a, b)) in out.results.iter().zip(&again.results).enumerate() {
+        match (&a.result, &b.result) {
+            (Some(sync_report_result::Result::Ok(a)), Some(sync_report_result::Result::Ok(b))) => {
+                assert_eq!(
+                    (&a.report_id, &a.case_id, a.outcome),
+                    (&b.report_id, &b.case_id, b.outcome),
+                    "report {k}"
+                )
+            }
+            (
+                Some(sync_report_result::Result::Error(a)),
+                Some(sync_report_result::Result::Error(b)),
+            ) => {
+                assert_eq!(a.code, b.code, "report {k}")
+            }
+            _ => panic!("report {k}: {a:?} then {b:?}"),
+        }
+    }
+    assert_eq!(app.count("SELECT count(*) FROM reports").await, 995);
     let e = app
         .reports(Some(&w))
         .await
