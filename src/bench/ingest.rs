@@ -511,6 +511,7 @@ struct Floor {
 /// tables at once on a connection each.
 async fn write_floor(url: &DbUrl, pg: &tokio_postgres::Client) -> anyhow::Result<Floor> {
     use futures::TryStreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Events recorded but not yet sealed into the chain count too.
     pg.batch_execute("SELECT audit_seal(1000000, 2147483647)")
         .await?;
@@ -537,8 +538,16 @@ async fn write_floor(url: &DbUrl, pg: &tokio_postgres::Client) -> anyhow::Result
         let out = pg
             .copy_out(&format!("COPY {t} ({columns}) TO STDOUT (FORMAT binary)"))
             .await?;
-        let chunks: Vec<bytes::Bytes> = out.try_collect().await?;
-        dumps.push((t, columns, chunks));
+        // To a file, not memory: the process's RSS is the server's figure.
+        let path =
+            std::env::temp_dir().join(format!("gridhub-floor-{}-{t}.bin", std::process::id()));
+        let mut file = tokio::fs::File::create(&path).await?;
+        futures::pin_mut!(out);
+        while let Some(b) = out.try_next().await? {
+            file.write_all(&b).await?;
+        }
+        file.flush().await?;
+        dumps.push((t, columns, path));
     }
     // One connection per table, loading at once: both cores, as the intake's clients use them.
     let mut loaders = Vec::new();
@@ -549,29 +558,40 @@ async fn write_floor(url: &DbUrl, pg: &tokio_postgres::Client) -> anyhow::Result
     }
     let (cpu0, mcpu0) = (process_cpu_seconds(), machine_cpu_seconds());
     let t0 = Instant::now();
-    let loads = dumps.into_iter().zip(loaders).map(|((t, columns, chunks), c)| async move {
+    let loads = dumps.iter().zip(loaders).map(|((t, columns, path), c)| async move {
         let sink = c
             .copy_in(&format!(
                 "COPY {t}_floor_staging ({columns}) FROM STDIN (FORMAT binary)"
             ))
             .await?;
         futures::pin_mut!(sink);
-        for chunk in chunks {
-            sink.send(chunk).await?;
+        let mut file = tokio::fs::File::open(path).await?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            sink.send(bytes::Bytes::copy_from_slice(&buf[..n])).await?;
         }
         sink.finish().await?;
-        c.execute(
-            &format!(
-                "INSERT INTO {t}_floor ({columns}) SELECT {columns} FROM {t}_floor_staging ON CONFLICT DO NOTHING"
-            ),
-            &[],
-        )
-        .await
+        let n = c
+            .execute(
+                &format!(
+                    "INSERT INTO {t}_floor ({columns}) SELECT {columns} FROM {t}_floor_staging ON CONFLICT DO NOTHING"
+                ),
+                &[],
+            )
+            .await?;
+        anyhow::Ok(n)
     });
     let rows: u64 = futures::future::try_join_all(loads)
         .await?
         .into_iter()
         .sum();
+    for (_, _, path) in &dumps {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(Floor {
         rows,
         wall: t0.elapsed(),
