@@ -314,20 +314,13 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     let csv = csv.into_inner()?;
     let (cpu0c, mcpu0c) = (process_cpu_seconds(), machine_cpu_seconds());
     let t = Instant::now();
-    let sink = pg
-        .copy_in("COPY reports_staging (report_id, client_report_id, payload_hash, source, category_code, title, description, lat, lng, region_code, occurred_at, submitted_by, case_id, first_outcome, first_case_id, merge_reason) FROM STDIN (FORMAT csv)")
-        .await?;
-    futures::pin_mut!(sink);
-    for chunk in csv.chunks(1 << 20) {
-        sink.send(bytes::Bytes::copy_from_slice(chunk)).await?;
-    }
-    sink.finish().await?;
-    let moved = pg
-        .execute(
-            "INSERT INTO reports_copy SELECT * FROM reports_staging ON CONFLICT DO NOTHING",
-            &[],
-        )
-        .await?;
+    let moved = copy_then_insert(
+        &pg,
+        "COPY reports_staging (report_id, client_report_id, payload_hash, source, category_code, title, description, lat, lng, region_code, occurred_at, submitted_by, case_id, first_outcome, first_case_id, merge_reason) FROM STDIN (FORMAT csv)",
+        &csv[..],
+        "INSERT INTO reports_copy SELECT * FROM reports_staging ON CONFLICT DO NOTHING",
+    )
+    .await?;
     let copy_wall = t.elapsed();
     let (cpuc, mcpuc) = (
         process_cpu_seconds() - cpu0c,
@@ -511,7 +504,7 @@ struct Floor {
 /// tables at once on a connection each.
 async fn write_floor(url: &DbUrl, pg: &tokio_postgres::Client) -> anyhow::Result<Floor> {
     use futures::TryStreamExt;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     // Events recorded but not yet sealed into the chain count too.
     pg.batch_execute("SELECT audit_seal(1000000, 2147483647)")
         .await?;
@@ -559,31 +552,15 @@ async fn write_floor(url: &DbUrl, pg: &tokio_postgres::Client) -> anyhow::Result
     let (cpu0, mcpu0) = (process_cpu_seconds(), machine_cpu_seconds());
     let t0 = Instant::now();
     let loads = dumps.iter().zip(loaders).map(|((t, columns, path), c)| async move {
-        let sink = c
-            .copy_in(&format!(
-                "COPY {t}_floor_staging ({columns}) FROM STDIN (FORMAT binary)"
-            ))
-            .await?;
-        futures::pin_mut!(sink);
-        let mut file = tokio::fs::File::open(path).await?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            sink.send(bytes::Bytes::copy_from_slice(&buf[..n])).await?;
-        }
-        sink.finish().await?;
-        let n = c
-            .execute(
-                &format!(
-                    "INSERT INTO {t}_floor ({columns}) SELECT {columns} FROM {t}_floor_staging ON CONFLICT DO NOTHING"
-                ),
-                &[],
-            )
-            .await?;
-        anyhow::Ok(n)
+        copy_then_insert(
+            &c,
+            &format!("COPY {t}_floor_staging ({columns}) FROM STDIN (FORMAT binary)"),
+            tokio::fs::File::open(path).await?,
+            &format!(
+                "INSERT INTO {t}_floor ({columns}) SELECT {columns} FROM {t}_floor_staging ON CONFLICT DO NOTHING"
+            ),
+        )
+        .await
     });
     let rows: u64 = futures::future::try_join_all(loads)
         .await?
@@ -598,4 +575,27 @@ async fn write_floor(url: &DbUrl, pg: &tokio_postgres::Client) -> anyhow::Result
         cpu: process_cpu_seconds() - cpu0,
         machine_cpu: machine_cpu_seconds() - mcpu0,
     })
+}
+
+/// The baselines' load: `copy` (a `COPY … FROM STDIN`) fed from `data` in 1 MB chunks, then
+/// `insert` (the `INSERT … SELECT` out of the staging table); returns the rows inserted.
+async fn copy_then_insert(
+    c: &tokio_postgres::Client,
+    copy: &str,
+    mut data: impl tokio::io::AsyncRead + Unpin,
+    insert: &str,
+) -> anyhow::Result<u64> {
+    use tokio::io::AsyncReadExt;
+    let sink = c.copy_in(copy).await?;
+    futures::pin_mut!(sink);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = data.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        sink.send(bytes::Bytes::copy_from_slice(&buf[..n])).await?;
+    }
+    sink.finish().await?;
+    Ok(c.execute(insert, &[]).await?)
 }

@@ -27,14 +27,18 @@ pub fn bbox_degrees(lat: f64, radius_m: f64) -> (f64, f64) {
 /// Size of a lock cell in degrees (about 1 km).
 pub const LOCK_CELL_DEG: f64 = 0.01;
 
+/// The lock cell (row or column) of a latitude or longitude.
+pub fn lock_cell(degrees: f64) -> i64 {
+    (degrees / LOCK_CELL_DEG).floor() as i64
+}
+
 /// The lock keys (category, cell) a report at `point` takes before looking for cases within
 /// `radius_m`: every cell its radius box touches. Any two reports close enough to merge share
 /// at least the cell of one of them.
 pub fn lock_cells(category: &str, point: (f64, f64), radius_m: f64) -> Vec<String> {
     let (dlat, dlng) = bbox_degrees(point.0, radius_m);
-    let cell = |d: f64| (d / LOCK_CELL_DEG).floor() as i64;
-    let (y0, y1) = (cell(point.0 - dlat), cell(point.0 + dlat));
-    let (x0, x1) = (cell(point.1 - dlng), cell(point.1 + dlng));
+    let (y0, y1) = (lock_cell(point.0 - dlat), lock_cell(point.0 + dlat));
+    let (x0, x1) = (lock_cell(point.1 - dlng), lock_cell(point.1 + dlng));
     let mut out = Vec::new();
     for y in y0..=y1 {
         for x in x0..=x1 {

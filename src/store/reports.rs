@@ -89,7 +89,7 @@ pub fn chunks(places: &[Option<(Uuid, f64, f64)>]) -> Vec<Vec<usize>> {
     if n <= CHUNK {
         return vec![(0..n).collect()];
     }
-    let cell = |d: f64| (d / merge::LOCK_CELL_DEG).floor() as i64;
+    let cell = merge::lock_cell;
     let mut first: HashMap<Uuid, (i64, i64, i64, usize)> = HashMap::new();
     let keys: Vec<(i64, i64, i64, usize)> = places
         .iter()
@@ -1038,7 +1038,7 @@ mod tests {
                 .iter()
                 .filter(|&&i| i != 999)
                 .filter_map(|&i| places[i])
-                .map(|(_, lat, _)| (lat / merge::LOCK_CELL_DEG).floor() as i64)
+                .map(|(_, lat, _)| merge::lock_cell(lat))
                 .collect();
             (*r.iter().min().unwrap(), *r.iter().max().unwrap())
         };

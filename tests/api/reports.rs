@@ -262,21 +262,15 @@ async fn a_thousand_report_batch_with_bad_items_in_the_middle() {
         lng: 106.73,
     }); // 打通村, not hers
     batch[503].occurred_at = None;
-    // The last report reuses the first one's id with another payload, 2 km away: the batch is
-    // stored in chunks of nearby reports, yet the conflict is still the later one's.
-    batch[999].client_report_id = batch[0].client_report_id.clone();
-    let out = app
-        .reports(Some(&w))
-        .await
-        .sync_reports(pb::SyncReportsRequest {
-            reports: batch.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    // The last report reuses the id of report 960 (in the batch's northern row) with another
+    // payload: placed at report 0 (the southern row), whose chunk is stored first. The batch
+    // is stored in chunks of nearby reports, yet the conflict is still the later one's.
+    batch[999].client_report_id = batch[960].client_report_id.clone();
+    batch[999].location = batch[0].location;
+    let out = sync(&app, &w, batch.clone()).await;
     assert_eq!(out.results.len(), 1000);
     assert!(matches!(
-        out.results[0].result,
+        out.results[960].result,
         Some(sync_report_result::Result::Ok(_))
     ));
     assert_eq!(err(&out.results[999]).code, Code::AlreadyExists as i32);
@@ -292,31 +286,8 @@ async fn a_thousand_report_batch_with_bad_items_in_the_middle() {
     assert_eq!(good, 995);
     assert_eq!(app.count("SELECT count(*) FROM reports").await, 995);
     // A resend of the whole batch (a lost response) gets the same answer for every report.
-    let again = app
-        .reports(Some(&w))
-        .await
-        .sync_reports(pb::SyncReportsRequest { reports: batch })
-        .await
-        .unwrap()
-        .into_inner();
-    for (k, (a, b)) in out.results.iter().zip(&again.results).enumerate() {
-        match (&a.result, &b.result) {
-            (Some(sync_report_result::Result::Ok(a)), Some(sync_report_result::Result::Ok(b))) => {
-                assert_eq!(
-                    (&a.report_id, &a.case_id, a.outcome),
-                    (&b.report_id, &b.case_id, b.outcome),
-                    "report {k}"
-                )
-            }
-            (
-                Some(sync_report_result::Result::Error(a)),
-                Some(sync_report_result::Result::Error(b)),
-            ) => {
-                assert_eq!(a.code, b.code, "report {k}")
-            }
-            _ => panic!("report {k}: {a:?} then {b:?}"),
-        }
-    }
+    let again = sync(&app, &w, batch).await;
+    assert_eq!(out, again, "a resend returns the first answers");
     assert_eq!(app.count("SELECT count(*) FROM reports").await, 995);
     let e = app
         .reports(Some(&w))
@@ -327,6 +298,15 @@ async fn a_thousand_report_batch_with_bad_items_in_the_middle() {
         .await
         .unwrap_err();
     assert_eq!(violations(&e), ["reports"]);
+}
+
+async fn sync(app: &TestApp, token: &str, reports: Vec<pb::Report>) -> pb::SyncReportsResponse {
+    app.reports(Some(token))
+        .await
+        .sync_reports(pb::SyncReportsRequest { reports })
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 async fn submit(app: &TestApp, token: &str, r: pb::Report) -> pb::SubmitReportResult {
@@ -892,13 +872,7 @@ async fn reports_and_cases_are_listed_with_filters_and_pages() {
     let mut claimed = report("0301", offset(WALL, 0.0, -200.0), 1);
     claimed.grid_code = "500110111201002".into();
     batch.push(claimed);
-    let out = app
-        .reports(Some(&w))
-        .await
-        .sync_reports(pb::SyncReportsRequest { reports: batch })
-        .await
-        .unwrap()
-        .into_inner();
+    let out = sync(&app, &w, batch).await;
     let wall_case = ok(&out.results[12]).case_id.clone();
     let mut c = app.reports(Some(&w)).await;
     let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
@@ -1045,14 +1019,6 @@ async fn the_intake_sees_new_grids_at_once() {
         .into_inner();
     assert_eq!(stored.resolved_grid_code, "500110111001009");
     // The same through a batch.
-    let out = app
-        .reports(Some(&op))
-        .await
-        .sync_reports(pb::SyncReportsRequest {
-            reports: vec![report("0101", margin, 1)],
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let out = sync(&app, &op, vec![report("0101", margin, 1)]).await;
     assert!(ok(&out.results[0]).flags.is_empty());
 }
