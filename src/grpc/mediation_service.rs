@@ -1108,9 +1108,8 @@ impl MediationService for MediationApi {
         let who = p.clone();
         let out = mutation::audited(&self.state, &p, move |conn, audit| {
             async move {
-                let ids = db::disputes_of(conn, who.scope.prefix(), id_index.as_deref(), phone_index.as_deref(), DateTime::<Utc>::UNIX_EPOCH).await?;
-                audit.push(NewEvent::ok("pii.lookup", "person", "", who.scope.prefix(), None, Some(json!({"by": if id_index.is_some() { "id_number" } else { "phone" }, "found": ids.len()}))));
-                let cases = db::by_ids(conn, &ids).await?;
+                let cases = db::cases_of_person(conn, who.scope.prefix(), id_index.as_deref(), phone_index.as_deref(), DateTime::<Utc>::UNIX_EPOCH).await?;
+                audit.push(NewEvent::ok("pii.lookup", "person", "", who.scope.prefix(), None, Some(json!({"by": if id_index.is_some() { "id_number" } else { "phone" }, "found": cases.len()}))));
                 show_many(&state, conn, audit, cases, &who).await
             }
             .boxed()

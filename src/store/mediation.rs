@@ -174,99 +174,63 @@ pub async fn get_case(
 
 /// Everything recorded on `case`.
 pub async fn full(conn: &mut AsyncPgConnection, case: MediationCase) -> QueryResult<Full> {
-    let id = case.case_id;
-    let parties = mediation_parties::table
-        .filter(mediation_parties::case_id.eq(id))
-        .order(mediation_parties::position)
-        .select(PartyRow::as_select())
-        .load(conn)
-        .await?;
-    let sessions = mediation_sessions::table
-        .filter(mediation_sessions::case_id.eq(id))
-        .order(mediation_sessions::number)
-        .select(SessionRow::as_select())
-        .load(conn)
-        .await?;
-    let agreements = mediation_agreements::table
-        .filter(mediation_agreements::case_id.eq(id))
-        .order(mediation_agreements::version)
-        .select(AgreementRow::as_select())
-        .load(conn)
-        .await?;
-    let follow_ups = mediation_follow_ups::table
-        .filter(mediation_follow_ups::case_id.eq(id))
-        .order(mediation_follow_ups::number)
-        .select(FollowUpRow::as_select())
-        .load(conn)
-        .await?;
-    Ok(Full {
-        case,
-        parties,
-        sessions,
-        agreements,
-        follow_ups,
-    })
+    full_many(conn, vec![case])
+        .await?
+        .pop()
+        .ok_or(diesel::result::Error::NotFound)
 }
 
-/// Everything recorded on each of `cases`, in four queries whatever their number.
+/// Everything recorded on each of `cases`: four queries whatever their number, sent together
+/// (pipelined on the one connection), so they cost one round trip.
 pub async fn full_many(
     conn: &mut AsyncPgConnection,
     cases: Vec<MediationCase>,
 ) -> QueryResult<Vec<Full>> {
+    if cases.is_empty() {
+        return Ok(Vec::new());
+    }
     let ids: Vec<Uuid> = cases.iter().map(|c| c.case_id).collect();
-    let parties = mediation_parties::table
-        .filter(mediation_parties::case_id.eq_any(&ids))
-        .order((mediation_parties::case_id, mediation_parties::position))
-        .select(PartyRow::as_select())
-        .load(conn)
-        .await?;
-    let sessions = mediation_sessions::table
-        .filter(mediation_sessions::case_id.eq_any(&ids))
-        .order((mediation_sessions::case_id, mediation_sessions::number))
-        .select(SessionRow::as_select())
-        .load(conn)
-        .await?;
-    let agreements = mediation_agreements::table
-        .filter(mediation_agreements::case_id.eq_any(&ids))
-        .order((mediation_agreements::case_id, mediation_agreements::version))
-        .select(AgreementRow::as_select())
-        .load(conn)
-        .await?;
-    let follow_ups = mediation_follow_ups::table
-        .filter(mediation_follow_ups::case_id.eq_any(&ids))
-        .order((mediation_follow_ups::case_id, mediation_follow_ups::number))
-        .select(FollowUpRow::as_select())
-        .load(conn)
-        .await?;
+    let conn: &AsyncPgConnection = conn;
+    let (parties, sessions, agreements, follow_ups) = futures::try_join!(
+        mediation_parties::table
+            .filter(mediation_parties::case_id.eq_any(&ids))
+            .order((mediation_parties::case_id, mediation_parties::position))
+            .select(PartyRow::as_select())
+            .load(&mut &*conn),
+        mediation_sessions::table
+            .filter(mediation_sessions::case_id.eq_any(&ids))
+            .order((mediation_sessions::case_id, mediation_sessions::number))
+            .select(SessionRow::as_select())
+            .load(&mut &*conn),
+        mediation_agreements::table
+            .filter(mediation_agreements::case_id.eq_any(&ids))
+            .order((mediation_agreements::case_id, mediation_agreements::version))
+            .select(AgreementRow::as_select())
+            .load(&mut &*conn),
+        mediation_follow_ups::table
+            .filter(mediation_follow_ups::case_id.eq_any(&ids))
+            .order((mediation_follow_ups::case_id, mediation_follow_ups::number))
+            .select(FollowUpRow::as_select())
+            .load(&mut &*conn),
+    )?;
     Ok(cases
         .into_iter()
         .map(|case| {
             let id = case.case_id;
             Full {
                 case,
-                parties: parties
-                    .iter()
-                    .filter(|p| p.case_id == id)
-                    .cloned()
-                    .collect(),
-                sessions: sessions
-                    .iter()
-                    .filter(|p| p.case_id == id)
-                    .cloned()
-                    .collect(),
-                agreements: agreements
-                    .iter()
-                    .filter(|p| p.case_id == id)
-                    .cloned()
-                    .collect(),
-                follow_ups: follow_ups
-                    .iter()
-                    .filter(|p| p.case_id == id)
-                    .cloned()
-                    .collect(),
+                parties: of_case(&parties, id, |p: &PartyRow| p.case_id),
+                sessions: of_case(&sessions, id, |p: &SessionRow| p.case_id),
+                agreements: of_case(&agreements, id, |p: &AgreementRow| p.case_id),
+                follow_ups: of_case(&follow_ups, id, |p: &FollowUpRow| p.case_id),
             }
         })
         .collect())
+}
+
+/// The rows of `rows` that belong to case `id`, in their order.
+fn of_case<T: Clone>(rows: &[T], id: Uuid, case_of: impl Fn(&T) -> Uuid) -> Vec<T> {
+    rows.iter().filter(|r| case_of(r) == id).cloned().collect()
 }
 
 /// What ListMediationCases filters by.
@@ -314,14 +278,22 @@ pub async fn list(
     q.load(conn).await
 }
 
-/// Cases by id, newest first (callers scope the ids).
-pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<MediationCase>> {
-    mediation_cases::table
-        .filter(mediation_cases::case_id.eq_any(ids))
-        .order(mediation_cases::case_id.desc())
-        .select(MediationCase::as_select())
-        .load(conn)
-        .await
+/// The ids of cases with a party whose ID-number index (or, without one, phone index) is the
+/// one given, registered at or after `since`; `None` when neither index is given.
+fn parties_matching<'a>(
+    id_index: Option<&[u8]>,
+    phone_index: Option<&[u8]>,
+    since: DateTime<Utc>,
+) -> Option<mediation_parties::BoxedQuery<'a, diesel::pg::Pg, diesel::sql_types::Uuid>> {
+    let q = mediation_parties::table
+        .filter(mediation_parties::registered_at.ge(since))
+        .select(mediation_parties::case_id)
+        .into_boxed();
+    match (id_index, phone_index) {
+        (Some(i), _) => Some(q.filter(mediation_parties::id_index.eq(i.to_vec()))),
+        (None, Some(p)) => Some(q.filter(mediation_parties::phone_index.eq(p.to_vec()))),
+        (None, None) => None,
+    }
 }
 
 /// The cases within `prefix` where a party's ID-number index (or phone index) is `index`,
@@ -333,19 +305,35 @@ pub async fn disputes_of(
     phone_index: Option<&[u8]>,
     since: DateTime<Utc>,
 ) -> QueryResult<Vec<Uuid>> {
-    let mut q = mediation_parties::table
-        .inner_join(mediation_cases::table)
-        .filter(mediation_parties::registered_at.ge(since))
-        .filter(mediation_cases::region_code.like(format!("{prefix}%")))
-        .select(mediation_parties::case_id)
-        .distinct()
-        .into_boxed();
-    q = match (id_index, phone_index) {
-        (Some(i), _) => q.filter(mediation_parties::id_index.eq(i.to_vec())),
-        (None, Some(p)) => q.filter(mediation_parties::phone_index.eq(p.to_vec())),
-        (None, None) => return Ok(Vec::new()),
+    let Some(parties) = parties_matching(id_index, phone_index, since) else {
+        return Ok(Vec::new());
     };
-    q.load(conn).await
+    mediation_cases::table
+        .filter(mediation_cases::region_code.like(format!("{prefix}%")))
+        .filter(mediation_cases::case_id.eq_any(parties))
+        .select(mediation_cases::case_id)
+        .load(conn)
+        .await
+}
+
+/// The same cases as [`disputes_of`], whole and newest first, in one query.
+pub async fn cases_of_person(
+    conn: &mut AsyncPgConnection,
+    prefix: &str,
+    id_index: Option<&[u8]>,
+    phone_index: Option<&[u8]>,
+    since: DateTime<Utc>,
+) -> QueryResult<Vec<MediationCase>> {
+    let Some(parties) = parties_matching(id_index, phone_index, since) else {
+        return Ok(Vec::new());
+    };
+    mediation_cases::table
+        .filter(mediation_cases::region_code.like(format!("{prefix}%")))
+        .filter(mediation_cases::case_id.eq_any(parties))
+        .order(mediation_cases::case_id.desc())
+        .select(MediationCase::as_select())
+        .load(conn)
+        .await
 }
 
 /// Appends a session (numbered after the last).
