@@ -94,7 +94,7 @@ pub struct Unified {
 /// Maps (source_system, source_code) pairs: the system's own mapping first, then a mapping
 /// for any system (`source_system` empty), then the code itself if it is a unified code.
 pub async fn resolve(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     pairs: &[(String, String)],
 ) -> QueryResult<HashMap<(String, String), Unified>> {
     let systems: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
@@ -103,7 +103,7 @@ pub async fn resolve(
         b1: systems,
         b2: codes,
     }
-    .load(conn)
+    .load(&mut conn)
     .await?;
     Ok(rows
         .into_iter()

@@ -77,6 +77,15 @@ struct Version {
 crate::prepared!(struct CurrentVersion = "SELECT version FROM geometry_version" {});
 crate::prepared!(struct AllBoundaries = "SELECT code, level, ST_Area(boundary) AS area, ST_AsGeoJSON(boundary) AS geojson FROM regions WHERE boundary IS NOT NULL" {});
 
+/// The database's current geometry version. It takes `&AsyncPgConnection` so that callers can
+/// send it together with other queries (pipelined).
+pub async fn current_version(mut conn: &AsyncPgConnection) -> QueryResult<i64> {
+    Ok(CurrentVersion {}
+        .get_result::<Version>(&mut conn)
+        .await?
+        .version)
+}
+
 /// The shared, lazily reloaded index.
 #[derive(Default)]
 pub struct GridCache {
@@ -84,9 +93,13 @@ pub struct GridCache {
 }
 
 impl GridCache {
-    /// The index as of the database's current geometry version (reloading if it changed).
-    pub async fn get(&self, conn: &mut AsyncPgConnection) -> QueryResult<Arc<GridIndex>> {
-        let version = CurrentVersion {}.get_result::<Version>(conn).await?.version;
+    /// The index as of geometry `version` (read by [`current_version`] on `conn`) or later,
+    /// reloaded when the database's geometry changed.
+    pub async fn at(
+        &self,
+        conn: &mut AsyncPgConnection,
+        version: i64,
+    ) -> QueryResult<Arc<GridIndex>> {
         // One loader at a time; the others wait and take its result.
         let mut current = self.current.lock().await;
         if let Some(idx) = current.as_ref().filter(|i| i.version >= version) {

@@ -256,16 +256,41 @@ pub async fn ingest(
             Err(v) => results[i] = Some(Err(ItemError::Invalid(v))),
         }
     }
-    // 1. Serialize with concurrent sends of the same reports; find resends.
+    // 1. Serialize with concurrent sends of the same reports; then find resends, the grid
+    // geometry's version and the unified categories, the three reads sent together
+    // (pipelined: one round trip). The categories are resolved for every valid report, resent
+    // or not, which costs less than a round trip of its own.
     let ids: BTreeSet<Uuid> = valid.iter().map(|(_, r)| r.client_report_id).collect();
     let ids: Vec<Uuid> = ids.into_iter().collect();
     if !ids.is_empty() {
         LockReportIds { b1: &ids }.execute(conn).await?;
     }
-    let existing: Vec<Existing> = if ids.is_empty() {
-        Vec::new()
-    } else {
-        FindExisting { b1: &ids }.load(conn).await?
+    let pairs: BTreeSet<(String, String)> = valid
+        .iter()
+        .map(|(_, r)| (r.source_system.clone(), r.category_code.clone()))
+        .collect();
+    let pairs: Vec<(String, String)> = pairs.into_iter().collect();
+    let (existing, geometry, mapped) = {
+        let shared: &AsyncPgConnection = conn;
+        futures::try_join!(
+            async {
+                if ids.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    FindExisting { b1: &ids }
+                        .load::<Existing>(&mut &*shared)
+                        .await
+                }
+            },
+            super::grid_index::current_version(shared),
+            async {
+                if pairs.is_empty() {
+                    Ok(HashMap::new())
+                } else {
+                    categories::resolve(shared, &pairs).await
+                }
+            },
+        )?
     };
     let existing: HashMap<Uuid, Existing> = existing
         .into_iter()
@@ -344,7 +369,7 @@ pub async fn ingest(
     });
 
     // 3. Locate: the finest region whose polygon covers each point.
-    let places = locate(conn, grids, &fresh).await?;
+    let places = locate(conn, grids, geometry, &fresh).await?;
     let mut placed: Vec<(usize, ReportInput, Place)> = Vec::new();
     for ((i, r), place) in fresh.into_iter().zip(places) {
         match place {
@@ -392,17 +417,7 @@ pub async fn ingest(
             .unwrap_or_default()
     };
 
-    // 4. Categories.
-    let pairs: BTreeSet<(String, String)> = placed
-        .iter()
-        .map(|(_, r, _)| (r.source_system.clone(), r.category_code.clone()))
-        .collect();
-    let pairs: Vec<(String, String)> = pairs.into_iter().collect();
-    let mapped = if pairs.is_empty() {
-        HashMap::new()
-    } else {
-        categories::resolve(conn, &pairs).await?
-    };
+    // 4. Categories (resolved in step 1).
     let unified_of = |r: &ReportInput| {
         mapped
             .get(&(r.source_system.clone(), r.category_code.clone()))
@@ -607,12 +622,13 @@ fn ancestors(code: &str) -> Vec<String> {
 async fn locate(
     conn: &mut AsyncPgConnection,
     grids: &GridCache,
+    geometry: i64,
     reports: &[(usize, ReportInput)],
 ) -> QueryResult<Vec<Option<Place>>> {
     if reports.is_empty() {
         return Ok(Vec::new());
     }
-    let index = grids.get(conn).await?;
+    let index = grids.at(conn, geometry).await?;
     let found: HashMap<usize, Located> = reports
         .iter()
         .enumerate()
