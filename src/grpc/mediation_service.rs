@@ -373,7 +373,7 @@ async fn repeat_disputes(
     let since = now - Duration::days(REPEAT_WINDOW_DAYS);
     let town = crate::domain::report::town_of(&m.region_code);
     for p in parties {
-        let ids = db::disputes_of(
+        let disputes = db::cases_of_person(
             conn,
             &town[..6.min(town.len())],
             p.id_index.as_deref(),
@@ -381,7 +381,7 @@ async fn repeat_disputes(
             since,
         )
         .await?;
-        if ids.len() < REPEAT_THRESHOLD {
+        if disputes.len() < REPEAT_THRESHOLD {
             continue;
         }
         let who = p
@@ -412,8 +412,8 @@ async fn repeat_disputes(
                 category: m.dispute_type.clone(),
                 case_id: None,
                 subject: who,
-                detail: json!({"disputes": ids.len(), "window_days": REPEAT_WINDOW_DAYS, "mediation_case": m.case_no}),
-                dedup_key: format!("REPEAT_DISPUTE:{key}:{}", ids.len()),
+                detail: json!({"disputes": disputes.len(), "window_days": REPEAT_WINDOW_DAYS, "mediation_case": m.case_no}),
+                dedup_key: format!("REPEAT_DISPUTE:{key}:{}", disputes.len()),
                 raised_at: now,
             },
         )

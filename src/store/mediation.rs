@@ -296,27 +296,8 @@ fn parties_matching<'a>(
     }
 }
 
-/// The cases within `prefix` where a party's ID-number index (or phone index) is `index`,
-/// registered at or after `since`.
-pub async fn disputes_of(
-    conn: &mut AsyncPgConnection,
-    prefix: &str,
-    id_index: Option<&[u8]>,
-    phone_index: Option<&[u8]>,
-    since: DateTime<Utc>,
-) -> QueryResult<Vec<Uuid>> {
-    let Some(parties) = parties_matching(id_index, phone_index, since) else {
-        return Ok(Vec::new());
-    };
-    mediation_cases::table
-        .filter(mediation_cases::region_code.like(format!("{prefix}%")))
-        .filter(mediation_cases::case_id.eq_any(parties))
-        .select(mediation_cases::case_id)
-        .load(conn)
-        .await
-}
-
-/// The same cases as [`disputes_of`], whole and newest first, in one query.
+/// The cases within `prefix` where a party's ID-number index (or, without one, phone index) is
+/// the one given, registered at or after `since`, newest first, in one query.
 pub async fn cases_of_person(
     conn: &mut AsyncPgConnection,
     prefix: &str,
