@@ -2,10 +2,11 @@
 //!
 //! Each `SubmitReport` is a tiny transaction whose fixed costs (locks, the audit-chain append,
 //! the durable commit) dwarf the report itself, and the audit append serializes every writer.
-//! The intake therefore runs at most [`groups`] transactions at a time; reports that arrive
-//! while they run queue up and go together in the next transaction, each with its own sender
-//! (scope check, `submitted_by`, audit actor) and its own result. Under light load a report
-//! goes alone and at once; under heavy load the cost per report approaches the batch path's.
+//! The intake therefore runs at most [`groups`](crate::group::groups) transactions at a time
+//! (one per core); reports that arrive while they run queue up and go together in the next
+//! transaction, each with its own sender (scope check, `submitted_by`, audit actor) and its own
+//! result. Under light load a report goes alone and at once; under heavy load the cost per
+//! report approaches the batch path's.
 
 use std::sync::Arc;
 
@@ -19,15 +20,6 @@ use crate::store::audit::Actor;
 use crate::store::grid_index::GridCache;
 use crate::store::reports::{self, Item, ItemResult};
 
-/// Transactions of grouped submissions running at once: one per core (2 to 8). On 2 cores,
-/// `bench ingest` measured 2 groups at the same throughput as 4 with ~20 % less machine CPU
-/// per report (larger groups share their fixed costs) and a lower p99.
-pub fn groups() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(2, 8)
-}
 /// Most reports in one group.
 pub const MAX_GROUP: usize = 500;
 
@@ -92,7 +84,7 @@ async fn collect(
     grids: Arc<GridCache>,
     retention: chrono::Duration,
 ) {
-    let slots = Arc::new(Semaphore::new(groups()));
+    let slots = Arc::new(Semaphore::new(crate::group::groups()));
     loop {
         // Wait for a free slot first: while all slots are busy, reports queue up and then
         // leave together.
