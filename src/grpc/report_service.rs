@@ -346,16 +346,20 @@ impl ReportService for ReportApi {
                 results[i] = Some(r);
             }
         }
+        // One result per report, in order: a report left out of every chunk is a bug, not a
+        // shorter answer.
         let results = results
             .into_iter()
-            .flatten()
-            .map(|r| pb::SyncReportResult {
-                result: Some(match r {
-                    Ok(a) => sync_report_result::Result::Ok(accepted(a)),
-                    Err(e) => sync_report_result::Result::Error(rpc_status(e)),
-                }),
+            .map(|r| {
+                let r = r.ok_or_else(|| ApiError::Internal("a report was in no chunk".into()))?;
+                Ok(pb::SyncReportResult {
+                    result: Some(match r {
+                        Ok(a) => sync_report_result::Result::Ok(accepted(a)),
+                        Err(e) => sync_report_result::Result::Error(rpc_status(e)),
+                    }),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, ApiError>>()?;
         Ok(Response::new(pb::SyncReportsResponse { results }))
     }
 

@@ -278,26 +278,9 @@ pub async fn list(
     q.load(conn).await
 }
 
-/// The ids of cases with a party whose ID-number index (or, without one, phone index) is the
-/// one given, registered at or after `since`; `None` when neither index is given.
-fn parties_matching<'a>(
-    id_index: Option<&[u8]>,
-    phone_index: Option<&[u8]>,
-    since: DateTime<Utc>,
-) -> Option<mediation_parties::BoxedQuery<'a, diesel::pg::Pg, diesel::sql_types::Uuid>> {
-    let q = mediation_parties::table
-        .filter(mediation_parties::registered_at.ge(since))
-        .select(mediation_parties::case_id)
-        .into_boxed();
-    match (id_index, phone_index) {
-        (Some(i), _) => Some(q.filter(mediation_parties::id_index.eq(i.to_vec()))),
-        (None, Some(p)) => Some(q.filter(mediation_parties::phone_index.eq(p.to_vec()))),
-        (None, None) => None,
-    }
-}
-
 /// The cases within `prefix` where a party's ID-number index (or, without one, phone index) is
-/// the one given, registered at or after `since`, newest first, in one query.
+/// the one given, registered at or after `since`, newest first, in one query (the parties'
+/// match is a subquery).
 pub async fn cases_of_person(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -305,8 +288,14 @@ pub async fn cases_of_person(
     phone_index: Option<&[u8]>,
     since: DateTime<Utc>,
 ) -> QueryResult<Vec<MediationCase>> {
-    let Some(parties) = parties_matching(id_index, phone_index, since) else {
-        return Ok(Vec::new());
+    let parties = mediation_parties::table
+        .filter(mediation_parties::registered_at.ge(since))
+        .select(mediation_parties::case_id)
+        .into_boxed();
+    let parties = match (id_index, phone_index) {
+        (Some(i), _) => parties.filter(mediation_parties::id_index.eq(i.to_vec())),
+        (None, Some(p)) => parties.filter(mediation_parties::phone_index.eq(p.to_vec())),
+        (None, None) => return Ok(Vec::new()),
     };
     mediation_cases::table
         .filter(mediation_cases::region_code.like(format!("{prefix}%")))
