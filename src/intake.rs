@@ -72,8 +72,9 @@ async fn run(
         roles: Vec::new(),
         request_id: String::new(),
     };
-    mutation::transact_on(pool, system, move |conn, audit| {
-        async move { Ok(reports::ingest(conn, &grids, items, retention, audit).await?) }.boxed()
+    // The intake records its audit events itself, each by its report's sender.
+    mutation::transact_on(pool, system, move |conn, _| {
+        async move { Ok(reports::ingest(conn, &grids, items, retention).await?) }.boxed()
     })
     .await
 }

@@ -317,12 +317,11 @@ fn result(
     }
 }
 
-/// Files the report of a located order (in the caller's transaction) and returns the report's
-/// id and region.
+/// Files the report of a located order (in the caller's transaction; the intake records its
+/// audit event) and returns the report's id and region.
 async fn file_report(
     state: &State,
     conn: &mut diesel_async::AsyncPgConnection,
-    audit: &mut Vec<NewEvent>,
     p: &Principal,
     o: &Order,
     lat: f64,
@@ -352,7 +351,7 @@ async fn file_report(
         by: submitter(p),
         report: Ok(input),
     }];
-    let mut results = reports::ingest(conn, &state.grids, items, retention(state), audit).await?;
+    let mut results = reports::ingest(conn, &state.grids, items, retention(state)).await?;
     let accepted = results
         .pop()
         .ok_or_else(|| ApiError::Internal("intake returned no result".into()))?
@@ -407,7 +406,7 @@ impl HotlineService for HotlineApi {
                         Some((lat, lng)) => {
                             step.writes(conn).await?;
                             let (id, region) =
-                                file_report(&state, conn, audit, &p, &o, lat, lng).await?;
+                                file_report(&state, conn, &p, &o, lat, lng).await?;
                             (Some(id), region)
                         }
                         None => {

@@ -337,9 +337,9 @@ impl ReportService for ReportApi {
         for chunk in chunks {
             let part: Vec<Item> = chunk.iter().filter_map(|&i| items[i].take()).collect();
             let grids = self.state.grids.clone();
-            let stored = mutation::audited(&self.state, &p, move |conn, audit| {
-                async move { Ok(reports::ingest(conn, &grids, part, retention, audit).await?) }
-                    .boxed()
+            // The intake records its own audit events (by each report's sender).
+            let stored = mutation::audited(&self.state, &p, move |conn, _| {
+                async move { Ok(reports::ingest(conn, &grids, part, retention).await?) }.boxed()
             })
             .await?;
             for (i, r) in chunk.into_iter().zip(stored) {

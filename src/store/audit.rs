@@ -1,18 +1,17 @@
 //! The append-only, hash-chained audit trail.
 //!
-//! Design: one chain over all events, `seq` without gaps. A mutating transaction collects its
-//! events and appends them as its last statement, under a transaction-scoped advisory lock:
-//! concurrent writers serialize only for that short append-and-commit, not for their whole
-//! work. Design: one chain over all events, `seq` without gaps, sealed after commit. A
-//! mutating transaction records its events as pending in its last statement (`audit_append`,
-//! migration 8), with the canonical text of their content computed here; they commit or roll
-//! back with it. A sealer (`audit_seal`, one short transaction under the chain's lock) then
+//! Design: one chain over all events, `seq` without gaps, sealed after commit. A mutating
+//! transaction records its events as pending in its last statement (`audit_record`, migration
+//! 12): each event as the canonical text of its content, computed here, which the chain hashes
+//! and from which the sealer reads the event's columns back. They commit or roll back with the
+//! transaction. A sealer (`audit_seal`, one short transaction under the chain's lock) then
 //! numbers the pending events of committed transactions, chains their hashes and moves them
 //! into `audit_events`: writers never wait for each other's commits. Each server runs a
 //! [`Sealer`] woken by its own commits; a reader that must see everything committed so far
-//! calls [`seal`] first. Each event's hash is SHA-256 over the previous hash and a canonical encoding of its
-//! content, so editing, deleting or reordering any event breaks the chain at that point.
-//! A trigger refuses UPDATE and DELETE; the chain catches whoever bypasses the trigger.
+//! calls [`seal`] first. Each event's hash is SHA-256 over the previous hash and a canonical
+//! encoding of its content, so editing, deleting or reordering any event breaks the chain at
+//! that point. A trigger refuses UPDATE and DELETE; the chain catches whoever bypasses the
+//! trigger.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -98,7 +97,9 @@ pub struct Event {
 }
 
 /// Appends `events` to the chain; call as the last statement of the transaction. They are
-/// recorded as pending now and sealed (numbered and chained) after the commit: see [`seal`].
+/// recorded as pending now, each as the canonical text of its content (see [`tail`]: every
+/// field of the event is in it), and sealed (numbered, chained and stored column by column
+/// from that text) after the commit: see [`seal`].
 pub async fn append(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
@@ -107,48 +108,28 @@ pub async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    let n = events.len();
-    let mut c = AppendEvents {
-        b1: Vec::with_capacity(n),
-        b2: Vec::with_capacity(n),
-        b3: Vec::with_capacity(n),
-        b4: Vec::with_capacity(n),
-        b5: Vec::with_capacity(n),
-        b6: Vec::with_capacity(n),
-        b7: Vec::with_capacity(n),
-        b8: Vec::with_capacity(n),
-        b9: Vec::with_capacity(n),
-        b10: Vec::with_capacity(n),
-        b11: Vec::with_capacity(n),
-    };
-    for e in events {
-        let who = e.actor.as_ref().unwrap_or(actor);
-        let roles: Vec<Option<String>> = who.roles.iter().cloned().map(Some).collect();
-        c.b11.push(tail(
-            &who.sub,
-            &roles,
-            &e.action,
-            &e.entity_type,
-            &e.entity_id,
-            &e.region_code,
-            e.before.as_ref(),
-            e.after.as_ref(),
-            &e.outcome,
-            &who.request_id,
-        ));
-        c.b1.push(who.sub.clone());
-        c.b2.push(who.roles.join(","));
-        c.b3.push(e.action);
-        c.b4.push(e.entity_type);
-        c.b5.push(e.entity_id);
-        c.b6.push(e.region_code);
-        c.b7.push(e.before);
-        c.b8.push(e.after);
-        c.b9.push(e.outcome);
-        c.b10.push(who.request_id.clone());
-    }
-    c.execute(conn).await?;
+    let tails: Vec<String> = events.iter().map(|e| text(actor, e)).collect();
+    RecordEvents { b1: &tails }.execute(conn).await?;
     Ok(())
+}
+
+/// What is recorded of an event by `actor` (unless it names its own) until it is sealed: the
+/// canonical text of its content (see [`tail`]). For statements that record their events
+/// themselves with `audit_record` (the intake's write, see `store::reports`).
+pub fn text(actor: &Actor, e: &NewEvent) -> String {
+    let who = e.actor.as_ref().unwrap_or(actor);
+    tail(
+        &who.sub,
+        &who.roles,
+        &e.action,
+        &e.entity_type,
+        &e.entity_id,
+        &e.region_code,
+        e.before.as_ref(),
+        e.after.as_ref(),
+        &e.outcome,
+        &who.request_id,
+    )
 }
 
 /// Seals the pending events of committed transactions into the chain (all of them, in
@@ -246,11 +227,13 @@ pub fn hash_event(e: &Event) -> Vec<u8> {
 }
 
 /// The canonical text of the content array after its first two elements (seq and time, which
-/// the database adds under the chain's lock): `,actor,…,request_id]`.
+/// the database adds under the chain's lock): `,actor,…,request_id]`. Canonical: compact, and
+/// object keys sorted, however the maps were built or read back from jsonb — serde_json's
+/// maps are sorted (`preserve_order` is off; a test checks it), so plain serialization is it.
 #[allow(clippy::too_many_arguments)]
-fn tail(
+fn tail<R: serde::Serialize>(
     actor: &str,
-    roles: &[Option<String>],
+    roles: &[R],
     action: &str,
     entity_type: &str,
     entity_id: &str,
@@ -260,58 +243,23 @@ fn tail(
     outcome: &str,
     request_id: &str,
 ) -> String {
-    let rest = Value::Array(vec![
-        Value::from(actor),
-        Value::from(
-            roles
-                .iter()
-                .map(|r| Value::from(r.clone()))
-                .collect::<Vec<_>>(),
-        ),
-        Value::from(action),
-        Value::from(entity_type),
-        Value::from(entity_id),
-        Value::from(region_code),
-        before.cloned().unwrap_or(Value::Null),
-        after.cloned().unwrap_or(Value::Null),
-        Value::from(outcome),
-        Value::from(request_id),
-    ]);
-    let mut canonical = String::new();
-    canonical_json(&rest, &mut canonical);
+    let content = (
+        actor,
+        roles,
+        action,
+        entity_type,
+        entity_id,
+        region_code,
+        before,
+        after,
+        outcome,
+        request_id,
+    );
+    // Serializing strings, numbers and sorted maps cannot fail.
+    let mut text = serde_json::to_string(&content).unwrap_or_default();
     // "[x,…]" → ",x,…]"
-    format!(",{}", &canonical[1..])
-}
-
-/// JSON with object keys sorted, independent of how maps were built or read back from jsonb.
-fn canonical_json(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::from(k.as_str()).to_string());
-                out.push(':');
-                canonical_json(&m[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical_json(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
+    text.replace_range(..1, ",");
+    text
 }
 
 /// Result of checking the chain.
@@ -454,6 +402,93 @@ mod tests {
         assert_ne!(hash_event(&e), h);
     }
 
+    /// The canonical encoding as first written (keys sorted by hand), kept to check that
+    /// `tail` still produces the very text that older events were hashed over.
+    fn reference_canonical(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::from(k.as_str()).to_string());
+                    out.push(':');
+                    reference_canonical(&m[k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    reference_canonical(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+
+    #[test]
+    fn tail_is_the_canonical_text_of_the_first_encoding() {
+        let after: Value = serde_json::from_str(
+            r#"{"zeta":{"b":[1,-2.5,1e-7,12345678901234567890],"a":null},"Alpha":"引号\"\\\n\u0001","ä":true,"":{}}"#,
+        )
+        .unwrap();
+        let before = serde_json::json!({"status": "REPORTED", "flags": ["OVERDUE"], "version": 3});
+        let roles = vec![
+            Some("town_operator".to_owned()),
+            None,
+            Some("pii_reader".to_owned()),
+        ];
+        let got = tail(
+            "op\"1",
+            &roles,
+            "case.dispatch",
+            "case",
+            "c-1",
+            "500110",
+            Some(&before),
+            Some(&after),
+            "ok",
+            "r-1",
+        );
+        let mut want = String::new();
+        reference_canonical(
+            &Value::Array(vec![
+                "op\"1".into(),
+                Value::from(roles.clone()),
+                "case.dispatch".into(),
+                "case".into(),
+                "c-1".into(),
+                "500110".into(),
+                before.clone(),
+                after.clone(),
+                "ok".into(),
+                "r-1".into(),
+            ]),
+            &mut want,
+        );
+        assert_eq!(got, format!(",{}", &want[1..]));
+        let none = tail::<String>("a", &[], "x", "t", "i", "r", None, None, "ok", "");
+        assert_eq!(none, r#","a",[],"x","t","i","r",null,null,"ok",""]"#);
+    }
+
+    #[test]
+    fn json_maps_serialize_with_sorted_keys() {
+        // If serde_json's `preserve_order` were switched on somewhere in the dependency tree,
+        // maps would keep insertion order and `tail` would no longer be canonical.
+        let mut m = serde_json::Map::new();
+        m.insert("b".into(), Value::from(1));
+        m.insert("a".into(), Value::from(2));
+        assert_eq!(Value::Object(m).to_string(), r#"{"a":2,"b":1}"#);
+    }
+
     #[test]
     fn key_order_does_not_matter() {
         let mut a = event();
@@ -465,17 +500,7 @@ mod tests {
     }
 }
 
-// One transaction's events, one array per column (see `audit_append`, migration 8).
-crate::prepared!(struct AppendEvents = "SELECT audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)" {
+// One transaction's events, each as its canonical text (see `audit_record`, migration 12).
+crate::prepared!(struct RecordEvents = "SELECT audit_record($1)" {
     b1: B1 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b2: B2 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b3: B3 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b4: B4 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b5: B5 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b6: B6 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b7: B7 => diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>,
-    b8: B8 => diesel::sql_types::Array<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>,
-    b9: B9 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b10: B10 => diesel::sql_types::Array<diesel::sql_types::Text>,
-    b11: B11 => diesel::sql_types::Array<diesel::sql_types::Text>,
 });

@@ -17,7 +17,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::audit::{Actor, NewEvent};
+use super::audit::{self, Actor, NewEvent};
 use super::categories::{self, Unified};
 use super::grid_index::GridCache;
 use super::schema::reports;
@@ -239,13 +239,13 @@ struct Place {
 }
 
 /// Stores a batch. `items` are valid reports (or their validation errors, passed through in
-/// place); returns one result per item, in order, and pushes one audit event per new report.
+/// place); returns one result per item, in order. Records one audit event per new report
+/// itself, by the report's sender, in the statement that writes the reports.
 pub async fn ingest(
     conn: &mut AsyncPgConnection,
     grids: &GridCache,
     items: Vec<Item>,
     retention: Duration,
-    audit: &mut Vec<NewEvent>,
 ) -> QueryResult<Vec<ItemResult>> {
     let mut results: Vec<Option<ItemResult>> = vec![None; items.len()];
     let mut valid: Vec<(usize, ReportInput)> = Vec::new();
@@ -558,29 +558,34 @@ pub async fn ingest(
         });
     }
 
-    // 6. Number the new cases and write everything.
+    // 6. Number the new cases, then write them, the cases this batch extends, the reports and
+    // their audit events, in one statement (see [`WriteIntake`]).
     number_cases(conn, &mut drafts).await?;
-    insert_cases(conn, &drafts).await?;
-    insert_reports(conn, &placed, &rows, &drafts, &subs).await?;
-
     let by_item: HashMap<usize, &ReportInput> = placed.iter().map(|(i, r, _)| (*i, r)).collect();
+    let events: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let d = &drafts[row.case];
+            let r = by_item[&row.item];
+            let event = NewEvent::ok(
+                "report.accept",
+                "report",
+                &row.report_id.to_string(),
+                &row.region,
+                None,
+                Some(json!({
+                    "client_report_id": r.client_report_id, "source": r.source, "category_code": r.category_code,
+                    "unified_category": row.unified, "case_id": d.case_id, "case_no": d.case_no,
+                    "outcome": if row.outcome == Outcome::Merged { "MERGED" } else { "CREATED" },
+                    "flags": row.flags, "reason": row.reason,
+                })),
+            );
+            audit::text(&subs[row.item].actor, &event)
+        })
+        .collect();
+    write(conn, &by_item, &rows, &drafts, &subs, &events).await?;
     for row in &rows {
         let d = &drafts[row.case];
-        let r = by_item[&row.item];
-        audit.push(NewEvent::ok(
-            "report.accept",
-            "report",
-            &row.report_id.to_string(),
-            &row.region,
-            None,
-            Some(json!({
-                "client_report_id": r.client_report_id, "source": r.source, "category_code": r.category_code,
-                "unified_category": row.unified, "case_id": d.case_id, "case_no": d.case_no,
-                "outcome": if row.outcome == Outcome::Merged { "MERGED" } else { "CREATED" },
-                "flags": row.flags, "reason": row.reason,
-            })),
-        )
-        .by(subs[row.item].actor.clone()));
         results[row.item] = Some(Ok(Accepted {
             report_id: row.report_id,
             case_id: d.case_id,
@@ -766,142 +771,121 @@ struct Serial {
     serial: i64,
 }
 
-async fn insert_cases(conn: &mut AsyncPgConnection, drafts: &[CaseDraft]) -> QueryResult<()> {
-    let new: Vec<&CaseDraft> = drafts.iter().filter(|d| !d.existing).collect();
-    for chunk in new.chunks(1000) {
-        InsertCases {
-            b1: chunk.iter().map(|d| d.case_id).collect::<Vec<_>>(),
-            b2: chunk.iter().map(|d| d.case_no.as_str()).collect::<Vec<_>>(),
-            b3: chunk
-                .iter()
-                .map(|d| d.category.as_str())
-                .collect::<Vec<_>>(),
-            b4: chunk
-                .iter()
-                .map(|d| d.grid_code.as_str())
-                .collect::<Vec<_>>(),
-            b5: chunk
-                .iter()
-                .map(|d| d.region_code.as_str())
-                .collect::<Vec<_>>(),
-            b6: chunk.iter().map(|d| d.owner.as_str()).collect::<Vec<_>>(),
-            b7: chunk.iter().map(|d| d.lat).collect::<Vec<_>>(),
-            b8: chunk.iter().map(|d| d.lng).collect::<Vec<_>>(),
-            b9: chunk.iter().map(|d| d.first).collect::<Vec<_>>(),
-            b10: chunk.iter().map(|d| d.last).collect::<Vec<_>>(),
-            b11: chunk.iter().map(|d| d.added).collect::<Vec<_>>(),
-            b12: chunk.iter().map(|d| d.flags.join(",")).collect::<Vec<_>>(),
-        }
-        .execute(conn)
-        .await?;
+/// Writes the batch: its new cases, the existing cases it extends, its reports and their
+/// audit events (`events`, see [`audit::text`]), as one statement.
+async fn write(
+    conn: &mut AsyncPgConnection,
+    by_item: &HashMap<usize, &ReportInput>,
+    rows: &[Row],
+    drafts: &[CaseDraft],
+    subs: &[Arc<Submitter>],
+    events: &[String],
+) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
     }
+    let new: Vec<&CaseDraft> = drafts.iter().filter(|d| !d.existing).collect();
     let old: Vec<&CaseDraft> = drafts
         .iter()
         .filter(|d| d.existing && d.added > 0)
         .collect();
-    if !old.is_empty() {
-        ExtendCases {
-            b1: old.iter().map(|d| d.case_id).collect::<Vec<_>>(),
-            b2: old.iter().map(|d| d.added).collect::<Vec<_>>(),
-            b3: old.iter().map(|d| d.first).collect::<Vec<_>>(),
-            b4: old.iter().map(|d| d.last).collect::<Vec<_>>(),
-        }
-        .execute(conn)
-        .await?;
+    let r = |row: &Row| by_item[&row.item];
+    WriteIntake {
+        b1: new.iter().map(|d| d.case_id).collect::<Vec<_>>(),
+        b2: new.iter().map(|d| d.case_no.as_str()).collect::<Vec<_>>(),
+        b3: new.iter().map(|d| d.category.as_str()).collect::<Vec<_>>(),
+        b4: new.iter().map(|d| d.grid_code.as_str()).collect::<Vec<_>>(),
+        b5: new
+            .iter()
+            .map(|d| d.region_code.as_str())
+            .collect::<Vec<_>>(),
+        b6: new.iter().map(|d| d.owner.as_str()).collect::<Vec<_>>(),
+        b7: new.iter().map(|d| d.lat).collect::<Vec<_>>(),
+        b8: new.iter().map(|d| d.lng).collect::<Vec<_>>(),
+        b9: new.iter().map(|d| d.first).collect::<Vec<_>>(),
+        b10: new.iter().map(|d| d.last).collect::<Vec<_>>(),
+        b11: new.iter().map(|d| d.added).collect::<Vec<_>>(),
+        b12: new.iter().map(|d| d.flags.join(",")).collect::<Vec<_>>(),
+        b13: old.iter().map(|d| d.case_id).collect::<Vec<_>>(),
+        b14: old.iter().map(|d| d.added).collect::<Vec<_>>(),
+        b15: old.iter().map(|d| d.first).collect::<Vec<_>>(),
+        b16: old.iter().map(|d| d.last).collect::<Vec<_>>(),
+        b17: rows.iter().map(|x| x.report_id).collect::<Vec<_>>(),
+        b18: rows
+            .iter()
+            .map(|x| r(x).client_report_id)
+            .collect::<Vec<_>>(),
+        b19: rows
+            .iter()
+            .map(|x| r(x).payload_hash.as_slice())
+            .collect::<Vec<_>>(),
+        b20: rows.iter().map(|x| r(x).source).collect::<Vec<_>>(),
+        b21: rows
+            .iter()
+            .map(|x| r(x).source_system.as_str())
+            .collect::<Vec<_>>(),
+        b22: rows
+            .iter()
+            .map(|x| r(x).category_code.as_str())
+            .collect::<Vec<_>>(),
+        b23: rows.iter().map(|x| x.unified.as_str()).collect::<Vec<_>>(),
+        b24: rows.iter().map(|x| r(x).title.as_str()).collect::<Vec<_>>(),
+        b25: rows
+            .iter()
+            .map(|x| r(x).description.as_str())
+            .collect::<Vec<_>>(),
+        b26: rows.iter().map(|x| r(x).lat).collect::<Vec<_>>(),
+        b27: rows.iter().map(|x| r(x).lng).collect::<Vec<_>>(),
+        b28: rows
+            .iter()
+            .map(|x| {
+                r(x).claimed_grid
+                    .as_ref()
+                    .map(|g| g.to_string())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>(),
+        b29: rows
+            .iter()
+            .map(|x| x.resolved_grid.as_str())
+            .collect::<Vec<_>>(),
+        b30: rows.iter().map(|x| x.region.as_str()).collect::<Vec<_>>(),
+        b31: rows.iter().map(|x| x.owner.as_str()).collect::<Vec<_>>(),
+        b32: rows.iter().map(|x| r(x).occurred_at).collect::<Vec<_>>(),
+        b33: rows
+            .iter()
+            .map(|x| r(x).reporter_id.as_str())
+            .collect::<Vec<_>>(),
+        b34: rows
+            .iter()
+            .map(|x| r(x).attachments.join(","))
+            .collect::<Vec<_>>(),
+        b35: rows
+            .iter()
+            .map(|x| subs[x.item].actor.sub.as_str())
+            .collect::<Vec<_>>(),
+        b36: rows
+            .iter()
+            .map(|x| drafts[x.case].case_id)
+            .collect::<Vec<_>>(),
+        b37: rows.iter().map(|x| x.flags.join(",")).collect::<Vec<_>>(),
+        b38: rows.iter().map(|x| x.outcome as i16).collect::<Vec<_>>(),
+        b39: rows
+            .iter()
+            .map(|x| x.reason.to_string())
+            .collect::<Vec<_>>(),
+        b40: rows
+            .iter()
+            .map(|x| r(x).reporter_phone.as_ref().map(|p| p.enc.as_slice()))
+            .collect::<Vec<_>>(),
+        b41: rows
+            .iter()
+            .map(|x| r(x).reporter_phone.as_ref().map(|p| p.index.as_slice()))
+            .collect::<Vec<_>>(),
+        b42: events,
     }
-    Ok(())
-}
-
-async fn insert_reports(
-    conn: &mut AsyncPgConnection,
-    placed: &[(usize, ReportInput, Place)],
-    rows: &[Row],
-    drafts: &[CaseDraft],
-    subs: &[Arc<Submitter>],
-) -> QueryResult<()> {
-    let by_item: HashMap<usize, &ReportInput> = placed.iter().map(|(i, r, _)| (*i, r)).collect();
-    for chunk in rows.chunks(1000) {
-        let r = |row: &Row| by_item[&row.item];
-        InsertReports {
-            b1: chunk.iter().map(|x| x.report_id).collect::<Vec<_>>(),
-            b2: chunk
-                .iter()
-                .map(|x| r(x).client_report_id)
-                .collect::<Vec<_>>(),
-            b3: chunk
-                .iter()
-                .map(|x| r(x).payload_hash.as_slice())
-                .collect::<Vec<_>>(),
-            b4: chunk.iter().map(|x| r(x).source).collect::<Vec<_>>(),
-            b5: chunk
-                .iter()
-                .map(|x| r(x).source_system.as_str())
-                .collect::<Vec<_>>(),
-            b6: chunk
-                .iter()
-                .map(|x| r(x).category_code.as_str())
-                .collect::<Vec<_>>(),
-            b7: chunk.iter().map(|x| x.unified.as_str()).collect::<Vec<_>>(),
-            b8: chunk
-                .iter()
-                .map(|x| r(x).title.as_str())
-                .collect::<Vec<_>>(),
-            b9: chunk
-                .iter()
-                .map(|x| r(x).description.as_str())
-                .collect::<Vec<_>>(),
-            b10: chunk.iter().map(|x| r(x).lat).collect::<Vec<_>>(),
-            b11: chunk.iter().map(|x| r(x).lng).collect::<Vec<_>>(),
-            b12: chunk
-                .iter()
-                .map(|x| {
-                    r(x).claimed_grid
-                        .as_ref()
-                        .map(|g| g.to_string())
-                        .unwrap_or_default()
-                })
-                .collect::<Vec<_>>(),
-            b13: chunk
-                .iter()
-                .map(|x| x.resolved_grid.as_str())
-                .collect::<Vec<_>>(),
-            b14: chunk.iter().map(|x| x.region.as_str()).collect::<Vec<_>>(),
-            b15: chunk.iter().map(|x| x.owner.as_str()).collect::<Vec<_>>(),
-            b16: chunk.iter().map(|x| r(x).occurred_at).collect::<Vec<_>>(),
-            b17: chunk
-                .iter()
-                .map(|x| r(x).reporter_id.as_str())
-                .collect::<Vec<_>>(),
-            b18: chunk
-                .iter()
-                .map(|x| r(x).attachments.join(","))
-                .collect::<Vec<_>>(),
-            b19: chunk
-                .iter()
-                .map(|x| subs[x.item].actor.sub.as_str())
-                .collect::<Vec<_>>(),
-            b20: chunk
-                .iter()
-                .map(|x| drafts[x.case].case_id)
-                .collect::<Vec<_>>(),
-            b21: chunk.iter().map(|x| x.flags.join(",")).collect::<Vec<_>>(),
-            b22: chunk.iter().map(|x| x.outcome as i16).collect::<Vec<_>>(),
-            b23: chunk
-                .iter()
-                .map(|x| x.reason.to_string())
-                .collect::<Vec<_>>(),
-            b24: chunk
-                .iter()
-                .map(|x| r(x).reporter_phone.as_ref().map(|p| p.enc.as_slice()))
-                .collect::<Vec<_>>(),
-            b25: chunk
-                .iter()
-                .map(|x| r(x).reporter_phone.as_ref().map(|p| p.index.as_slice()))
-                .collect::<Vec<_>>(),
-        }
-        .execute(conn)
-        .await?;
-    }
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -975,6 +959,7 @@ crate::prepared!(struct FindExisting = "SELECT r.client_report_id, r.payload_has
                JOIN cases c ON c.case_id = r.case_id JOIN cases f ON f.case_id = r.first_case_id" { b1: B1 => Array<SqlUuid> });
 crate::prepared!(struct FindOwners = "SELECT code, fallback_owner FROM regions WHERE code = ANY($1)" { b1: B1 => Array<Text> });
 crate::prepared!(struct LockCells = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(c, 7270011) AS k FROM unnest($1::text[]) c ORDER BY 1) s" { b1: B1 => Array<Text> });
+// The box test is answered by the open cases' SP-GiST index on `location` (migration 12).
 crate::prepared!(struct Candidates = "SELECT p.k AS idx, c.case_id, c.case_no, c.lat, c.lng, c.first_reported_at, c.last_reported_at
            FROM unnest($1::int4[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::timestamptz[], $8::timestamptz[])
                 AS p(k, cat, lat, lng, dlat, dlng, t0, t1)
@@ -985,27 +970,49 @@ crate::prepared!(struct Candidates = "SELECT p.k AS idx, c.case_id, c.case_no, c
                   AND c.unified_category = p.cat
                   AND c.last_reported_at >= p.t0 AND c.first_reported_at <= p.t1) c" { b1: B1 => Array<Integer>, b2: B2 => Array<Text>, b3: B3 => Array<Double>, b4: B4 => Array<Double>, b5: B5 => Array<Double>, b6: B6 => Array<Double>, b7: B7 => Array<Timestamptz>, b8: B8 => Array<Timestamptz> });
 crate::prepared!(struct NextSerials = "SELECT nextval('case_serial') AS serial FROM generate_series(1, $1)" { b1: B1 => Integer });
-crate::prepared!(struct InsertCases = "INSERT INTO cases (case_id, case_no, status, unified_category, grid_code, region_code, owner, lat, lng,
-                                first_reported_at, last_reported_at, report_count, flags)
-             SELECT id, no, 'REPORTED', cat, grid, region, owner, lat, lng, f, l, n, array_remove(string_to_array(fl, ','), '')
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[],
-                           $9::timestamptz[], $10::timestamptz[], $11::int4[], $12::text[])
-                    AS t(id, no, cat, grid, region, owner, lat, lng, f, l, n, fl)" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<Text>, b3: B3 => Array<Text>, b4: B4 => Array<Text>, b5: B5 => Array<Text>, b6: B6 => Array<Text>, b7: B7 => Array<Double>, b8: B8 => Array<Double>, b9: B9 => Array<Timestamptz>, b10: B10 => Array<Timestamptz>, b11: B11 => Array<Integer>, b12: B12 => Array<Text> });
-crate::prepared!(struct ExtendCases = "UPDATE cases c SET report_count = c.report_count + u.n, first_reported_at = LEAST(c.first_reported_at, u.f),
-                    last_reported_at = GREATEST(c.last_reported_at, u.l), version = c.version + 1, updated_at = now()
-               FROM unnest($1::uuid[], $2::int4[], $3::timestamptz[], $4::timestamptz[]) AS u(id, n, f, l)
-              WHERE c.case_id = u.id" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<Integer>, b3: B3 => Array<Timestamptz>, b4: B4 => Array<Timestamptz> });
-crate::prepared!(struct InsertReports = "INSERT INTO reports (report_id, client_report_id, payload_hash, source, source_system, category_code, unified_category,
-                                  title, description, lat, lng, claimed_grid_code, resolved_grid_code, region_code, owner,
-                                  occurred_at, reporter_id, submitted_by, attachments, case_id, flags, first_outcome, first_case_id, merge_reason,
-                                  reporter_phone_enc, reporter_phone_index)
-             SELECT id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, sub,
-                    array_remove(string_to_array(att, ','), ''), case_id, array_remove(string_to_array(fl, ','), ''), outcome, case_id, reason::jsonb,
-                    phone, phone_ix
-               FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $4::int2[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                           $10::float8[], $11::float8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::text[],
-                           $18::text[], $19::text[], $20::uuid[], $21::text[], $22::int2[], $23::text[], $24::bytea[], $25::bytea[])
-                    AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, sub, case_id, fl, outcome, reason, phone, phone_ix)" { b1: B1 => Array<SqlUuid>, b2: B2 => Array<SqlUuid>, b3: B3 => Array<diesel::sql_types::Bytea>, b4: B4 => Array<Int2>, b5: B5 => Array<Text>, b6: B6 => Array<Text>, b7: B7 => Array<Text>, b8: B8 => Array<Text>, b9: B9 => Array<Text>, b10: B10 => Array<Double>, b11: B11 => Array<Double>, b12: B12 => Array<Text>, b13: B13 => Array<Text>, b14: B14 => Array<Text>, b15: B15 => Array<Text>, b16: B16 => Array<Timestamptz>, b17: B17 => Array<Text>, b18: B18 => Array<Text>, b19: B19 => Array<Text>, b20: B20 => Array<SqlUuid>, b21: B21 => Array<Text>, b22: B22 => Array<Int2>, b23: B23 => Array<Text>, b24: B24 => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>>, b25: B25 => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>> });
+// The intake's write, one round trip: new cases, the existing cases the batch extends, its
+// reports and their audit events (`audit_record`, migration 12). The sub-statements share one
+// snapshot and touch different rows; the reports' foreign keys and the cases' statistics
+// triggers run at the end of the statement, when all of it is in.
+crate::prepared!(struct WriteIntake = "WITH new_cases AS (
+               INSERT INTO cases (case_id, case_no, status, unified_category, grid_code, region_code, owner, lat, lng,
+                                  first_reported_at, last_reported_at, report_count, flags)
+               SELECT id, no, 'REPORTED', cat, grid, region, owner, lat, lng, f, l, n, array_remove(string_to_array(fl, ','), '')
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[],
+                             $9::timestamptz[], $10::timestamptz[], $11::int4[], $12::text[])
+                      AS t(id, no, cat, grid, region, owner, lat, lng, f, l, n, fl)
+           ), extended AS (
+               UPDATE cases c SET report_count = c.report_count + u.n, first_reported_at = LEAST(c.first_reported_at, u.f),
+                      last_reported_at = GREATEST(c.last_reported_at, u.l), version = c.version + 1, updated_at = now()
+                 FROM unnest($13::uuid[], $14::int4[], $15::timestamptz[], $16::timestamptz[]) AS u(id, n, f, l)
+                WHERE c.case_id = u.id
+           ), new_reports AS (
+               INSERT INTO reports (report_id, client_report_id, payload_hash, source, source_system, category_code, unified_category,
+                                    title, description, lat, lng, claimed_grid_code, resolved_grid_code, region_code, owner,
+                                    occurred_at, reporter_id, submitted_by, attachments, case_id, flags, first_outcome, first_case_id, merge_reason,
+                                    reporter_phone_enc, reporter_phone_index)
+               SELECT id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, sub,
+                      array_remove(string_to_array(att, ','), ''), case_id, array_remove(string_to_array(fl, ','), ''), outcome, case_id, reason::jsonb,
+                      phone, phone_ix
+                 FROM unnest($17::uuid[], $18::uuid[], $19::bytea[], $20::int2[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[],
+                             $26::float8[], $27::float8[], $28::text[], $29::text[], $30::text[], $31::text[], $32::timestamptz[], $33::text[],
+                             $34::text[], $35::text[], $36::uuid[], $37::text[], $38::int2[], $39::text[], $40::bytea[], $41::bytea[])
+                      AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, sub, case_id, fl, outcome, reason, phone, phone_ix)
+           )
+           SELECT audit_record($42)" {
+    b1: B1 => Array<SqlUuid>, b2: B2 => Array<Text>, b3: B3 => Array<Text>, b4: B4 => Array<Text>, b5: B5 => Array<Text>,
+    b6: B6 => Array<Text>, b7: B7 => Array<Double>, b8: B8 => Array<Double>, b9: B9 => Array<Timestamptz>,
+    b10: B10 => Array<Timestamptz>, b11: B11 => Array<Integer>, b12: B12 => Array<Text>,
+    b13: B13 => Array<SqlUuid>, b14: B14 => Array<Integer>, b15: B15 => Array<Timestamptz>, b16: B16 => Array<Timestamptz>,
+    b17: B17 => Array<SqlUuid>, b18: B18 => Array<SqlUuid>, b19: B19 => Array<diesel::sql_types::Bytea>, b20: B20 => Array<Int2>,
+    b21: B21 => Array<Text>, b22: B22 => Array<Text>, b23: B23 => Array<Text>, b24: B24 => Array<Text>, b25: B25 => Array<Text>,
+    b26: B26 => Array<Double>, b27: B27 => Array<Double>, b28: B28 => Array<Text>, b29: B29 => Array<Text>, b30: B30 => Array<Text>,
+    b31: B31 => Array<Text>, b32: B32 => Array<Timestamptz>, b33: B33 => Array<Text>, b34: B34 => Array<Text>, b35: B35 => Array<Text>,
+    b36: B36 => Array<SqlUuid>, b37: B37 => Array<Text>, b38: B38 => Array<Int2>, b39: B39 => Array<Text>,
+    b40: B40 => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>>,
+    b41: B41 => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>>,
+    b42: B42 => Array<Text>,
+});
 
 #[cfg(test)]
 mod tests {

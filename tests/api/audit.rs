@@ -143,6 +143,68 @@ async fn an_altered_audit_row_is_reported_by_verify() {
 }
 
 #[tokio::test]
+async fn events_recorded_the_older_way_are_sealed_into_the_same_chain() {
+    // During a rolling upgrade a server from before migration 12 still records its events with
+    // `audit_append` (one array per column); they are chained with everyone else's, in order.
+    let app = TestApp::spawn().await;
+    some_history(&app).await;
+    app.sql()
+        .await
+        .batch_execute(
+            r#"SELECT audit_append(ARRAY['op-old'], ARRAY['town_operator'], ARRAY['department.upsert'],
+                 ARRAY['department'], ARRAY['500110111-OLD'], ARRAY['500110111'], ARRAY[NULL::jsonb],
+                 ARRAY['{"name": "旧 \"队\""}'::jsonb], ARRAY['ok'], ARRAY[''],
+                 ARRAY[',"op-old",["town_operator"],"department.upsert","department","500110111-OLD","500110111",null,{"name":"旧 \"队\""},"ok",""]'])"#,
+        )
+        .await
+        .unwrap();
+    some_history(&app).await;
+    let auditor = app.token("aud", &["auditor"], "500110");
+    let mut a = app.audit(Some(&auditor)).await;
+    let v = a
+        .verify_audit_chain(pb::VerifyAuditChainRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(v.ok, "{v:?}");
+    let events = a
+        .list_audit_events(pb::ListAuditEventsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(events.len() as i64, v.events_checked);
+    let old: Vec<&pb::AuditEvent> = events
+        .iter()
+        .filter(|e| e.entity_id == "500110111-OLD")
+        .collect();
+    assert_eq!(old.len(), 1);
+    assert_eq!(
+        (
+            old[0].actor.as_str(),
+            old[0].actor_roles.as_slice(),
+            old[0].before_json.as_str()
+        ),
+        ("op-old", &["town_operator".to_owned()][..], "")
+    );
+    assert!(
+        old[0].after_json.contains(r#"旧 \"队\""#),
+        "{}",
+        old[0].after_json
+    );
+    // Recorded between the two histories, sealed between them.
+    let pos = events
+        .iter()
+        .position(|e| e.entity_id == "500110111-OLD")
+        .unwrap();
+    assert!(pos > 0 && pos + 1 < events.len());
+    assert_eq!(app.count("SELECT count(*) FROM audit_pending").await, 0);
+}
+
+#[tokio::test]
 async fn a_deleted_audit_row_is_reported_by_verify() {
     let app = TestApp::spawn().await;
     some_history(&app).await;

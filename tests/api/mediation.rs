@@ -500,7 +500,7 @@ async fn personal_data_is_validated_encrypted_and_repeat_disputes_raise_an_alert
             .await
             .query_one(
                 "SELECT (SELECT count(*) FROM audit_events WHERE coalesce(after::text, '') || coalesce(before::text, '') LIKE '%' || $1 || '%')
-                      + (SELECT count(*) FROM audit_pending WHERE afters::text || befores::text LIKE '%' || $1 || '%')",
+                      + (SELECT count(*) FROM audit_pending WHERE array_to_string(tails, ' ') || coalesce(afters::text, '') || coalesce(befores::text, '') LIKE '%' || $1 || '%')",
                 &[&needle],
             )
             .await
