@@ -1,3 +1,9 @@
+DROP FUNCTION categories_resolve(text[], text[]);
+DROP FUNCTION intake_write(uuid[], text[], text[], text[], text[], text[], float8[], float8[],
+    timestamptz[], timestamptz[], int4[], text[], uuid[], int4[], timestamptz[], timestamptz[],
+    uuid[], uuid[], bytea[], int2[], text[], text[], text[], text[], text[], float8[], float8[],
+    text[], text[], text[], text[], timestamptz[], text[], text[], text[], uuid[], text[], int2[],
+    text[], bytea[], bytea[], text[]);
 CREATE INDEX cases_open_location_gist ON cases USING gist (location)
     WHERE status NOT IN ('CLOSED', 'VOID', 'MERGED');
 DROP INDEX cases_open_location_spgist;

@@ -123,16 +123,9 @@ pub async fn resolve(
         .collect())
 }
 
-crate::prepared!(struct ResolveCategories = "SELECT p.s AS source_system, p.c AS source_code, u.code AS unified, u.merge_radius_m AS radius, u.merge_window_hours AS window_hours
-           FROM unnest($1::text[], $2::text[]) AS p(s, c)
-           CROSS JOIN LATERAL (
-               SELECT k.code, k.merge_radius_m, k.merge_window_hours FROM (
-                   SELECT 1 AS rank, m.unified_code AS code FROM category_mappings m WHERE m.source_system = p.s AND m.source_code = p.c
-                   UNION ALL SELECT 2, m.unified_code FROM category_mappings m WHERE m.source_system = '' AND m.source_code = p.c
-                   UNION ALL SELECT 3, cat.code FROM categories cat WHERE cat.code = p.c
-               ) hit JOIN categories k ON k.code = hit.code
-               ORDER BY hit.rank LIMIT 1
-           ) u" { b1: B1 => Array<Text>, b2: B2 => Array<Text> });
+// `categories_resolve` (migration 12): the system's own mapping, then a mapping for any
+// system, then the code itself as a unified code.
+crate::prepared!(struct ResolveCategories = "SELECT source_system, source_code, unified, radius, window_hours FROM categories_resolve($1, $2)" { b1: B1 => Array<Text>, b2: B2 => Array<Text> });
 
 /// The time limits a category sets (sign-for hours, handling days); `None` where it sets none
 /// or the code is unknown.

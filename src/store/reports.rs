@@ -772,7 +772,7 @@ struct Serial {
 }
 
 /// Writes the batch: its new cases, the existing cases it extends, its reports and their
-/// audit events (`events`, see [`audit::text`]), as one statement.
+/// audit events (`events`, see [`audit::text`]), in one call.
 async fn write(
     conn: &mut AsyncPgConnection,
     by_item: &HashMap<usize, &ReportInput>,
@@ -970,36 +970,9 @@ crate::prepared!(struct Candidates = "SELECT p.k AS idx, c.case_id, c.case_no, c
                   AND c.unified_category = p.cat
                   AND c.last_reported_at >= p.t0 AND c.first_reported_at <= p.t1) c" { b1: B1 => Array<Integer>, b2: B2 => Array<Text>, b3: B3 => Array<Double>, b4: B4 => Array<Double>, b5: B5 => Array<Double>, b6: B6 => Array<Double>, b7: B7 => Array<Timestamptz>, b8: B8 => Array<Timestamptz> });
 crate::prepared!(struct NextSerials = "SELECT nextval('case_serial') AS serial FROM generate_series(1, $1)" { b1: B1 => Integer });
-// The intake's write, one round trip: new cases, the existing cases the batch extends, its
-// reports and their audit events (`audit_record`, migration 12). The sub-statements share one
-// snapshot and touch different rows; the reports' foreign keys and the cases' statistics
-// triggers run at the end of the statement, when all of it is in.
-crate::prepared!(struct WriteIntake = "WITH new_cases AS (
-               INSERT INTO cases (case_id, case_no, status, unified_category, grid_code, region_code, owner, lat, lng,
-                                  first_reported_at, last_reported_at, report_count, flags)
-               SELECT id, no, 'REPORTED', cat, grid, region, owner, lat, lng, f, l, n, array_remove(string_to_array(fl, ','), '')
-                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[],
-                             $9::timestamptz[], $10::timestamptz[], $11::int4[], $12::text[])
-                      AS t(id, no, cat, grid, region, owner, lat, lng, f, l, n, fl)
-           ), extended AS (
-               UPDATE cases c SET report_count = c.report_count + u.n, first_reported_at = LEAST(c.first_reported_at, u.f),
-                      last_reported_at = GREATEST(c.last_reported_at, u.l), version = c.version + 1, updated_at = now()
-                 FROM unnest($13::uuid[], $14::int4[], $15::timestamptz[], $16::timestamptz[]) AS u(id, n, f, l)
-                WHERE c.case_id = u.id
-           ), new_reports AS (
-               INSERT INTO reports (report_id, client_report_id, payload_hash, source, source_system, category_code, unified_category,
-                                    title, description, lat, lng, claimed_grid_code, resolved_grid_code, region_code, owner,
-                                    occurred_at, reporter_id, submitted_by, attachments, case_id, flags, first_outcome, first_case_id, merge_reason,
-                                    reporter_phone_enc, reporter_phone_index)
-               SELECT id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, sub,
-                      array_remove(string_to_array(att, ','), ''), case_id, array_remove(string_to_array(fl, ','), ''), outcome, case_id, reason::jsonb,
-                      phone, phone_ix
-                 FROM unnest($17::uuid[], $18::uuid[], $19::bytea[], $20::int2[], $21::text[], $22::text[], $23::text[], $24::text[], $25::text[],
-                             $26::float8[], $27::float8[], $28::text[], $29::text[], $30::text[], $31::text[], $32::timestamptz[], $33::text[],
-                             $34::text[], $35::text[], $36::uuid[], $37::text[], $38::int2[], $39::text[], $40::bytea[], $41::bytea[])
-                      AS t(id, cid, h, src, sys, cat, uni, title, descr, lat, lng, claim, grid, region, owner, occ, rep, att, sub, case_id, fl, outcome, reason, phone, phone_ix)
-           )
-           SELECT audit_record($42)" {
+// The intake's write, one round trip (`intake_write`, migration 12): new cases, the existing
+// cases the batch extends, its reports and their audit events.
+crate::prepared!(struct WriteIntake = "SELECT intake_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42)" {
     b1: B1 => Array<SqlUuid>, b2: B2 => Array<Text>, b3: B3 => Array<Text>, b4: B4 => Array<Text>, b5: B5 => Array<Text>,
     b6: B6 => Array<Text>, b7: B7 => Array<Double>, b8: B8 => Array<Double>, b9: B9 => Array<Timestamptz>,
     b10: B10 => Array<Timestamptz>, b11: B11 => Array<Integer>, b12: B12 => Array<Text>,
