@@ -6,7 +6,9 @@
 //!    grid resolution, merging and audit included);
 //! 2. its physical-limit baseline: the same rows `COPY`'d into a staging table, then
 //!    `INSERT … SELECT … ON CONFLICT DO NOTHING` into a table identical to `reports`;
-//! 3. single submits: `SubmitReport` from 64 concurrent clients;
+//! 3. single submits: `SubmitReport` from 64 concurrent clients, then, on the same server at
+//!    the same concurrency, what the transport alone allows: the standard gRPC health check
+//!    (no token, no database) and `GetReport` of reports just written (one authenticated read);
 //! 4. its baseline: single-row `INSERT … ON CONFLICT` at the same concurrency.
 //!
 //! Each gRPC phase ends when its last answer has arrived and every audit event it caused is
@@ -355,54 +357,57 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     let floor = write_floor(url, &pg).await?;
 
     // 3. Single submits.
-    let deadline = Instant::now() + Duration::from_secs(plan.seconds);
-    let mut tasks = Vec::new();
-    let (cpu0s, mcpu0s) = (process_cpu_seconds(), machine_cpu_seconds());
+    let mut submitters = Vec::new();
     for k in 0..plan.single_clients {
-        let mut c = client(app.addr, &token).await?;
-        let hotspots = hotspots.clone();
-        let grids = plan.grids;
-        let max_rss = max_rss.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(100 + k as u64);
-            let (mut lat, mut errors) = (Vec::new(), 0usize);
-            while Instant::now() < deadline {
-                let r = synthetic(&mut rng, 0..grids, &hotspots);
-                let t = Instant::now();
-                match c
-                    .submit_report(pb::SubmitReportRequest { report: Some(r) })
-                    .await
-                {
-                    Ok(_) => lat.push(t.elapsed()),
-                    Err(e) => {
-                        if errors == 0 {
-                            tracing::warn!(code = ?e.code(), message = e.message(), "SubmitReport failed");
-                        }
-                        errors += 1;
-                    }
-                }
-                if lat.len() % 200 == 0
-                    && let Ok(mut m) = max_rss.lock()
-                {
-                    *m = m.max(rss_mb());
-                }
-            }
-            (lat, errors)
-        }));
+        submitters.push(Submitter {
+            client: client(app.addr, &token).await?,
+            rng: StdRng::seed_from_u64(100 + k as u64),
+            hotspots: hotspots.clone(),
+            grids: plan.grids,
+        });
     }
-    let started = Instant::now();
-    let (mut lat, mut errors) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, e) = t.await?;
-        lat.extend(l);
-        errors += e;
+    let single = closed_loop(
+        submitters,
+        Duration::from_secs(plan.seconds),
+        &max_rss,
+        Some(&drain),
+    )
+    .await?;
+    let (cpus, mcpus) = (single.cpu, single.machine_cpu);
+    let single = single.stats;
+
+    // 3b. What the transport alone allows at the same concurrency, on the same server: the
+    // standard health check (no token, no database), and `GetReport` of reports just written
+    // (the token, the policy, a pooled connection, one indexed read, the answer).
+    let mut checkers = Vec::new();
+    for _ in 0..plan.single_clients {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))?
+            .connect()
+            .await?;
+        checkers.push(Checker(tonic_health::pb::health_client::HealthClient::new(
+            channel,
+        )));
     }
-    seal_all(&drain).await?;
-    let single = stats(lat, errors, started.elapsed());
-    let (cpus, mcpus) = (
-        process_cpu_seconds() - cpu0s,
-        machine_cpu_seconds() - mcpu0s,
-    );
+    let health = closed_loop(checkers, Duration::from_secs(plan.seconds), &max_rss, None).await?;
+    let ids: Vec<String> = drain
+        .query(
+            "SELECT report_id::text FROM reports ORDER BY random() LIMIT 10000",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let ids = std::sync::Arc::new(ids);
+    let mut readers = Vec::new();
+    for k in 0..plan.single_clients {
+        readers.push(Reader {
+            client: client(app.addr, &token).await?,
+            ids: ids.clone(),
+            next: k * 97,
+        });
+    }
+    let read = closed_loop(readers, Duration::from_secs(plan.seconds), &max_rss, None).await?;
     app.shutdown().await;
 
     // 4. Single-row INSERT … ON CONFLICT at the same concurrency.
@@ -492,6 +497,24 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
         per_k(mcpus, single.calls as f64),
         single.per_sec / base.per_sec * 100.0
     );
+    for (path, run) in [
+        ("gRPC health Check (no token, no database)", &health),
+        (
+            "GetReport of a report just written (token, policy, one read)",
+            &read,
+        ),
+    ] {
+        println!(
+            "| {path}, {} clients | {:.0} | {:.1} ms | {:.1} ms | {:.3} / {:.3} | {:.0} % |",
+            plan.single_clients,
+            run.stats.per_sec,
+            run.stats.p50.as_secs_f64() * 1e3,
+            run.stats.p99.as_secs_f64() * 1e3,
+            per_k(run.cpu, run.stats.calls as f64),
+            per_k(run.machine_cpu, run.stats.calls as f64),
+            run.stats.per_sec / base.per_sec * 100.0
+        );
+    }
     println!(
         "| single-row INSERT … ON CONFLICT, {} connections (baseline) | {:.0} | {:.1} ms | {:.1} ms | {:.3} / {:.3} | 100 % |",
         plan.single_clients,
@@ -509,6 +532,122 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
         peak_rss_mb()
     );
     Ok(())
+}
+
+/// One client of a closed loop: sends its next call when the last is answered.
+trait Caller: Send + 'static {
+    fn call(&mut self) -> impl std::future::Future<Output = Result<(), tonic::Status>> + Send;
+}
+
+/// A phone submitting reports anywhere on the map, one in ten near a hotspot.
+struct Submitter {
+    client: Client,
+    rng: StdRng,
+    hotspots: Vec<((f64, f64), &'static str)>,
+    grids: usize,
+}
+
+impl Caller for Submitter {
+    async fn call(&mut self) -> Result<(), tonic::Status> {
+        let r = synthetic(&mut self.rng, 0..self.grids, &self.hotspots);
+        self.client
+            .submit_report(pb::SubmitReportRequest { report: Some(r) })
+            .await
+            .map(drop)
+    }
+}
+
+/// The standard health check, as a load balancer sends it.
+struct Checker(tonic_health::pb::health_client::HealthClient<tonic::transport::Channel>);
+
+impl Caller for Checker {
+    async fn call(&mut self) -> Result<(), tonic::Status> {
+        self.0
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .map(drop)
+    }
+}
+
+/// Reads reports by id, going round a shared list.
+struct Reader {
+    client: Client,
+    ids: std::sync::Arc<Vec<String>>,
+    next: usize,
+}
+
+impl Caller for Reader {
+    async fn call(&mut self) -> Result<(), tonic::Status> {
+        self.next = (self.next + 1) % self.ids.len().max(1);
+        let report_id = self.ids.get(self.next).cloned().unwrap_or_default();
+        self.client
+            .get_report(pb::GetReportRequest { report_id })
+            .await
+            .map(drop)
+    }
+}
+
+/// A closed loop's calls and the CPU they took (this process; the whole machine).
+struct Run {
+    stats: super::Stats,
+    cpu: f64,
+    machine_cpu: f64,
+}
+
+/// Runs each caller in a loop of its own for `dur`; the latency of every answered call,
+/// the failed ones counted (the first logged). Samples the process's RSS into `max_rss`. With
+/// `seal`, the loop ends when the audit events its calls caused are sealed into the chain.
+async fn closed_loop<C: Caller>(
+    callers: Vec<C>,
+    dur: Duration,
+    max_rss: &std::sync::Arc<std::sync::Mutex<f64>>,
+    seal: Option<&tokio_postgres::Client>,
+) -> anyhow::Result<Run> {
+    let (cpu0, mcpu0) = (process_cpu_seconds(), machine_cpu_seconds());
+    let started = Instant::now();
+    let deadline = started + dur;
+    let tasks: Vec<_> = callers
+        .into_iter()
+        .map(|mut c| {
+            let max_rss = max_rss.clone();
+            tokio::spawn(async move {
+                let (mut lat, mut errors) = (Vec::new(), 0usize);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match c.call().await {
+                        Ok(()) => lat.push(t.elapsed()),
+                        Err(e) => {
+                            if errors == 0 {
+                                tracing::warn!(code = ?e.code(), message = e.message(), "bench call failed");
+                            }
+                            errors += 1;
+                        }
+                    }
+                    if lat.len() % 200 == 0
+                        && let Ok(mut m) = max_rss.lock()
+                    {
+                        *m = m.max(rss_mb());
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, e) = t.await?;
+        lat.extend(l);
+        errors += e;
+    }
+    if let Some(c) = seal {
+        seal_all(c).await?;
+    }
+    let wall = started.elapsed();
+    Ok(Run {
+        stats: stats(lat, errors, wall),
+        cpu: process_cpu_seconds() - cpu0,
+        machine_cpu: machine_cpu_seconds() - mcpu0,
+    })
 }
 
 /// Seals every pending audit event into the chain.
