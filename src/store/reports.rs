@@ -561,12 +561,14 @@ pub async fn ingest(
     // 6. Number the new cases, then write them, the cases this batch extends, the reports and
     // their audit events, in one statement (see [`WriteIntake`]).
     number_cases(conn, &mut drafts).await?;
-    let by_item: HashMap<usize, &ReportInput> = placed.iter().map(|(i, r, _)| (*i, r)).collect();
+    // One row per placed report, in order.
+    debug_assert_eq!(rows.len(), placed.len());
+    let inputs: Vec<&ReportInput> = placed.iter().map(|(_, r, _)| r).collect();
     let events: Vec<String> = rows
         .iter()
-        .map(|row| {
+        .zip(&inputs)
+        .map(|(row, r)| {
             let d = &drafts[row.case];
-            let r = by_item[&row.item];
             let event = NewEvent::ok(
                 "report.accept",
                 "report",
@@ -583,7 +585,7 @@ pub async fn ingest(
             audit::text(&subs[row.item].actor, &event)
         })
         .collect();
-    write(conn, &by_item, &rows, &drafts, &subs, &events).await?;
+    write(conn, &inputs, &rows, &drafts, &subs, &events).await?;
     for row in &rows {
         let d = &drafts[row.case];
         results[row.item] = Some(Ok(Accepted {
@@ -771,11 +773,11 @@ struct Serial {
     serial: i64,
 }
 
-/// Writes the batch: its new cases, the existing cases it extends, its reports and their
-/// audit events (`events`, see [`audit::text`]), in one call.
+/// Writes the batch: its new cases, the existing cases it extends, its reports (`inputs[k]` is
+/// the input of `rows[k]`) and their audit events (`events`, see [`audit::text`]), in one call.
 async fn write(
     conn: &mut AsyncPgConnection,
-    by_item: &HashMap<usize, &ReportInput>,
+    inputs: &[&ReportInput],
     rows: &[Row],
     drafts: &[CaseDraft],
     subs: &[Arc<Submitter>],
@@ -789,7 +791,6 @@ async fn write(
         .iter()
         .filter(|d| d.existing && d.added > 0)
         .collect();
-    let r = |row: &Row| by_item[&row.item];
     WriteIntake {
         b1: new.iter().map(|d| d.case_id).collect::<Vec<_>>(),
         b2: new.iter().map(|d| d.case_no.as_str()).collect::<Vec<_>>(),
@@ -811,35 +812,35 @@ async fn write(
         b15: old.iter().map(|d| d.first).collect::<Vec<_>>(),
         b16: old.iter().map(|d| d.last).collect::<Vec<_>>(),
         b17: rows.iter().map(|x| x.report_id).collect::<Vec<_>>(),
-        b18: rows
+        b18: inputs
             .iter()
-            .map(|x| r(x).client_report_id)
+            .map(|x| x.client_report_id)
             .collect::<Vec<_>>(),
-        b19: rows
+        b19: inputs
             .iter()
-            .map(|x| r(x).payload_hash.as_slice())
+            .map(|x| x.payload_hash.as_slice())
             .collect::<Vec<_>>(),
-        b20: rows.iter().map(|x| r(x).source).collect::<Vec<_>>(),
-        b21: rows
+        b20: inputs.iter().map(|x| x.source).collect::<Vec<_>>(),
+        b21: inputs
             .iter()
-            .map(|x| r(x).source_system.as_str())
+            .map(|x| x.source_system.as_str())
             .collect::<Vec<_>>(),
-        b22: rows
+        b22: inputs
             .iter()
-            .map(|x| r(x).category_code.as_str())
+            .map(|x| x.category_code.as_str())
             .collect::<Vec<_>>(),
         b23: rows.iter().map(|x| x.unified.as_str()).collect::<Vec<_>>(),
-        b24: rows.iter().map(|x| r(x).title.as_str()).collect::<Vec<_>>(),
-        b25: rows
+        b24: inputs.iter().map(|x| x.title.as_str()).collect::<Vec<_>>(),
+        b25: inputs
             .iter()
-            .map(|x| r(x).description.as_str())
+            .map(|x| x.description.as_str())
             .collect::<Vec<_>>(),
-        b26: rows.iter().map(|x| r(x).lat).collect::<Vec<_>>(),
-        b27: rows.iter().map(|x| r(x).lng).collect::<Vec<_>>(),
-        b28: rows
+        b26: inputs.iter().map(|x| x.lat).collect::<Vec<_>>(),
+        b27: inputs.iter().map(|x| x.lng).collect::<Vec<_>>(),
+        b28: inputs
             .iter()
             .map(|x| {
-                r(x).claimed_grid
+                x.claimed_grid
                     .as_ref()
                     .map(|g| g.to_string())
                     .unwrap_or_default()
@@ -851,14 +852,14 @@ async fn write(
             .collect::<Vec<_>>(),
         b30: rows.iter().map(|x| x.region.as_str()).collect::<Vec<_>>(),
         b31: rows.iter().map(|x| x.owner.as_str()).collect::<Vec<_>>(),
-        b32: rows.iter().map(|x| r(x).occurred_at).collect::<Vec<_>>(),
-        b33: rows
+        b32: inputs.iter().map(|x| x.occurred_at).collect::<Vec<_>>(),
+        b33: inputs
             .iter()
-            .map(|x| r(x).reporter_id.as_str())
+            .map(|x| x.reporter_id.as_str())
             .collect::<Vec<_>>(),
-        b34: rows
+        b34: inputs
             .iter()
-            .map(|x| r(x).attachments.join(","))
+            .map(|x| x.attachments.join(","))
             .collect::<Vec<_>>(),
         b35: rows
             .iter()
@@ -874,13 +875,13 @@ async fn write(
             .iter()
             .map(|x| x.reason.to_string())
             .collect::<Vec<_>>(),
-        b40: rows
+        b40: inputs
             .iter()
-            .map(|x| r(x).reporter_phone.as_ref().map(|p| p.enc.as_slice()))
+            .map(|x| x.reporter_phone.as_ref().map(|p| p.enc.as_slice()))
             .collect::<Vec<_>>(),
-        b41: rows
+        b41: inputs
             .iter()
-            .map(|x| r(x).reporter_phone.as_ref().map(|p| p.index.as_slice()))
+            .map(|x| x.reporter_phone.as_ref().map(|p| p.index.as_slice()))
             .collect::<Vec<_>>(),
         b42: events,
     }
