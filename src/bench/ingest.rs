@@ -165,14 +165,23 @@ type Client = pb::report_service_client::ReportServiceClient<
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Auth>,
 >;
 
-async fn client(addr: std::net::SocketAddr, token: &str) -> anyhow::Result<Client> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?;
+/// A connection of its own to the server at `addr`.
+async fn channel(addr: std::net::SocketAddr) -> anyhow::Result<tonic::transport::Channel> {
     Ok(
-        pb::report_service_client::ReportServiceClient::with_interceptor(channel, auth(token)?)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20),
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await?,
+    )
+}
+
+async fn client(addr: std::net::SocketAddr, token: &str) -> anyhow::Result<Client> {
+    Ok(
+        pb::report_service_client::ReportServiceClient::with_interceptor(
+            channel(addr).await?,
+            auth(token)?,
+        )
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20),
     )
 }
 
@@ -290,11 +299,10 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     anyhow::ensure!(failed == 0, "{failed} reports were refused");
     let batch = stats(lat, 0, wall);
     let batch_rate = total as f64 / wall.as_secs_f64();
-    let cases: i64 = {
-        let (c, conn) = tokio_postgres::connect(url.expose(), NoTls).await?;
-        tokio::spawn(conn);
-        c.query_one("SELECT count(*) FROM cases", &[]).await?.get(0)
-    };
+    let cases: i64 = drain
+        .query_one("SELECT count(*) FROM cases", &[])
+        .await?
+        .get(0);
 
     // 2. COPY baseline over the same rows.
     let (pg, conn) = tokio_postgres::connect(url.expose(), NoTls).await?;
@@ -369,7 +377,7 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     let single = closed_loop(
         submitters,
         Duration::from_secs(plan.seconds),
-        &max_rss,
+        Some(&max_rss),
         Some(&drain),
     )
     .await?;
@@ -381,14 +389,17 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     // (the token, the policy, a pooled connection, one indexed read, the answer).
     let mut checkers = Vec::new();
     for _ in 0..plan.single_clients {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))?
-            .connect()
-            .await?;
         checkers.push(Checker(tonic_health::pb::health_client::HealthClient::new(
-            channel,
+            channel(app.addr).await?,
         )));
     }
-    let health = closed_loop(checkers, Duration::from_secs(plan.seconds), &max_rss, None).await?;
+    let health = closed_loop(
+        checkers,
+        Duration::from_secs(plan.seconds),
+        Some(&max_rss),
+        None,
+    )
+    .await?;
     let ids: Vec<String> = drain
         .query(
             "SELECT report_id::text FROM reports ORDER BY random() LIMIT 10000",
@@ -407,50 +418,30 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
             next: k * 97,
         });
     }
-    let read = closed_loop(readers, Duration::from_secs(plan.seconds), &max_rss, None).await?;
+    let read = closed_loop(
+        readers,
+        Duration::from_secs(plan.seconds),
+        Some(&max_rss),
+        None,
+    )
+    .await?;
     app.shutdown().await;
 
     // 4. Single-row INSERT … ON CONFLICT at the same concurrency.
-    let deadline = Instant::now() + Duration::from_secs(plan.seconds);
-    let mut tasks = Vec::new();
-    let (cpu0b, mcpu0b) = (process_cpu_seconds(), machine_cpu_seconds());
+    let mut inserters = Vec::new();
     for k in 0..plan.single_clients {
-        let (c, conn) = tokio_postgres::connect(url.expose(), NoTls).await?;
+        let (client, conn) = tokio_postgres::connect(url.expose(), NoTls).await?;
         tokio::spawn(conn);
-        tasks.push(tokio::spawn(async move {
-            let stmt = c
-                .prepare(
-                    "INSERT INTO reports_copy (report_id, client_report_id, payload_hash, source, category_code, title, description, lat, lng, region_code, occurred_at, submitted_by, case_id, first_outcome, first_case_id, merge_reason)
-                     VALUES ($1::text::uuid, $2::text::uuid, '\\x00', 1, $3, '巡查发现问题', '网格员巡查时发现，现场已拍照。', $4, $5, '500110901201001', now(), 'bench', $6::text::uuid, 1, $6::text::uuid, '{}')
-                     ON CONFLICT DO NOTHING",
-                )
-                .await?;
-            let mut rng = StdRng::seed_from_u64(200 + k as u64);
-            let (mut lat, mut errors) = (Vec::new(), 0usize);
-            while Instant::now() < deadline {
-                let (la, ln) = random_point(&mut rng, 100_000);
-                let t = Instant::now();
-                let ids = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::new_v4().to_string());
-                match c.execute(&stmt, &[&ids.0, &ids.1, &"0101", &la, &ln, &case_id.to_string()]).await {
-                    Ok(_) => lat.push(t.elapsed()),
-                    Err(_) => errors += 1,
-                }
-            }
-            Ok::<_, tokio_postgres::Error>((lat, errors))
-        }));
+        inserters.push(Inserter {
+            stmt: client.prepare(INSERT_ONE).await?,
+            client,
+            rng: StdRng::seed_from_u64(200 + k as u64),
+            case_id: case_id.to_string(),
+        });
     }
-    let started = Instant::now();
-    let (mut lat, mut errors) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, e) = t.await??;
-        lat.extend(l);
-        errors += e;
-    }
-    let base = stats(lat, errors, started.elapsed());
-    let (cpub, mcpub) = (
-        process_cpu_seconds() - cpu0b,
-        machine_cpu_seconds() - mcpu0b,
-    );
+    let base = closed_loop(inserters, Duration::from_secs(plan.seconds), None, None).await?;
+    let (cpub, mcpub) = (base.cpu, base.machine_cpu);
+    let base = base.stats;
 
     let per_k = |cpu: f64, n: f64| cpu / n * 1000.0;
     println!(
@@ -536,7 +527,39 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
 
 /// One client of a closed loop: sends its next call when the last is answered.
 trait Caller: Send + 'static {
-    fn call(&mut self) -> impl std::future::Future<Output = Result<(), tonic::Status>> + Send;
+    type Error: std::fmt::Display + Send;
+    fn call(&mut self) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// The single-row baseline's statement: a report row alone (no merge, no case, no audit).
+const INSERT_ONE: &str = "INSERT INTO reports_copy (report_id, client_report_id, payload_hash, source, category_code, title, description, lat, lng, region_code, occurred_at, submitted_by, case_id, first_outcome, first_case_id, merge_reason)
+                     VALUES ($1::text::uuid, $2::text::uuid, '\\x00', 1, $3, '巡查发现问题', '网格员巡查时发现，现场已拍照。', $4, $5, '500110901201001', now(), 'bench', $6::text::uuid, 1, $6::text::uuid, '{}')
+                     ON CONFLICT DO NOTHING";
+
+/// A connection of the single-row baseline, inserting reports anywhere on the map.
+struct Inserter {
+    client: tokio_postgres::Client,
+    stmt: tokio_postgres::Statement,
+    rng: StdRng,
+    case_id: String,
+}
+
+impl Caller for Inserter {
+    type Error = tokio_postgres::Error;
+    async fn call(&mut self) -> Result<(), Self::Error> {
+        let (la, ln) = random_point(&mut self.rng, 100_000);
+        let ids = (
+            uuid::Uuid::now_v7().to_string(),
+            uuid::Uuid::new_v4().to_string(),
+        );
+        self.client
+            .execute(
+                &self.stmt,
+                &[&ids.0, &ids.1, &"0101", &la, &ln, &self.case_id],
+            )
+            .await
+            .map(drop)
+    }
 }
 
 /// A phone submitting reports anywhere on the map, one in ten near a hotspot.
@@ -548,7 +571,8 @@ struct Submitter {
 }
 
 impl Caller for Submitter {
-    async fn call(&mut self) -> Result<(), tonic::Status> {
+    type Error = tonic::Status;
+    async fn call(&mut self) -> Result<(), Self::Error> {
         let r = synthetic(&mut self.rng, 0..self.grids, &self.hotspots);
         self.client
             .submit_report(pb::SubmitReportRequest { report: Some(r) })
@@ -561,7 +585,8 @@ impl Caller for Submitter {
 struct Checker(tonic_health::pb::health_client::HealthClient<tonic::transport::Channel>);
 
 impl Caller for Checker {
-    async fn call(&mut self) -> Result<(), tonic::Status> {
+    type Error = tonic::Status;
+    async fn call(&mut self) -> Result<(), Self::Error> {
         self.0
             .check(tonic_health::pb::HealthCheckRequest::default())
             .await
@@ -577,7 +602,8 @@ struct Reader {
 }
 
 impl Caller for Reader {
-    async fn call(&mut self) -> Result<(), tonic::Status> {
+    type Error = tonic::Status;
+    async fn call(&mut self) -> Result<(), Self::Error> {
         self.next = (self.next + 1) % self.ids.len().max(1);
         let report_id = self.ids.get(self.next).cloned().unwrap_or_default();
         self.client
@@ -595,12 +621,13 @@ struct Run {
 }
 
 /// Runs each caller in a loop of its own for `dur`; the latency of every answered call,
-/// the failed ones counted (the first logged). Samples the process's RSS into `max_rss`. With
-/// `seal`, the loop ends when the audit events its calls caused are sealed into the chain.
+/// the failed ones counted (the first logged). With `max_rss`, samples the process's RSS into
+/// it every 200 calls of each caller. With `seal`, the loop ends when the audit events its
+/// calls caused are sealed into the chain.
 async fn closed_loop<C: Caller>(
     callers: Vec<C>,
     dur: Duration,
-    max_rss: &std::sync::Arc<std::sync::Mutex<f64>>,
+    max_rss: Option<&std::sync::Arc<std::sync::Mutex<f64>>>,
     seal: Option<&tokio_postgres::Client>,
 ) -> anyhow::Result<Run> {
     let (cpu0, mcpu0) = (process_cpu_seconds(), machine_cpu_seconds());
@@ -609,22 +636,23 @@ async fn closed_loop<C: Caller>(
     let tasks: Vec<_> = callers
         .into_iter()
         .map(|mut c| {
-            let max_rss = max_rss.clone();
+            let max_rss = max_rss.cloned();
             tokio::spawn(async move {
-                let (mut lat, mut errors) = (Vec::new(), 0usize);
+                let (mut lat, mut errors, mut calls) = (Vec::new(), 0usize, 0usize);
                 while Instant::now() < deadline {
                     let t = Instant::now();
                     match c.call().await {
                         Ok(()) => lat.push(t.elapsed()),
                         Err(e) => {
                             if errors == 0 {
-                                tracing::warn!(code = ?e.code(), message = e.message(), "bench call failed");
+                                tracing::warn!(error = %e, "bench call failed");
                             }
                             errors += 1;
                         }
                     }
-                    if lat.len() % 200 == 0
-                        && let Ok(mut m) = max_rss.lock()
+                    calls += 1;
+                    if calls % 200 == 0
+                        && let Some(Ok(mut m)) = max_rss.as_ref().map(|m| m.lock())
                     {
                         *m = m.max(rss_mb());
                     }
