@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // Messages know their full names: the edge check finds their descriptors by them.
+    config.enable_type_names();
     let include_wkt = protoc_bin_vendored::include_path()?;
     let protos = [
         "proto/gridhub/v1/common.proto",
@@ -22,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // google.rpc.Status (per-report errors in SyncReports) is tonic-types' own.
         .extern_path(".google.rpc", "::tonic_types::pb")
+        // Requests pass the edge check (NUL, UTF-8, length bounds) before they are decoded.
+        .codec_path("crate::grpc::edge::EdgeCodec")
         .file_descriptor_set_path(out.join("gridhub_descriptor.bin"))
         .compile_with_config(config, &protos, &includes)?;
     println!("cargo:rerun-if-changed=proto");

@@ -77,13 +77,16 @@ pub enum TokenCommand {
         /// Subject (user or system id).
         #[arg(long)]
         sub: String,
-        /// Comma-separated roles, e.g. grid_worker,pii_reader.
-        #[arg(long, value_delimiter = ',')]
+        /// Comma-separated roles, at least one besides pii_reader: grid_worker, village_admin,
+        /// town_operator, dept_handler, mediator, window_clerk, hotline, auditor, admin,
+        /// pii_reader.
+        #[arg(long, value_delimiter = ',', required = true)]
         roles: Vec<String>,
         /// Region code of the subtree the token may act in, or '*'.
         #[arg(long)]
         region: String,
-        /// Handling unit (department code) the token acts for, for dept_handler tokens.
+        /// Handling unit (department code, mediation committee or worker id) the token acts
+        /// for: dept_handler and mediator tokens. It must lie in --region.
         #[arg(long, default_value = "")]
         unit: String,
         /// Lifetime, e.g. 1h, 30m.
@@ -215,9 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         signing_key,
                     },
             } => {
-                for r in &roles {
-                    Role::parse(r).with_context(|| format!("unknown role {r:?}"))?;
-                }
+                Role::parse_grant(&roles).map_err(|e| anyhow::anyhow!(e))?;
                 Scope::parse(&region)
                     .with_context(|| format!("{region:?} is not a region code or '*'"))?;
                 let issuer = match (&signing_key, &settings.jwt_key) {

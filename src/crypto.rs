@@ -136,6 +136,11 @@ impl PiiCipher {
 
     /// `tag || nonce || ciphertext+tag` (see the type's docs).
     pub fn encrypt(&self, plaintext: &str) -> Vec<u8> {
+        self.encrypt_bytes(plaintext.as_bytes())
+    }
+
+    /// [`PiiCipher::encrypt`] of any bytes (e.g. a stored answer holding personal data).
+    pub fn encrypt_bytes(&self, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; XNONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let key = self
@@ -145,10 +150,7 @@ impl PiiCipher {
             .unwrap_or(&[0u8; 32]);
         // Encryption with a valid key and nonce length cannot fail.
         let ct = chacha20poly1305::XChaCha20Poly1305::new(Key::from_slice(key))
-            .encrypt(
-                chacha20poly1305::XNonce::from_slice(&nonce),
-                plaintext.as_bytes(),
-            )
+            .encrypt(chacha20poly1305::XNonce::from_slice(&nonce), plaintext)
             .unwrap_or_default();
         let mut out = Vec::with_capacity(1 + XNONCE_LEN + ct.len());
         out.push(XCHACHA | self.current);
@@ -160,12 +162,17 @@ impl PiiCipher {
     /// Reverses [`PiiCipher::encrypt`] for any key of the ring; fails on tampering or an
     /// unknown key id.
     pub fn decrypt(&self, blob: &[u8]) -> Result<String, CryptoError> {
+        String::from_utf8(self.decrypt_bytes(blob)?).map_err(|_| CryptoError::BadCiphertext)
+    }
+
+    /// Reverses [`PiiCipher::encrypt_bytes`].
+    pub fn decrypt_bytes(&self, blob: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let (&tag, rest) = blob.split_first().ok_or(CryptoError::BadCiphertext)?;
         let key = self
             .keys
             .get(&(tag & 0x7f))
             .ok_or(CryptoError::BadCiphertext)?;
-        let pt = if tag & XCHACHA != 0 {
+        if tag & XCHACHA != 0 {
             if rest.len() < XNONCE_LEN {
                 return Err(CryptoError::BadCiphertext);
             }
@@ -180,8 +187,7 @@ impl PiiCipher {
             ChaCha20Poly1305::new(Key::from_slice(key.bytes()))
                 .decrypt(Nonce::from_slice(nonce), ct)
         }
-        .map_err(|_| CryptoError::BadCiphertext)?;
-        String::from_utf8(pt).map_err(|_| CryptoError::BadCiphertext)
+        .map_err(|_| CryptoError::BadCiphertext)
     }
 
     /// Keyed HMAC of the value, for equality look-ups without decrypting.

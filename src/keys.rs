@@ -22,10 +22,12 @@ enum Index {
     Plain(&'static str),
     /// The value is a `Person` as JSON; the index is of its phone.
     PersonPhone(&'static str),
+    /// Opaque bytes (a stored first answer), no index.
+    Bytes,
 }
 
 /// Every encrypted column.
-const COLUMNS: [(&str, &str, Index); 7] = [
+const COLUMNS: [(&str, &str, Index); 8] = [
     ("workers", "phone_enc", Index::Plain("phone_index")),
     (
         "reports",
@@ -49,6 +51,7 @@ const COLUMNS: [(&str, &str, Index); 7] = [
         Index::Plain("phone_index"),
     ),
     ("mediation_parties", "address_enc", Index::None),
+    ("idempotency_keys", "response", Index::Bytes),
 ];
 
 const BATCH: i64 = 1000;
@@ -77,12 +80,16 @@ pub async fn rotate(url: &DbUrl, pii: &PiiCipher) -> anyhow::Result<Vec<(String,
             for row in &rows {
                 let ctid: String = row.get(0);
                 let blob: Vec<u8> = row.get(1);
-                let plain = pii.decrypt(&blob).with_context(|| {
+                let bytes = pii.decrypt_bytes(&blob).with_context(|| {
                     format!("{table}.{col} holds a value under a key not configured (list it in --pii-previous-keys)")
                 })?;
-                let enc = pii.encrypt(&plain);
+                let enc = pii.encrypt_bytes(&bytes);
+                let plain = || {
+                    String::from_utf8(bytes.clone())
+                        .with_context(|| format!("{table}.{col} does not hold text"))
+                };
                 match index {
-                    Index::None => {
+                    Index::None | Index::Bytes => {
                         tx.execute(
                             &format!("UPDATE {table} SET {col} = $1 WHERE ctid = $2::text::tid"),
                             &[&enc, &ctid],
@@ -91,10 +98,10 @@ pub async fn rotate(url: &DbUrl, pii: &PiiCipher) -> anyhow::Result<Vec<(String,
                     }
                     Index::Plain(ix) | Index::PersonPhone(ix) => {
                         let key = match index {
-                            Index::PersonPhone(_) => serde_json::from_str::<Person>(&plain)
+                            Index::PersonPhone(_) => serde_json::from_str::<Person>(&plain()?)
                                 .map(|p| p.phone)
                                 .with_context(|| format!("{table}.{col} is not a person"))?,
-                            _ => plain.clone(),
+                            _ => plain()?,
                         };
                         tx.execute(
                             &format!(

@@ -55,6 +55,23 @@ impl Role {
     pub fn parse(s: &str) -> Option<Role> {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
     }
+
+    /// Parses the roles of a token to be issued: every name must be a role, and at least one
+    /// must grant something (`pii_reader` only widens what another role may read).
+    pub fn parse_grant(names: &[String]) -> Result<Vec<Role>, String> {
+        let mut roles = Vec::new();
+        for n in names {
+            let r = Role::parse(n.trim()).ok_or_else(|| {
+                let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                format!("unknown role {n:?}; roles are {}", all.join(", "))
+            })?;
+            roles.push(r);
+        }
+        if roles.iter().all(|r| *r == Role::PiiReader) {
+            return Err("a token needs at least one role besides pii_reader".into());
+        }
+        Ok(roles)
+    }
 }
 
 impl fmt::Display for Role {
@@ -167,6 +184,20 @@ mod tests {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
         assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn tokens_are_issued_only_with_roles_that_grant_something() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(Role::parse_grant(&names(&[])).is_err());
+        assert!(Role::parse_grant(&names(&[""])).is_err());
+        assert!(Role::parse_grant(&names(&["visitor"])).is_err());
+        assert!(Role::parse_grant(&names(&["pii_reader"])).is_err());
+        assert!(Role::parse_grant(&names(&["grid_worker", "root"])).is_err());
+        assert_eq!(
+            Role::parse_grant(&names(&["mediator", "pii_reader"])),
+            Ok(vec![Role::Mediator, Role::PiiReader])
+        );
     }
 
     #[test]

@@ -288,6 +288,43 @@ fn clear(flags: &mut Vec<String>, fs: &[&str]) {
     flags.retain(|x| !fs.contains(&x.as_str()));
 }
 
+/// What a mediation's outcome does to the case of the one net it is linked to (the case
+/// workflow's rule, whoever asks):
+/// - success closes an open case: the mediation handled it, so a case not yet handled counts
+///   as handled (and, for the figures, on time or not against its deadline) at that moment;
+///   overdue warnings end and the case is flagged `MEDIATED`. A closed, void or merged case
+///   is left alone.
+/// - failure records the referral (`REFERRED_<to>`) and sends a closed case back to the
+///   command centre (REGISTERED, `REOPENED`).
+///
+/// `None`: nothing changes.
+pub fn mediation_outcome(
+    case: &CaseFlow,
+    succeeded: bool,
+    referral: &str,
+    now: DateTime<Utc>,
+) -> Option<CaseFlow> {
+    let mut next = case.clone();
+    if succeeded {
+        if matches!(case.status, Status::Closed | Status::Void | Status::Merged) {
+            return None;
+        }
+        next.status = Status::Closed;
+        next.handled_at = Some(case.handled_at.unwrap_or(now));
+        next.closed_at = Some(now);
+        clear(&mut next.flags, &[flag::OVERDUE, flag::SIGN_OVERDUE]);
+        set(&mut next.flags, "MEDIATED");
+    } else {
+        if case.status == Status::Closed {
+            next.status = Status::Registered;
+            next.closed_at = None;
+            set(&mut next.flags, flag::REOPENED);
+        }
+        set(&mut next.flags, &format!("REFERRED_{referral}"));
+    }
+    (next != *case).then_some(next)
+}
+
 /// The new workflow state after `action`, or why it is refused. Checks the role first, then
 /// the state, then the arguments.
 pub fn plan(

@@ -590,15 +590,9 @@ impl CaseService for CaseApi {
         let mut latest: HashMap<Uuid, i64> = HashMap::new();
         let mut next = cursor;
         'scan: loop {
-            let events = db::feed::case_changes_after(
-                &mut conn,
-                next,
-                p.scope.prefix(),
-                p.unit.as_deref().or(Some(p.sub.as_str())),
-                PULL_PAGE,
-            )
-            .await
-            .map_err(ApiError::from)?;
+            let events = db::feed::case_changes_after(&mut conn, next, p.scope.prefix(), PULL_PAGE)
+                .await
+                .map_err(ApiError::from)?;
             for e in &events {
                 let Some(fe) = feed::to_event(e) else {
                     next = e.seq;

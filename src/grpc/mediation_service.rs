@@ -304,9 +304,10 @@ async fn show_many(
         .collect())
 }
 
-/// Moves the linked case of the one net with the mediation's outcome: a success closes it, a
-/// failure records the referral (and reopens a closed case to the command centre).
+/// Moves the linked case of the one net with the mediation's outcome, by the case workflow's
+/// rule ([`workflow::mediation_outcome`]); 12345 requests joined to the case follow it.
 async fn move_linked_case(
+    state: &State,
     conn: &mut diesel_async::AsyncPgConnection,
     audit: &mut Vec<NewEvent>,
     m: &db::MediationCase,
@@ -319,37 +320,24 @@ async fn move_linked_case(
     let Some(case) = st::cases::lock(conn, "", id).await? else {
         return Ok(());
     };
-    let Some(mut flow) = case.flow() else {
+    let Some(flow) = case.flow() else {
+        return Ok(());
+    };
+    let Some(next) = workflow::mediation_outcome(&flow, succeeded, &m.referral, now) else {
         return Ok(());
     };
     let (what, comment) = if succeeded {
-        if matches!(
-            flow.status,
-            workflow::Status::Closed | workflow::Status::Void | workflow::Status::Merged
-        ) {
-            return Ok(());
-        }
-        flow.status = workflow::Status::Closed;
-        flow.closed_at = Some(now);
-        flow.flags.retain(|f| f != "OVERDUE" && f != "SIGN_OVERDUE");
-        flow.flags.push("MEDIATED".into());
         (
             "MEDIATION_SUCCEEDED",
             format!("调解成功，案件 {} 结案", m.case_no),
         )
     } else {
-        if flow.status == workflow::Status::Closed {
-            flow.status = workflow::Status::Registered;
-            flow.closed_at = None;
-            flow.flags.push("REOPENED".into());
-        }
-        flow.flags.push(format!("REFERRED_{}", m.referral));
         (
             "MEDIATION_FAILED",
             format!("调解不成，转{}（{}）", m.referral, m.case_no),
         )
     };
-    let saved = st::cases::save_flow(conn, id, &flow).await?;
+    let saved = st::cases::save_flow(conn, id, &next).await?;
     audit.push(NewEvent::ok(
         "case.transition",
         "case",
@@ -358,6 +346,11 @@ async fn move_linked_case(
         Some(feed::case_before(&case)),
         Some(feed::case_change(&saved, what, &comment)),
     ));
+    let cal = crate::domain::calendar::Calendar::new(
+        st::calendar::load(conn).await?,
+        state.workflow.office_hours.clone(),
+    );
+    crate::requests::follow_case(conn, audit, &saved, None, &comment, now, &cal).await?;
     Ok(())
 }
 
@@ -937,7 +930,7 @@ impl MediationService for MediationApi {
                 let saved = db::save_header(conn, id, &header).await?;
                 audit.push(NewEvent::ok("mediation.outcome", "mediation_case", &id.to_string(), &c.region_code, Some(c.audit_view()), Some(json!({"action": action.as_str(), "case": saved.audit_view(), "agreement_versions": full.agreements.len() + usize::from(agreement.is_some())}))));
                 if action != Action::Correct {
-                    move_linked_case(conn, audit, &saved, succeeded, now).await?;
+                    move_linked_case(&state, conn, audit, &saved, succeeded, now).await?;
                 }
                 show(&state, conn, audit, saved, &who).await
             }

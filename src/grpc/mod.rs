@@ -6,6 +6,7 @@ pub mod audit_service;
 pub mod case_service;
 pub mod catalog_service;
 pub mod convert;
+pub mod edge;
 pub mod error;
 pub mod hotline_service;
 pub mod mediation_service;

@@ -3,8 +3,11 @@
 //!
 //! 1. `request_id` (optional UUID) is validated;
 //! 2. in one transaction: the key is locked, a stored answer is returned if the same caller
-//!    already sent this id (ALREADY_EXISTS if the payload differs), otherwise the change runs,
-//!    its audit events are appended to the hash chain and the answer is stored;
+//!    already sent this id (ALREADY_EXISTS if the payload differs, or if the same `sub` now
+//!    holds other roles, another region or another unit: a replay never shows a caller more
+//!    than a fresh call would), otherwise the change runs, its audit events are appended to
+//!    the hash chain and the answer is stored, sealed with the PII key (it may hold personal
+//!    data unmasked for a `pii_reader`);
 //! 3. any error rolls everything back: nothing half-written, nothing audited that did not
 //!    happen, and a retry after an error runs afresh.
 //!
@@ -77,7 +80,9 @@ where
     h.update([0]);
     h.update(payload);
     let payload_hash = h.finalize().to_vec();
+    let principal_hash = fingerprint(principal);
     let sub = principal.sub.clone();
+    let pii = state.pii.clone();
     transact(state, principal, request_id, move |conn, audit| {
         async move {
             if let Some(id) = request_id {
@@ -89,18 +94,41 @@ where
                             stored.method
                         )));
                     }
-                    return R::decode(stored.response.as_slice()).map_err(|e| ApiError::Internal(format!("stored response: {e}")));
+                    if stored.principal_hash != principal_hash {
+                        return Err(ApiError::AlreadyExists(format!(
+                            "request_id {id} was first sent with other roles, region or unit; use a new request_id"
+                        )));
+                    }
+                    let plain = pii.decrypt_bytes(&stored.response).map_err(|_| {
+                        ApiError::Internal(format!("the stored answer to request_id {id} does not open with the configured PII keys"))
+                    })?;
+                    return R::decode(plain.as_slice()).map_err(|e| ApiError::Internal(format!("stored response: {e}")));
                 }
             }
             let response = change(conn, audit).await?;
             if let Some(id) = request_id {
-                idempotency::save(conn, &sub, id, method, &payload_hash, &response.encode_to_vec()).await?;
+                let sealed = pii.encrypt_bytes(&response.encode_to_vec());
+                idempotency::save(conn, &sub, id, method, &payload_hash, &principal_hash, &sealed).await?;
             }
             Ok(response)
         }
         .boxed()
     })
     .await
+}
+
+/// What a stored answer is bound to besides the `sub`: roles, region and unit.
+fn fingerprint(p: &Principal) -> Vec<u8> {
+    let mut h = Sha256::new();
+    for r in &p.roles {
+        h.update(r.as_str().as_bytes());
+        h.update([0]);
+    }
+    h.update([1]);
+    h.update(p.scope.to_string().as_bytes());
+    h.update([0]);
+    h.update(p.unit.as_deref().unwrap_or("").as_bytes());
+    h.finalize().to_vec()
 }
 
 /// Runs `change` as one audited transaction, for mutations whose idempotency is their own

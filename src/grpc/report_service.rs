@@ -47,7 +47,8 @@ pub fn report_input(
     pii: &PiiCipher,
 ) -> Result<ReportInput, Vec<Violation>> {
     let f = |name: &str| format!("{at}{name}");
-    let mut v = Vec::new();
+    // The edge check, for a report of a batch (it fails alone, not its neighbours).
+    let mut v = super::edge::check(r, at);
     let client_report_id = Uuid::parse_str(&r.client_report_id)
         .map_err(|_| v.push(Violation::new(f("client_report_id"), "must be a UUID")))
         .ok();

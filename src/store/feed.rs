@@ -60,32 +60,21 @@ pub async fn between(
         .await
 }
 
-/// Case and report events after `seq` within `prefix`, or about cases assigned to `unit`.
+/// Case and report events after `seq` within `prefix` (a unit claim never widens this: what a
+/// caller may see is its region).
 pub async fn case_changes_after(
     conn: &mut AsyncPgConnection,
     seq: i64,
     prefix: &str,
-    unit: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Event>> {
-    let in_scope = audit_events::region_code.like(format!("{prefix}%"));
-    let q = audit_events::table
+    audit_events::table
         .filter(audit_events::seq.gt(seq))
         .filter(audit_events::entity_type.eq_any(["case", "report"]))
+        .filter(audit_events::region_code.like(format!("{prefix}%")))
         .order(audit_events::seq)
         .limit(limit)
-        .select(Event::as_select());
-    match unit {
-        None => q.filter(in_scope).load(conn).await,
-        Some(u) => {
-            q.filter(
-                in_scope.or(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "audit_events.after ->> 'assignee' = ",
-                )
-                .bind::<diesel::sql_types::Text, _>(u.to_owned())),
-            )
-            .load(conn)
-            .await
-        }
-    }
+        .select(Event::as_select())
+        .load(conn)
+        .await
 }

@@ -15,7 +15,10 @@ use super::schema::idempotency_keys;
 pub struct StoredResponse {
     pub method: String,
     pub payload_hash: Vec<u8>,
+    /// The first answer, sealed with the PII key.
     pub response: Vec<u8>,
+    /// Hash of the whole principal that made it (roles, region, unit).
+    pub principal_hash: Vec<u8>,
 }
 
 /// Serializes requests with the same key until the end of the transaction.
@@ -47,14 +50,15 @@ pub async fn find(
         .optional()
 }
 
-/// Stores the first answer for the key.
+/// Stores the first answer for the key (`sealed`: already encrypted).
 pub async fn save(
     conn: &mut AsyncPgConnection,
     principal: &str,
     request_id: Uuid,
     method: &str,
     payload_hash: &[u8],
-    response: &[u8],
+    principal_hash: &[u8],
+    sealed: &[u8],
 ) -> QueryResult<()> {
     diesel::insert_into(idempotency_keys::table)
         .values((
@@ -62,7 +66,8 @@ pub async fn save(
             idempotency_keys::request_id.eq(request_id),
             idempotency_keys::method.eq(method),
             idempotency_keys::payload_hash.eq(payload_hash),
-            idempotency_keys::response.eq(response),
+            idempotency_keys::principal_hash.eq(principal_hash),
+            idempotency_keys::response.eq(sealed),
         ))
         .execute(conn)
         .await

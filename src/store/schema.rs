@@ -296,6 +296,7 @@ diesel::table! {
         payload_hash -> Bytea,
         response -> Bytea,
         created_at -> Timestamptz,
+        principal_hash -> Bytea,
     }
 }
 

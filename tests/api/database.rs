@@ -119,9 +119,9 @@ async fn old_idempotency_keys_expire() {
             .await;
     let sql = app.sql().await;
     sql.batch_execute(
-        "INSERT INTO idempotency_keys (principal, request_id, method, payload_hash, response, created_at) VALUES
-           ('a', gen_random_uuid(), 'm', '\\x00', '\\x00', now() - interval '31 days'),
-           ('a', gen_random_uuid(), 'm', '\\x00', '\\x00', now() - interval '29 days')",
+        "INSERT INTO idempotency_keys (principal, request_id, method, payload_hash, principal_hash, response, created_at) VALUES
+           ('a', gen_random_uuid(), 'm', '\\x00', '\\x00', '\\x00', now() - interval '31 days'),
+           ('a', gen_random_uuid(), 'm', '\\x00', '\\x00', '\\x00', now() - interval '29 days')",
     )
     .await
     .unwrap();

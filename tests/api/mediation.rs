@@ -857,3 +857,242 @@ async fn no_personal_data_in_the_logs() {
         assert!(!text.contains(needle), "{needle} in the logs");
     }
 }
+
+/// The k-th of 64 places in 马颈村 (its demo cell spans 28.82–28.84 N, 106.74–106.76 E), at
+/// least 280 m apart: no two reports at them join one case.
+fn majing_place(k: usize) -> (f64, f64) {
+    (
+        28.8215 + 0.0025 * (k % 8) as f64,
+        106.7415 + 0.0025 * (k / 8 % 8) as f64,
+    )
+}
+
+/// A grid case in `status` (one of the workflow's), reported at the k-th place (and a merged
+/// one's target at the next).
+async fn grid_case_in(app: &TestApp, status: &str, k: usize) -> pb::Case {
+    let at = majing_place(k);
+    let op = operator(app);
+    let h = handler(app, ZFJ);
+    if status == "REPORTED" {
+        return workflow::new_case(app, "0202", at).await;
+    }
+    if status == "MERGED" {
+        let a = workflow::registered(app, at).await;
+        let b = workflow::registered(app, majing_place(k + 1)).await;
+        app.cases(Some(&op))
+            .await
+            .merge_cases(pb::MergeCasesRequest {
+                target_case_id: a.case_id.clone(),
+                source_case_ids: vec![b.case_id.clone()],
+                comment: "同一事件".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        return workflow::get(app, &b.case_id).await;
+    }
+    let mut c = workflow::registered(app, at).await;
+    let path: &[(&str, CaseAction)] = &[
+        ("DISPATCHED", CaseAction::Dispatch),
+        ("SIGNED", CaseAction::Sign),
+        ("HANDLED", CaseAction::Feedback),
+        ("CLOSED", CaseAction::VerifyOk),
+    ];
+    if status == "VOID" {
+        return workflow::act(app, &op, workflow::step(&c, CaseAction::Void))
+            .await
+            .unwrap();
+    }
+    for (reached, action) in path {
+        if c.status == status {
+            break;
+        }
+        let (who, req) = match action {
+            CaseAction::Dispatch => (&op, workflow::dispatch(&c, ZFJ, 3)),
+            CaseAction::Sign | CaseAction::Feedback => (&h, workflow::step(&c, *action)),
+            _ => (&op, workflow::step(&c, *action)),
+        };
+        c = workflow::act(app, who, req).await.unwrap();
+        assert_eq!(c.status, *reached);
+    }
+    assert_eq!(c.status, status);
+    c
+}
+
+#[tokio::test]
+async fn every_grid_case_status_takes_either_mediation_outcome_through_the_case_workflow() {
+    let (app, _clock) = town_at(local("2026-11-25 09:00")).await;
+    with_teams(&app).await;
+    let statuses = [
+        "REPORTED",
+        "REGISTERED",
+        "DISPATCHED",
+        "SIGNED",
+        "HANDLED",
+        "CLOSED",
+        "VOID",
+        "MERGED",
+    ];
+    let med = mediator(&app);
+    let mut m = app.mediation(Some(&med)).await;
+    let mut k = 0;
+    for status in statuses {
+        for succeed in [true, false] {
+            k += 2;
+            let g = grid_case_in(&app, status, k).await;
+            let c = create(&app, &med, dispute(&g.case_id)).await;
+            let c = match c {
+                Ok(c) => c,
+                // A dispute may not be linked to a case that is no longer one of its own.
+                Err(e) if matches!(status, "VOID" | "MERGED") => {
+                    assert_eq!(e.code(), Code::FailedPrecondition, "{status}: {e:?}");
+                    continue;
+                }
+                Err(e) => panic!("{status}: {e:?}"),
+            };
+            let c = m
+                .record_session(session(&c, "2026-11-25 09:00"))
+                .await
+                .unwrap()
+                .into_inner();
+            let req = if succeed {
+                success(&c, "2026-12-31", "双方同意疏通排水沟")
+            } else {
+                failure(&c, pb::Referral::Litigation)
+            };
+            let out = m.record_outcome(req).await;
+            let out = out
+                .unwrap_or_else(|e| panic!("{status} × success {succeed}: {e:?}"))
+                .into_inner();
+            let after = workflow::get(&app, &g.case_id).await;
+            let expect = match (status, succeed) {
+                ("CLOSED" | "VOID" | "MERGED", true) => status,
+                (_, true) => "CLOSED",
+                ("CLOSED", false) => "REGISTERED",
+                (s, false) => s,
+            };
+            assert_eq!(after.status, expect, "{status} × success {succeed}");
+            assert_eq!(
+                out.status,
+                if succeed {
+                    pb::MediationStatus::Succeeded
+                } else {
+                    pb::MediationStatus::Failed
+                } as i32
+            );
+            if succeed && !matches!(status, "CLOSED" | "VOID" | "MERGED") {
+                assert!(after.flags.contains(&"MEDIATED".to_string()));
+            }
+        }
+    }
+    // The figures stay defined: the dashboard sums every case, each counted once.
+    let d = app
+        .cases(Some(&operator(&app)))
+        .await
+        .get_dashboard(pb::GetDashboardRequest {
+            region_code: TOWN.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let count = |q: &'static str| {
+        let app = &app;
+        async move { app.count(q).await }
+    };
+    // A merged case lives on in its target: the dashboard counts it there.
+    assert_eq!(
+        d.total,
+        count("SELECT count(*) FROM cases WHERE status <> 'MERGED'").await
+    );
+    assert_eq!(
+        d.closed,
+        count("SELECT count(*) FROM cases WHERE status = 'CLOSED'").await
+    );
+    // Closed by a mediation: handled at the success, on time against the deadline it had.
+    assert_eq!(
+        d.closed_on_time,
+        count(
+            "SELECT count(*) FROM cases WHERE status = 'CLOSED'
+               AND (deadline IS NULL OR handled_at <= deadline)"
+        )
+        .await
+    );
+    assert!(d.closed >= 6, "{d:?}");
+}
+
+#[tokio::test]
+async fn a_12345_request_follows_its_case_closed_by_a_mediation() {
+    // Real time, as the 12345 tests: merging looks at the time gap.
+    let (app, _clock) = workflow::town_at(chrono::Utc::now()).await;
+    with_teams(&app).await;
+    let case = workflow::new_case(&app, "0202", WALL).await;
+    let mut o = crate::hotline::work_order("2026112500999", 1);
+    o.location = Some(pb::LatLng {
+        lat: WALL.0 + 0.00018,
+        lng: WALL.1,
+    });
+    o.category_code = "HL-0307".into();
+    o.received_at = Some(timestamp(chrono::Utc::now()));
+    let hotline = crate::hotline::hotline(&app);
+    let pushed = app
+        .hotline(Some(&hotline))
+        .await
+        .push_work_order(o)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pushed.case_id, case.case_id, "one event, one case");
+    let op = operator(&app);
+    let case = workflow::get(&app, &case.case_id).await;
+    let g = workflow::act(&app, &op, workflow::step(&case, CaseAction::Register))
+        .await
+        .unwrap();
+    let g = workflow::act(&app, &op, workflow::dispatch(&g, ZFJ, 3))
+        .await
+        .unwrap();
+    let med = mediator(&app);
+    let mut m = app.mediation(Some(&med)).await;
+    let c = create(&app, &med, dispute(&g.case_id)).await.unwrap();
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let held = (today - chrono::Duration::days(1))
+        .format("%Y-%m-%d 09:00")
+        .to_string();
+    let due = (today + chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let c = m
+        .record_session(session(&c, &held))
+        .await
+        .unwrap()
+        .into_inner();
+    m.record_outcome(success(&c, &due, "双方同意疏通排水沟"))
+        .await
+        .unwrap();
+    assert_eq!(workflow::get(&app, &g.case_id).await.status, "CLOSED");
+    let sr_status: String = app
+        .sql()
+        .await
+        .query_one(
+            "SELECT status FROM service_requests WHERE hotline_order_no = '2026112500999'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sr_status, "REPLIED", "the request follows its case");
+    let updates = app
+        .hotline(Some(&hotline))
+        .await
+        .pull_updates(pb::PullUpdatesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        updates
+            .updates
+            .iter()
+            .any(|u| u.kind == pb::UpdateKind::UpdateReplied as i32 && u.text.contains("调解成功")),
+        "12345 hears the reply: {updates:?}"
+    );
+}
