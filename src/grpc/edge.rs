@@ -221,6 +221,59 @@ fn text_problem(value: &[u8], max: usize) -> Option<String> {
     None
 }
 
+/// Every string field of message `name` encoded as `bytes`, at any depth, as (field path,
+/// value); `None` when the name is unknown or the bytes are not protobuf. For tools and
+/// tests that look into answers without their types (the access matrix scans every answer
+/// for regions outside the caller's and for personal data in clear).
+pub fn string_fields(name: &str, bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    fn go(
+        ix: &Index,
+        msg: usize,
+        mut bytes: &[u8],
+        at: &str,
+        out: &mut Vec<(String, String)>,
+    ) -> Option<()> {
+        while bytes.has_remaining() {
+            let key = prost::encoding::decode_varint(&mut bytes).ok()?;
+            let (number, wire) = ((key >> 3) as u32, key & 7);
+            match wire {
+                0 => {
+                    prost::encoding::decode_varint(&mut bytes).ok()?;
+                }
+                1 | 5 => {
+                    let n = if wire == 1 { 8 } else { 4 };
+                    (bytes.remaining() >= n).then_some(())?;
+                    bytes.advance(n);
+                }
+                2 => {
+                    let len = prost::encoding::decode_varint(&mut bytes).ok()? as usize;
+                    (bytes.remaining() >= len).then_some(())?;
+                    let (value, rest) = bytes.split_at(len);
+                    bytes = rest;
+                    let Some(f) = ix.messages[msg].fields.get(&number) else {
+                        continue;
+                    };
+                    let path = format!("{at}{}", f.name);
+                    match f.kind {
+                        Kind::Text => {
+                            out.push((path, String::from_utf8_lossy(value).into_owned()));
+                        }
+                        Kind::Message(m) => go(ix, m, value, &format!("{path}."), out)?,
+                        Kind::Other => {}
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(())
+    }
+    let ix = index();
+    let i = *ix.by_name.get(name)?;
+    let mut out = Vec::new();
+    go(ix, i, bytes, "", &mut out)?;
+    Some(out)
+}
+
 /// The violations of a decoded message, paths prefixed by `at` (for the items of a batch).
 pub fn check<M: Message + prost::Name>(m: &M, at: &str) -> Vec<Violation> {
     let mut out = Vec::new();

@@ -9,10 +9,12 @@
 
 mod helpers;
 
+mod access;
 mod audit;
 mod auth;
 mod command_centre;
 mod database;
+mod edge;
 mod feed;
 mod grids;
 mod hardening;

@@ -50,7 +50,7 @@ fn party(name: &str, role: pb::PartyRole, id: &str, phone: &str) -> pb::Party {
     }
 }
 
-fn dispute(linked: &str) -> pb::CreateMediationCaseRequest {
+pub fn dispute(linked: &str) -> pb::CreateMediationCaseRequest {
     pb::CreateMediationCaseRequest {
         source: if linked.is_empty() {
             pb::MediationSource::WalkIn
