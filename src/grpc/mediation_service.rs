@@ -404,8 +404,14 @@ async fn repeat_disputes(
                 region_code: m.region_code.clone(),
                 category: m.dispute_type.clone(),
                 case_id: None,
+                detail: json!({
+                    "message": format!(
+                        "{who} is a party to {} disputes in {REPEAT_WINDOW_DAYS} days, the latest {} ({})",
+                        disputes.len(), m.case_no, m.dispute_type
+                    ),
+                    "disputes": disputes.len(), "window_days": REPEAT_WINDOW_DAYS, "mediation_case": m.case_no,
+                }),
                 subject: who,
-                detail: json!({"disputes": disputes.len(), "window_days": REPEAT_WINDOW_DAYS, "mediation_case": m.case_no}),
                 dedup_key: format!("REPEAT_DISPUTE:{key}:{}", disputes.len()),
                 raised_at: now,
             },

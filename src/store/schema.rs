@@ -446,6 +446,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    service_request_replies (id) {
+        id -> Int8,
+        sr_id -> Uuid,
+        replied_at -> Timestamptz,
+        unit -> Text,
+        on_time -> Bool,
+    }
+}
+
+diesel::table! {
     service_requests (sr_id) {
         sr_id -> Uuid,
         request_no -> Text,
@@ -507,6 +517,7 @@ diesel::joinable!(mediation_follow_ups -> mediation_cases (case_id));
 diesel::joinable!(mediation_parties -> mediation_cases (case_id));
 diesel::joinable!(mediation_sessions -> mediation_cases (case_id));
 diesel::joinable!(reports -> cases (case_id));
+diesel::joinable!(service_request_replies -> service_requests (sr_id));
 diesel::joinable!(service_requests -> regions (region_code));
 diesel::joinable!(workers -> regions (region_code));
 
@@ -538,6 +549,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mediation_sessions,
     regions,
     reports,
+    service_request_replies,
     service_requests,
     workers,
 );

@@ -290,12 +290,24 @@ pub async fn list(
     q.load(conn).await
 }
 
-/// Writes the workflow state of request `id`, bumping its version; returns the new row.
+/// Writes the workflow state of request `id`, bumping its version; returns the new row. A new
+/// reply (`replied_at` set where the row has none or another) is kept in `service_request_replies`, which the
+/// figures count.
 pub async fn save_flow(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     flow: &Flow,
 ) -> QueryResult<ServiceRequest> {
+    if let Some(at) = flow.replied_at {
+        RecordReply {
+            b1: id,
+            b2: at,
+            b3: &flow.assignee,
+            b4: flow.deadline.is_none_or(|d| at <= d),
+        }
+        .execute(conn)
+        .await?;
+    }
     diesel::update(service_requests::table.find(id))
         .set((
             service_requests::status.eq(flow.status.as_str()),
@@ -610,7 +622,8 @@ pub struct UnitFigures {
 }
 
 /// Figures per handling unit of the requests accepted in `[from, to)` within `prefix`.
-/// Replies count once per request (the latest); every 不满意 counts against the unit.
+/// Replies are those the unit made, each counted (also one a 不满意 reopened later), on time
+/// against the deadline in force then; every 不满意 counts against the request's unit.
 pub async fn unit_figures(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -619,17 +632,31 @@ pub async fn unit_figures(
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<UnitFigures>> {
     diesel::sql_query(
-        "SELECT assignee AS unit,
-                count(*)::int4 AS assigned,
-                count(*) FILTER (WHERE replied_at IS NOT NULL)::int4 AS replied,
-                count(*) FILTER (WHERE replied_at IS NOT NULL AND (deadline IS NULL OR replied_at <= deadline))::int4 AS replied_on_time,
-                count(*) FILTER (WHERE satisfaction IN ('SATISFIED', 'BASICALLY_SATISFIED'))::int4 AS satisfied,
-                COALESCE(sum(dissatisfied_count), 0)::int4 AS dissatisfied,
-                count(*) FILTER (WHERE reopen_count > 0)::int4 AS reopened,
-                count(*) FILTER (WHERE status IN ('ACCEPTED', 'ASSIGNED', 'SIGNED') AND deadline < $4)::int4 AS overdue
-           FROM service_requests
-          WHERE region_code LIKE $1 AND accepted_at >= $2 AND accepted_at < $3 AND assignee <> ''
-          GROUP BY assignee ORDER BY assignee",
+        "WITH r AS (
+             SELECT * FROM service_requests
+              WHERE region_code LIKE $1 AND accepted_at >= $2 AND accepted_at < $3),
+         units AS (
+             SELECT assignee AS unit,
+                    count(*)::int4 AS assigned,
+                    count(*) FILTER (WHERE satisfaction IN ('SATISFIED', 'BASICALLY_SATISFIED'))::int4 AS satisfied,
+                    COALESCE(sum(dissatisfied_count), 0)::int4 AS dissatisfied,
+                    count(*) FILTER (WHERE reopen_count > 0)::int4 AS reopened,
+                    count(*) FILTER (WHERE status IN ('ACCEPTED', 'ASSIGNED', 'SIGNED') AND deadline < $4)::int4 AS overdue
+               FROM r WHERE assignee <> '' GROUP BY assignee),
+         replies AS (
+             SELECT p.unit, count(*)::int4 AS replied, count(*) FILTER (WHERE p.on_time)::int4 AS replied_on_time
+               FROM service_request_replies p JOIN r USING (sr_id)
+              WHERE p.unit <> '' GROUP BY p.unit)
+         SELECT COALESCE(u.unit, p.unit) AS unit,
+                COALESCE(u.assigned, 0) AS assigned,
+                COALESCE(p.replied, 0) AS replied,
+                COALESCE(p.replied_on_time, 0) AS replied_on_time,
+                COALESCE(u.satisfied, 0) AS satisfied,
+                COALESCE(u.dissatisfied, 0) AS dissatisfied,
+                COALESCE(u.reopened, 0) AS reopened,
+                COALESCE(u.overdue, 0) AS overdue
+           FROM units u FULL JOIN replies p ON p.unit = u.unit
+          ORDER BY 1",
     )
     .bind::<Text, _>(format!("{prefix}%"))
     .bind::<Timestamptz, _>(from)
@@ -656,7 +683,7 @@ pub struct Totals {
     pub satisfied: i32,
 }
 
-/// See [`Totals`]. Callbacks count every recorded result: the latest one per request plus
+/// See [`Totals`]. Replies count as in [`unit_figures`]: every reply made. Callbacks count every recorded result: the latest one per request plus
 /// each earlier 不满意.
 pub async fn totals(
     conn: &mut AsyncPgConnection,
@@ -665,15 +692,20 @@ pub async fn totals(
     to: DateTime<Utc>,
 ) -> QueryResult<Totals> {
     diesel::sql_query(
-        "SELECT count(*)::int4 AS total,
+        "WITH r AS (
+             SELECT * FROM service_requests
+              WHERE region_code LIKE $1 AND accepted_at >= $2 AND accepted_at < $3),
+         p AS (
+             SELECT count(*)::int4 AS replied, count(*) FILTER (WHERE on_time)::int4 AS replied_on_time
+               FROM service_request_replies JOIN r USING (sr_id))
+         SELECT count(*)::int4 AS total,
                 count(*) FILTER (WHERE hotline_order_no IS NOT NULL)::int4 AS from_hotline,
-                count(*) FILTER (WHERE replied_at IS NOT NULL)::int4 AS replied,
-                count(*) FILTER (WHERE replied_at IS NOT NULL AND (deadline IS NULL OR replied_at <= deadline))::int4 AS replied_on_time,
+                (SELECT replied FROM p) AS replied,
+                (SELECT replied_on_time FROM p) AS replied_on_time,
                 (count(*) FILTER (WHERE satisfaction IN ('SATISFIED', 'BASICALLY_SATISFIED'))
                   + COALESCE(sum(dissatisfied_count), 0))::int4 AS callbacks,
                 count(*) FILTER (WHERE satisfaction IN ('SATISFIED', 'BASICALLY_SATISFIED'))::int4 AS satisfied
-           FROM service_requests
-          WHERE region_code LIKE $1 AND accepted_at >= $2 AND accepted_at < $3",
+           FROM r",
     )
     .bind::<Text, _>(format!("{prefix}%"))
     .bind::<Timestamptz, _>(from)
@@ -681,3 +713,5 @@ pub async fn totals(
     .get_result(conn)
     .await
 }
+
+crate::prepared!(struct RecordReply = "INSERT INTO service_request_replies (sr_id, replied_at, unit, on_time) SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM service_requests WHERE sr_id = $1 AND replied_at IS NOT DISTINCT FROM $2)" { b1: B1 => diesel::sql_types::Uuid, b2: B2 => Timestamptz, b3: B3 => Text, b4: B4 => diesel::sql_types::Bool });

@@ -461,6 +461,18 @@ async fn personal_data_is_validated_encrypted_and_repeat_disputes_raise_an_alert
     let a = repeat_alerts(&app).await;
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(a[0].subject, "500110********1234");
+    // Its message says what happened, with the figures, and nobody's data in clear.
+    assert!(
+        a[0].message.contains("3 disputes in 365 days"),
+        "{:?}",
+        a[0].message
+    );
+    assert!(
+        a[0].message.contains("500110********1234"),
+        "{:?}",
+        a[0].message
+    );
+    assert!(!a[0].message.contains(ID_A), "{:?}", a[0].message);
     // 李小河 (ID_B) is in two: nothing for him.
 
     // The blind index finds a person's disputes without decrypting everything; audited.

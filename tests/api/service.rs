@@ -520,6 +520,29 @@ async fn dissatisfaction_reopens_and_counts_against_the_unit() {
     assert!(a.flags.contains(&"REOPENED".to_string()));
     // A fresh 3 working days from Monday 23 November: Thursday 26th.
     assert_eq!(deadline(&a), local("2026-11-26 17:30"));
+    // The reply that 不满意 reopened still counts for the unit that made it.
+    let reopened = app
+        .requests(Some(&clerk))
+        .await
+        .get_service_request_stats(pb::GetServiceRequestStatsRequest {
+            region_code: TOWN.into(),
+            from: Some(timestamp(local("2026-11-01 00:00"))),
+            to: Some(timestamp(local("2026-12-01 00:00"))),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mid = reopened.units.iter().find(|x| x.unit == BMFW).unwrap();
+    assert_eq!(
+        (
+            mid.replied,
+            mid.replied_on_time,
+            mid.dissatisfied,
+            mid.reopened
+        ),
+        (1, 1, 1, 1),
+        "{reopened:?}"
+    );
     let a = act(&app, &bmfw, step(&a, A::Sign)).await.unwrap();
     let a = act(&app, &bmfw, reply(&a, "已再次协调解决")).await.unwrap();
     let a = act(
@@ -590,8 +613,9 @@ async fn dissatisfaction_reopens_and_counts_against_the_unit() {
         .unwrap()
         .into_inner();
     assert_eq!((stats.total, stats.from_hotline), (3, 0));
-    // Replies: A on time (26th, replied the 23rd), B late → 1 of 2.
-    assert!((stats.on_time_rate - 0.5).abs() < 1e-9, "{stats:?}");
+    // Replies, each counted: A's two on time (the 23rd, by the 23rd's and the 26th's
+    // deadlines), B's late → 2 of 3.
+    assert!((stats.on_time_rate - 2.0 / 3.0).abs() < 1e-9, "{stats:?}");
     // Callbacks: A 不满意 + 基本满意, B 满意 → 2 of 3 satisfied.
     assert!(
         (stats.satisfaction_rate - 2.0 / 3.0).abs() < 1e-9,
@@ -608,7 +632,7 @@ async fn dissatisfaction_reopens_and_counts_against_the_unit() {
             x.dissatisfied,
             x.reopened
         ),
-        (1, 1, 1, 1, 1, 1)
+        (1, 2, 2, 1, 1, 1)
     );
     assert_eq!(
         (
