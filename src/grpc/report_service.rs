@@ -460,8 +460,15 @@ impl ReportService for ReportApi {
         let sub = p.sub.clone();
         let out = mutation::audited(&self.state, &p, move |conn, audit| {
             async move {
-                let new = crate::store::attachments::record(conn, &sha, &content_type, size, &sub)
-                    .await?;
+                let new = crate::store::attachments::record(
+                    conn,
+                    &sha,
+                    &content_type,
+                    size,
+                    &sub,
+                    &region,
+                )
+                .await?;
                 let (content_type, size_bytes) = crate::store::attachments::find(conn, &sha)
                     .await?
                     .unwrap_or((content_type, size));

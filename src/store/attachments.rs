@@ -6,22 +6,36 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::schema::attachments;
 
-/// Which of `ids` (SHA-256 hex) are stored.
-pub async fn existing(conn: &mut AsyncPgConnection, ids: &[&str]) -> QueryResult<Vec<String>> {
+/// Which of `ids` (SHA-256 hex) are stored, with the regions they were uploaded from.
+pub async fn existing(
+    conn: &mut AsyncPgConnection,
+    ids: &[&str],
+) -> QueryResult<Vec<(String, Vec<String>)>> {
     attachments::table
         .filter(attachments::sha256.eq_any(ids))
-        .select(attachments::sha256)
+        .select((attachments::sha256, attachments::upload_regions))
         .load(conn)
         .await
 }
 
-/// Records an upload; uploading the same bytes again changes nothing. Returns whether it is new.
+/// Whether a caller of `scope` may cite an attachment uploaded from `regions`: one of them
+/// holds the scope or lies inside it (none known: uploaded before regions were kept).
+pub fn citable(scope: &crate::domain::principal::Scope, regions: &[String]) -> bool {
+    regions.is_empty()
+        || regions
+            .iter()
+            .any(|r| scope.contains(r) || scope.prefix().starts_with(r.as_str()))
+}
+
+/// Records an upload from `region` (the uploader's scope prefix, empty for the whole
+/// country); the same bytes again only add the region. Returns whether the bytes are new.
 pub async fn record(
     conn: &mut AsyncPgConnection,
     sha256: &str,
     content_type: &str,
     size: i64,
     uploaded_by: &str,
+    region: &str,
 ) -> QueryResult<bool> {
     let n = diesel::insert_into(attachments::table)
         .values((
@@ -29,10 +43,21 @@ pub async fn record(
             attachments::content_type.eq(content_type),
             attachments::size_bytes.eq(size),
             attachments::uploaded_by.eq(uploaded_by),
+            attachments::upload_regions.eq(vec![region.to_owned()]),
         ))
         .on_conflict_do_nothing()
         .execute(conn)
         .await?;
+    if n == 0 {
+        diesel::sql_query(
+            "UPDATE attachments SET upload_regions = array_append(upload_regions, $2)
+              WHERE sha256 = $1 AND NOT ($2 = ANY (upload_regions))",
+        )
+        .bind::<diesel::sql_types::Text, _>(sha256)
+        .bind::<diesel::sql_types::Text, _>(region)
+        .execute(conn)
+        .await?;
+    }
     Ok(n == 1)
 }
 

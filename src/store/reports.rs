@@ -339,20 +339,25 @@ pub async fn ingest(
         .iter()
         .flat_map(|(_, r)| r.attachments.iter().map(String::as_str))
         .collect();
-    let known: BTreeSet<String> = if wanted.is_empty() {
-        BTreeSet::new()
+    let known: HashMap<String, Vec<String>> = if wanted.is_empty() {
+        HashMap::new()
     } else {
         super::attachments::existing(conn, &wanted.into_iter().collect::<Vec<_>>())
             .await?
             .into_iter()
             .collect()
     };
+    // An attachment uploaded from another region is unknown to this reporter.
     fresh.retain(|(i, r)| {
         let missing: Vec<Violation> = r
             .attachments
             .iter()
             .enumerate()
-            .filter(|(_, a)| !known.contains(*a))
+            .filter(|(_, a)| {
+                !known
+                    .get(*a)
+                    .is_some_and(|regions| super::attachments::citable(&subs[*i].scope, regions))
+            })
             .map(|(k, a)| {
                 Violation::new(
                     format!("attachments[{k}]"),

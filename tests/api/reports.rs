@@ -1022,3 +1022,53 @@ async fn the_intake_sees_new_grids_at_once() {
     let out = sync(&app, &op, vec![report("0101", margin, 1)]).await;
     assert!(ok(&out.results[0]).flags.is_empty());
 }
+
+#[tokio::test]
+async fn an_attachment_is_citable_only_from_the_region_it_was_uploaded_in() {
+    let app = TestApp::spawn().await;
+    app.seed_demo().await;
+    let here = app.token("W-MJ-001", &["grid_worker"], MAJING_WORKER_REGION);
+    // A worker of another town (南桐镇) uploads a photo.
+    let there = app.token("W-NT-001", &["grid_worker"], "500110101");
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend((0..2_000u32).map(|i| (i % 241) as u8));
+    let upload = |t: String| {
+        let app = &app;
+        let png = png.clone();
+        async move {
+            app.reports(Some(&t))
+                .await
+                .upload_attachment(tokio_stream::iter(chunks("image/png", &png, 1024)))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let a = upload(there).await;
+    // 马颈村's worker knows its hash but may not cite it: it is unknown here.
+    let mut r = report("0101", WALL, 1);
+    r.attachments = vec![a.attachment_id.clone()];
+    let e = app
+        .reports(Some(&here))
+        .await
+        .submit_report(pb::SubmitReportRequest {
+            report: Some(r.clone()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&e), vec!["report.attachments[0]"]);
+    assert_eq!(app.count("SELECT count(*) FROM reports").await, 0);
+    // Once uploaded here too, it is one attachment of both regions, and citable.
+    let b = upload(here.clone()).await;
+    assert_eq!(b.attachment_id, a.attachment_id);
+    app.reports(Some(&here))
+        .await
+        .submit_report(pb::SubmitReportRequest { report: Some(r) })
+        .await
+        .unwrap();
+    assert_eq!(
+        app.count("SELECT cardinality(upload_regions)::int8 FROM attachments")
+            .await,
+        2
+    );
+}
