@@ -27,7 +27,9 @@ pub struct EmbeddedPg {
     run_as: Option<String>,
     port: u16,
     password: String,
-    started_here: bool,
+    /// Stop the cluster at the end: this process started it, or (a server) adopted it from a
+    /// server that crashed.
+    stop_at_exit: bool,
 }
 
 impl EmbeddedPg {
@@ -46,7 +48,7 @@ impl EmbeddedPg {
             run_as,
             port: 0,
             password,
-            started_here: false,
+            stop_at_exit: false,
         };
         pg.port = match pg.running_port() {
             Some(port) => port,
@@ -56,8 +58,10 @@ impl EmbeddedPg {
     }
 
     /// Initializes the cluster on first use, starts it unless it already runs, and makes sure
-    /// the `gridhub` database and PostGIS exist.
-    pub async fn launch(&mut self) -> anyhow::Result<()> {
+    /// the `gridhub` database and PostGIS exist. A server (`serve`) runs the cluster: it
+    /// stops it at the end, also one it found running after a crash, unless another live
+    /// server of this data directory runs it. Other commands stop only what they started.
+    pub async fn launch(&mut self, serve: bool) -> anyhow::Result<()> {
         let data_dir = self
             .pgdata
             .parent()
@@ -82,15 +86,56 @@ impl EmbeddedPg {
         }
         if self.running_port().is_none() {
             self.pg_ctl_start()?;
-            self.started_here = true;
+            self.stop_at_exit = true;
+        } else if serve {
+            match self.live_server() {
+                Some(pid) => tracing::warn!(
+                    pid,
+                    "another gridhub server runs this data directory's PostgreSQL; it stays running when this one stops"
+                ),
+                None => {
+                    tracing::info!(
+                        "adopting the PostgreSQL left running by a server that stopped without shutting down"
+                    );
+                    self.stop_at_exit = true;
+                }
+            }
+        }
+        if serve {
+            fs::write(self.server_pid_file(), std::process::id().to_string())?;
         }
         self.ensure_database().await
     }
 
-    /// [`EmbeddedPg::prepare`] and [`EmbeddedPg::launch`] in one.
+    /// Where a server writes its process id.
+    fn server_pid_file(&self) -> PathBuf {
+        self.pgdata
+            .parent()
+            .map(|d| d.join("serve.pid"))
+            .unwrap_or_else(|| PathBuf::from("serve.pid"))
+    }
+
+    /// Another live gridhub process that recorded itself as this data directory's server.
+    fn live_server(&self) -> Option<u32> {
+        let pid: u32 = fs::read_to_string(self.server_pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if pid == std::process::id() {
+            return None;
+        }
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmdline)
+            .contains("gridhub")
+            .then_some(pid)
+    }
+
+    /// [`EmbeddedPg::prepare`] and [`EmbeddedPg::launch`] in one, for a command other than
+    /// the server.
     pub async fn start(data_dir: &Path) -> anyhow::Result<EmbeddedPg> {
         let mut pg = Self::prepare(data_dir)?;
-        pg.launch().await?;
+        pg.launch(false).await?;
         Ok(pg)
     }
 
@@ -102,11 +147,10 @@ impl EmbeddedPg {
         ))
     }
 
-    /// Stops the cluster if this process started it (a cluster adopted from a crashed run
-    /// or shared with a running server is left as it is).
-    pub fn stop(&self) -> anyhow::Result<()> {
-        if !self.started_here {
-            return Ok(());
+    /// Stops the cluster if this process runs it (see [`EmbeddedPg::launch`]); whether it did.
+    pub fn stop(&self) -> anyhow::Result<bool> {
+        if !self.stop_at_exit {
+            return Ok(false);
         }
         let status = self
             .command("pg_ctl")
@@ -118,7 +162,11 @@ impl EmbeddedPg {
         if !status.success() {
             bail!("pg_ctl stop failed: {status}");
         }
-        Ok(())
+        let pid_file = self.server_pid_file();
+        if fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == std::process::id().to_string()) {
+            let _ = fs::remove_file(pid_file);
+        }
+        Ok(true)
     }
 
     fn command(&self, bin: &str) -> Command {

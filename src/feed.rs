@@ -297,6 +297,11 @@ const CATCH_UP_PAGE: i64 = 500;
 
 /// One WatchCases subscriber: catch up from the table after `last`, then follow the live
 /// broadcast; when it falls behind, catch up from the table again.
+/// How a watch ends when its server goes away.
+fn going_away() -> Status {
+    Status::unavailable("server shutting down: reconnect and resume with your last resume_token")
+}
+
 pub async fn subscriber(
     pool: Pool,
     filter: Filter,
@@ -344,8 +349,13 @@ pub async fn subscriber(
         loop {
             tokio::select! {
                 _ = tx.closed() => return,
-                // The only change is to true: shutting down.
-                _ = stop.changed() => return,
+                // The only change is to true: shutting down. The stream ends UNAVAILABLE, not
+                // OK: the feed is not finished, the client reconnects (to another replica)
+                // and resumes with its last resume token.
+                _ = stop.changed() => {
+                    let _ = tx.send(Err(going_away())).await;
+                    return;
+                }
                 got = live.recv() => match got {
                     Ok(fe) => {
                         if fe.seq <= last {
@@ -361,7 +371,10 @@ pub async fn subscriber(
                         tracing::info!(skipped = n, "watch subscriber fell behind; catching up from the table");
                         break;
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        let _ = tx.send(Err(going_away())).await;
+                        return;
+                    }
                 },
             }
         }

@@ -65,7 +65,7 @@ impl Database {
     /// Reaches `DATABASE_URL`, or starts the embedded cluster in the data directory.
     pub async fn start(settings: &Settings) -> anyhow::Result<Database> {
         let mut db = Self::prepare(settings)?;
-        db.launch().await?;
+        db.launch(false).await?;
         Ok(db)
     }
 
@@ -87,10 +87,11 @@ impl Database {
         }
     }
 
-    /// Starts the embedded cluster, if there is one.
-    pub async fn launch(&mut self) -> anyhow::Result<()> {
+    /// Starts the embedded cluster, if there is one; `serve`: for the server, which runs it
+    /// (see [`EmbeddedPg::launch`]).
+    pub async fn launch(&mut self, serve: bool) -> anyhow::Result<()> {
         if let Some(pg) = &mut self.embedded {
-            pg.launch()
+            pg.launch(serve)
                 .await
                 .context("starting the embedded PostgreSQL")?;
             tracing::info!(url = %pg.url(), "embedded PostgreSQL running");
@@ -105,11 +106,12 @@ impl Database {
             .context("running migrations")
     }
 
-    /// Stops the embedded cluster, if this process started it.
+    /// Stops the embedded cluster, if this process runs it (says so only then).
     pub fn close(&self) {
         if let Some(pg) = &self.embedded {
             match pg.stop() {
-                Ok(()) => tracing::info!("embedded PostgreSQL stopped"),
+                Ok(true) => tracing::info!("embedded PostgreSQL stopped"),
+                Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "stopping the embedded PostgreSQL failed"),
             }
         }
@@ -418,7 +420,7 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let mut app = App::bind(&settings, &db.url).await?;
     tracing::info!(addr = %app.addr, "listening; NOT_SERVING until the database is ready");
     let started = async {
-        db.launch().await?;
+        db.launch(true).await?;
         db.migrate().await?;
         if demo {
             crate::demo::load_and_print(&app.state, &settings, app.addr).await?;

@@ -386,5 +386,7 @@ async fn shutting_down_ends_open_feeds_at_once() {
     let end = tokio::time::timeout(Duration::from_secs(2), s.message())
         .await
         .expect("the stream ends");
-    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+    // UNAVAILABLE, not OK: the feed is not over, the client reconnects and resumes.
+    let status = end.expect_err("the stream ends with a status, not as finished");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
 }

@@ -285,3 +285,42 @@ async fn embedded_database_starts_with_the_demo_keeps_data_across_restarts_and_s
     terminate(child);
     assert!(!data.join("pg/postmaster.pid").exists());
 }
+
+/// Whether a postmaster runs from `pgdata` (its pid file names a live process).
+fn postmaster_running(pgdata: &std::path::Path) -> bool {
+    std::fs::read_to_string(pgdata.join("postmaster.pid"))
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_owned))
+        .is_some_and(|pid| std::path::Path::new(&format!("/proc/{}", pid.trim())).exists())
+}
+
+#[tokio::test]
+async fn a_cluster_adopted_after_a_crash_stops_with_the_server_that_adopted_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut crashed = serve(&data, port);
+    wait_serving(port).await;
+    // kill -9: the server dies, its cluster stays (as PostgreSQL does).
+    crashed.kill().unwrap();
+    crashed.wait().unwrap();
+    assert!(postmaster_running(&data.join("pg")));
+    // A command of the CLI meanwhile uses the running cluster and leaves it running.
+    let out = gridhub(&data).args(["migrate"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("embedded PostgreSQL stopped"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(postmaster_running(&data.join("pg")));
+    // The restarted server adopts it, and stops it when it stops.
+    let port = free_port();
+    let child = serve(&data, port);
+    wait_serving(port).await;
+    terminate(child);
+    assert!(
+        !postmaster_running(&data.join("pg")),
+        "the adopted cluster is still running"
+    );
+}
