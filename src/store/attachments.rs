@@ -11,11 +11,15 @@ pub async fn existing(
     conn: &mut AsyncPgConnection,
     ids: &[&str],
 ) -> QueryResult<Vec<(String, Vec<String>)>> {
-    attachments::table
+    let rows: Vec<(String, Vec<Option<String>>)> = attachments::table
         .filter(attachments::sha256.eq_any(ids))
         .select((attachments::sha256, attachments::upload_regions))
         .load(conn)
-        .await
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(sha, regions)| (sha, regions.into_iter().flatten().collect()))
+        .collect())
 }
 
 /// Whether a caller of `scope` may cite an attachment uploaded from `regions`: one of them
@@ -43,7 +47,7 @@ pub async fn record(
             attachments::content_type.eq(content_type),
             attachments::size_bytes.eq(size),
             attachments::uploaded_by.eq(uploaded_by),
-            attachments::upload_regions.eq(vec![region.to_owned()]),
+            attachments::upload_regions.eq(vec![Some(region.to_owned())]),
         ))
         .on_conflict_do_nothing()
         .execute(conn)

@@ -27,7 +27,7 @@ diesel::table! {
         size_bytes -> Int8,
         uploaded_by -> Text,
         created_at -> Timestamptz,
-        upload_regions -> Array<Text>,
+        upload_regions -> Array<Nullable<Text>>,
     }
 }
 
