@@ -26,6 +26,16 @@ pub struct Options {
     /// PostgreSQL URL; without it gridhub runs its own private cluster under --data-dir.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+    /// PostgreSQL URL of the role that owns the tables, for migrations (and granting the
+    /// server's role what it needs); the server then runs as DATABASE_URL's role, which may
+    /// only read and append the audit trail [default: DATABASE_URL].
+    #[arg(
+        long,
+        env = "GRIDHUB_OWNER_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub owner_database_url: Option<String>,
     /// Directory for the embedded cluster, generated keys and attachments [default: ./gridhub-data].
     #[arg(long, env = "GRIDHUB_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
@@ -194,6 +204,7 @@ impl Options {
             lower,
             listen,
             database_url,
+            owner_database_url,
             data_dir,
             log_format,
             jwt_secret,
@@ -321,6 +332,7 @@ impl std::fmt::Debug for HmacSecret {
 pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: Option<String>,
+    pub owner_database_url: Option<String>,
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     pub jwt_key: JwtKey,
@@ -406,6 +418,7 @@ impl Settings {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
             database_url: o.database_url.filter(|s| !s.is_empty()),
+            owner_database_url: o.owner_database_url.filter(|s| !s.is_empty()),
             data_dir,
             log_format: o.log_format.unwrap_or_default(),
             jwt_key,

@@ -18,6 +18,8 @@ use crate::store::DbUrl;
 /// The database gridhub uses inside its cluster.
 pub const DATABASE: &str = "gridhub";
 const SUPERUSER: &str = "gridhub";
+/// The role the server runs as.
+const SERVER_ROLE: &str = "gridhub_server";
 
 /// A running private cluster.
 #[derive(Debug)]
@@ -27,6 +29,7 @@ pub struct EmbeddedPg {
     run_as: Option<String>,
     port: u16,
     password: String,
+    server_password: String,
     /// Stop the cluster at the end: this process started it, or (a server) adopted it from a
     /// server that crashed.
     stop_at_exit: bool,
@@ -41,13 +44,15 @@ impl EmbeddedPg {
         fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let data_dir = data_dir.canonicalize()?;
         let run_as = running_as_root().then(|| "postgres".to_owned());
-        let password = password(&data_dir)?;
+        let server_password = password(&data_dir, "pg-server-password")?;
+        let password = password(&data_dir, "pg-password")?;
         let mut pg = EmbeddedPg {
             bin_dir,
             pgdata: data_dir.join("pg"),
             run_as,
             port: 0,
             password,
+            server_password,
             stop_at_exit: false,
         };
         pg.port = match pg.running_port() {
@@ -139,7 +144,16 @@ impl EmbeddedPg {
         Ok(pg)
     }
 
-    /// URL of the gridhub database.
+    /// URL of the gridhub database as the server's role (`gridhub_server`: it may read and
+    /// append the audit trail, nothing more of it).
+    pub fn server_url(&self) -> DbUrl {
+        DbUrl::new(format!(
+            "postgres://{SERVER_ROLE}:{}@127.0.0.1:{}/{DATABASE}",
+            self.server_password, self.port
+        ))
+    }
+
+    /// URL of the gridhub database as its owner (migrations).
     pub fn url(&self) -> DbUrl {
         DbUrl::new(format!(
             "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{DATABASE}",
@@ -271,6 +285,18 @@ impl EmbeddedPg {
                 .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
                 .await?;
         }
+        // The server's own role; migrations grant it its tables.
+        let role_exists = client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&SERVER_ROLE])
+            .await?
+            .is_some();
+        let verb = if role_exists { "ALTER" } else { "CREATE" };
+        client
+            .batch_execute(&format!(
+                "{verb} ROLE {SERVER_ROLE} LOGIN PASSWORD '{}'",
+                self.server_password
+            ))
+            .await?;
         drop(client);
         let (client, conn) =
             tokio_postgres::connect(self.url().expose(), tokio_postgres::NoTls).await?;
@@ -300,9 +326,9 @@ fn chown(path: &Path, user: &str) -> anyhow::Result<()> {
 }
 
 /// The cluster password, generated on first use into `<data_dir>/secrets/pg-password`.
-fn password(data_dir: &Path) -> anyhow::Result<String> {
+fn password(data_dir: &Path, name: &str) -> anyhow::Result<String> {
     let dir = data_dir.join("secrets");
-    let path = dir.join("pg-password");
+    let path = dir.join(name);
     if let Ok(p) = fs::read_to_string(&path) {
         return Ok(p.trim().to_owned());
     }

@@ -12,6 +12,7 @@
 //! - [`grpc`] has one file per service, the proto ↔ domain conversions and the error mapping.
 //! - [`embedded_pg`] runs the private PostgreSQL cluster used when no `DATABASE_URL` is set.
 
+pub mod anchor;
 pub mod attachments;
 pub mod auth;
 pub mod bench;

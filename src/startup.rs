@@ -58,6 +58,8 @@ pub const SERVICES: [&str; 8] = [
 /// The database gridhub talks to: the configured server, or the embedded cluster.
 pub struct Database {
     pub url: DbUrl,
+    /// The owner's URL, for migrations; `None`: the server's own role owns the tables.
+    pub owner: Option<DbUrl>,
     embedded: Option<EmbeddedPg>,
 }
 
@@ -74,13 +76,15 @@ impl Database {
         match &settings.database_url {
             Some(u) => Ok(Database {
                 url: DbUrl::new(u.clone()),
+                owner: settings.owner_database_url.clone().map(DbUrl::new),
                 embedded: None,
             }),
             None => {
                 let pg = EmbeddedPg::prepare(&settings.data_dir)
                     .context("preparing the embedded PostgreSQL")?;
                 Ok(Database {
-                    url: pg.url(),
+                    url: pg.server_url(),
+                    owner: Some(pg.url()),
                     embedded: Some(pg),
                 })
             }
@@ -99,11 +103,26 @@ impl Database {
         Ok(())
     }
 
-    /// Runs pending migrations.
+    /// Runs pending migrations as the owner, then grants the server's role what it needs
+    /// (see migration 16: it may read and append the audit trail, nothing more of it).
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        store::migrate(&self.url)
-            .await
-            .context("running migrations")
+        match &self.owner {
+            Some(owner) => {
+                store::migrate(owner).await.context("running migrations")?;
+                store::grant_server(owner, &self.url)
+                    .await
+                    .context("granting the server's role")
+            }
+            None => {
+                store::migrate(&self.url)
+                    .await
+                    .context("running migrations")?;
+                tracing::warn!(
+                    "the server's database role owns the tables: it could erase the audit trail; give the owner's URL as GRIDHUB_OWNER_DATABASE_URL and the server a role of its own (docs/operations.md)"
+                );
+                Ok(())
+            }
+        }
     }
 
     /// Stops the embedded cluster, if this process runs it (says so only then).
@@ -198,6 +217,10 @@ impl App {
             grids: Arc::default(),
             workflow: settings.workflow.clone(),
             feed,
+            anchor: Arc::new(crate::anchor::Anchor::new(
+                &settings.data_dir,
+                &settings.pii_key,
+            )),
             work_orders,
         });
         let verifier = Verifier::new(&settings.jwt_key, &settings.jwt_audience)?;
@@ -324,6 +347,7 @@ impl App {
     pub async fn ready(&mut self) {
         self.sealer = tokio::spawn(store::audit::Sealer::run(
             self.state.pool.clone(),
+            self.state.anchor.clone(),
             self.shutdown.subscribe(),
         ));
         self.ticker = crate::sla::Ticker {
@@ -406,7 +430,8 @@ impl App {
         let _ = self.sealer.await;
         let last = async {
             let mut conn = self.state.pool.get().await.ok()?;
-            store::audit::seal(&mut conn).await.ok()
+            store::audit::seal(&mut conn).await.ok()?;
+            self.state.anchor.record(&mut conn).await.ok()
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), last).await;
         self.state.pool.close();

@@ -55,6 +55,8 @@ pub struct AppState {
     pub workflow: crate::config::WorkflowSettings,
     /// The live feed of this server.
     pub feed: crate::feed::Feed,
+    /// Checkpoints of the audit chain's head, outside the database.
+    pub anchor: Arc<crate::anchor::Anchor>,
     /// Group commit of 12345 work orders.
     pub work_orders: crate::group::Group<pb::PushWorkOrderResult, hotline_service::GroupReads>,
 }

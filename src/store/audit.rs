@@ -169,9 +169,15 @@ impl Sealer {
     /// looks at it only once a minute, and dead rows slow every look for pending ones).
     pub const VACUUM: std::time::Duration = std::time::Duration::from_secs(1);
 
-    /// Runs until `stop` turns true.
-    pub async fn run(pool: super::Pool, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Runs until `stop` turns true; records a checkpoint of the head in `anchor` whenever
+    /// it moved, at most every [`crate::anchor::Anchor::EVERY`].
+    pub async fn run(
+        pool: super::Pool,
+        anchor: std::sync::Arc<crate::anchor::Anchor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut vacuumed = std::time::Instant::now();
+        let mut anchored: Option<std::time::Instant> = None;
         loop {
             // Register before sealing, so a commit during the seal wakes the next round.
             let woken = WAKE.notified();
@@ -181,6 +187,12 @@ impl Sealer {
                 Ok(mut conn) => {
                     if let Err(e) = seal(&mut conn).await {
                         tracing::warn!(error = %e, "audit: sealing failed; retrying");
+                    }
+                    if anchored.is_none_or(|t| t.elapsed() >= crate::anchor::Anchor::EVERY) {
+                        anchored = Some(std::time::Instant::now());
+                        if let Err(e) = anchor.record(&mut conn).await {
+                            tracing::warn!(error = %e, "audit: recording a checkpoint failed");
+                        }
                     }
                     if vacuumed.elapsed() >= Self::VACUUM {
                         vacuumed = std::time::Instant::now();
@@ -260,6 +272,26 @@ fn tail<R: serde::Serialize>(
     // "[x,…]" → ",x,…]"
     text.replace_range(..1, ",");
     text
+}
+
+/// The chain's head: its last event's seq and hash.
+pub async fn head(conn: &mut AsyncPgConnection) -> QueryResult<Option<(i64, Vec<u8>)>> {
+    audit_events::table
+        .order(audit_events::seq.desc())
+        .select((audit_events::seq, audit_events::hash))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The hash of event `seq`, if it is there.
+pub async fn hash_at(conn: &mut AsyncPgConnection, seq: i64) -> QueryResult<Option<Vec<u8>>> {
+    audit_events::table
+        .find(seq)
+        .select(audit_events::hash)
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Result of checking the chain.

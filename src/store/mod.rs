@@ -221,6 +221,30 @@ pub async fn migrate(url: &DbUrl) -> anyhow::Result<()> {
     .await?
 }
 
+/// Grants the role that `server` logs in as what the server needs (`gridhub_grant_server`),
+/// connected as the owner; nothing when both are one role.
+pub async fn grant_server(owner: &DbUrl, server: &DbUrl) -> anyhow::Result<()> {
+    let (client, conn) = tokio_postgres::connect(server.expose(), tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let role: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await?
+        .get(0);
+    drop(client);
+    let (client, conn) = tokio_postgres::connect(owner.expose(), tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let me: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await?
+        .get(0);
+    if me != role {
+        client
+            .execute("SELECT gridhub_grant_server($1)", &[&role])
+            .await?;
+    }
+    Ok(())
+}
+
 /// Checks that the database answers (used by the health watcher).
 pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
     use diesel_async::RunQueryDsl;

@@ -338,3 +338,177 @@ async fn two_servers_seal_one_unbroken_chain() {
     assert_eq!(r.events_checked, 25);
     replica.shutdown().await;
 }
+
+/// The answer of VerifyAuditChain.
+async fn verify(app: &TestApp) -> pb::VerifyAuditChainResponse {
+    let auditor = app.token("aud", &["auditor"], "500110");
+    app.audit(Some(&auditor))
+        .await
+        .verify_audit_chain(pb::VerifyAuditChainRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Records a checkpoint of the head now (the sealer does every few seconds).
+async fn checkpoint(app: &TestApp) {
+    app.seal().await;
+    let mut conn = gridhub::store::connect_one(&app.db).await.unwrap();
+    app.state().anchor.record(&mut conn).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_servers_role_can_neither_erase_nor_unguard_the_trail() {
+    let app = TestApp::spawn_as_server_role().await;
+    // The server does its work as that role (the demo loads through the server's pool).
+    some_history(&app).await;
+    app.seal().await;
+    let server = gridhub::store::DbUrl::new(app.settings.database_url.clone().unwrap());
+    let (role, conn) = tokio_postgres::connect(server.expose(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let n = app.count("SELECT count(*) FROM audit_events").await;
+    assert!(n > 3);
+    for sql in [
+        "TRUNCATE audit_events",
+        "ALTER TABLE audit_events DISABLE TRIGGER ALL",
+        "ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_truncate",
+        "DELETE FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)",
+        "UPDATE audit_events SET actor = 'x' WHERE seq = 1",
+        "DROP TABLE audit_events",
+    ] {
+        let e = role.batch_execute(sql).await.unwrap_err();
+        let code = e.code().cloned();
+        assert!(
+            matches!(
+                code,
+                Some(tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+            ),
+            "{sql}: {e:?}"
+        );
+    }
+    // It may read and append (the sealer does), and vacuum its pending queue.
+    role.batch_execute("VACUUM audit_pending").await.unwrap();
+    assert_eq!(app.count("SELECT count(*) FROM audit_events").await, n);
+    assert!(verify(&app).await.ok);
+}
+
+#[tokio::test]
+async fn truncation_disabled_triggers_and_a_missing_tail_are_refused_or_named() {
+    let app = TestApp::spawn().await;
+    some_history(&app).await;
+    checkpoint(&app).await;
+    let owner = app.sql().await;
+    // Even the owner cannot TRUNCATE while the trigger stands.
+    let e = owner
+        .batch_execute("TRUNCATE audit_events")
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("append-only"), "{e:?}");
+    let good = verify(&app).await;
+    assert!(good.ok, "{good:?}");
+
+    // The owner disables the triggers and deletes the newest event: the chain alone is intact.
+    owner
+        .batch_execute(
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only;
+             DELETE FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events);
+             ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only;",
+        )
+        .await
+        .unwrap();
+    let bad = verify(&app).await;
+    assert!(!bad.ok, "{bad:?}");
+    assert_eq!(bad.first_broken_seq, good.events_checked, "{bad:?}");
+    assert!(bad.reason.contains("removed from its end"), "{bad:?}");
+
+    // A new event after the deletion does not hide it: the checkpoint's event differs.
+    let op = app.token("op", &["town_operator"], "500110111");
+    app.regions(Some(&op))
+        .await
+        .upsert_department(pb::UpsertDepartmentRequest {
+            department: Some(pb::Department {
+                code: "500110111-YJ".into(),
+                name: "应急办".into(),
+                region_code: "500110111".into(),
+                kind: "应急".into(),
+                active: true,
+                updated_at: None,
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    app.seal().await;
+    let bad = verify(&app).await;
+    assert!(!bad.ok, "{bad:?}");
+    assert!(
+        bad.reason.contains("differs from the checkpoint"),
+        "{bad:?}"
+    );
+
+    // Emptied with the TRUNCATE trigger disabled: named too.
+    owner
+        .batch_execute(
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_truncate;
+             TRUNCATE audit_events;
+             ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_truncate;",
+        )
+        .await
+        .unwrap();
+    let bad = verify(&app).await;
+    assert_eq!((bad.ok, bad.first_broken_seq), (false, 1), "{bad:?}");
+    assert!(bad.reason.contains("emptied"), "{bad:?}");
+}
+
+#[tokio::test]
+async fn an_edited_checkpoint_is_named_and_a_stopped_server_leaves_one() {
+    let mut app = TestApp::spawn().await;
+    some_history(&app).await;
+    checkpoint(&app).await;
+    let file = app.data_dir.path().join("audit-checkpoints");
+    let text = std::fs::read_to_string(&file).unwrap();
+    // Claim a shorter chain: the signature no longer holds.
+    let line = text.lines().last().unwrap();
+    let (seq, rest) = line.split_once(' ').unwrap();
+    let shorter = seq.parse::<i64>().unwrap() - 1;
+    let forged = text.replace(line, &format!("{shorter} {rest}"));
+    assert_ne!(forged, text);
+    std::fs::write(&file, forged).unwrap();
+    let bad = verify(&app).await;
+    assert!(!bad.ok);
+    assert!(bad.reason.contains("does not verify"), "{bad:?}");
+    std::fs::write(&file, &text).unwrap();
+    assert!(verify(&app).await.ok);
+    // A server records the head when it stops.
+    let op = app.token("op", &["town_operator"], "500110111");
+    app.regions(Some(&op))
+        .await
+        .upsert_department(pb::UpsertDepartmentRequest {
+            department: Some(pb::Department {
+                code: "500110111-YJ".into(),
+                name: "应急办".into(),
+                region_code: "500110111".into(),
+                kind: "应急".into(),
+                active: true,
+                updated_at: None,
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let head = app.count("SELECT max(seq) FROM audit_events").await;
+    app.shutdown().await;
+    let last = std::fs::read_to_string(&file).unwrap();
+    let last_seq: i64 = last
+        .lines()
+        .last()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(last_seq, head);
+}

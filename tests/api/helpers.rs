@@ -201,6 +201,59 @@ impl TestApp {
         }
     }
 
+    /// Like [`TestApp::spawn`], the server running as a role of its own
+    /// (`gridhub_server_test`, granted by `gridhub_grant_server`) and migrating as the owner,
+    /// as the embedded default does: raw SQL (`sql()`) still runs as the owner.
+    pub async fn spawn_as_server_role() -> TestApp {
+        let fresh = FreshDb::create().await;
+        let owner = fresh.url.clone();
+        let role = "gridhub_server_test";
+        let (client, conn) = tokio_postgres::connect(owner.expose(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "DO $$ BEGIN CREATE ROLE {role} LOGIN;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            ))
+            .await
+            .unwrap();
+        let server = DbUrl::new(owner.expose().replacen("postgres@", &format!("{role}@"), 1));
+        assert_ne!(
+            server.expose(),
+            owner.expose(),
+            "the test URL names the postgres user"
+        );
+        store::grant_server(&owner, &server).await.unwrap();
+        let key = SecretKey::generate();
+        let data_dir = tempfile::tempdir().unwrap();
+        let settings = Settings::resolve(Options {
+            data_dir: Some(data_dir.path().to_path_buf()),
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            database_url: Some(server.expose().to_owned()),
+            owner_database_url: Some(owner.expose().to_owned()),
+            jwt_secret: Some(key.to_base64()),
+            pii_key: Some(SecretKey::generate().to_base64()),
+            shutdown_timeout: Some("3s".into()),
+            db_pool_size: Some(8),
+            ..Options::default()
+        })
+        .unwrap();
+        let mut app = App::bind(&settings, &server).await.unwrap();
+        app.ready().await;
+        TestApp {
+            addr: app.addr,
+            db: owner,
+            db_name: fresh.name.clone(),
+            key,
+            app: Some(app),
+            data_dir,
+            settings,
+            _fresh: fresh,
+        }
+    }
+
     /// A second server on the same database with the same keys (another replica).
     pub async fn replica(&self) -> App {
         let mut app = App::bind(&self.settings, &self.db).await.unwrap();
