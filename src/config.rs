@@ -161,7 +161,8 @@ pub struct Options {
     /// Failed attempts before an update becomes a dead letter [default: 10].
     #[arg(long, env = "GRIDHUB_HOTLINE_MAX_ATTEMPTS", global = true)]
     pub hotline_max_attempts: Option<u32>,
-    /// First retry delay; doubles per attempt, with full jitter [default: 1s].
+    /// First retry delay; doubles per attempt up to --hotline-retry-max, then a random point in
+    /// the upper half of that delay [default: 1s].
     #[arg(long, env = "GRIDHUB_HOTLINE_RETRY_BASE", global = true)]
     pub hotline_retry_base: Option<String>,
     /// Longest retry delay [default: 5m].

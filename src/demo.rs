@@ -22,6 +22,8 @@ use crate::store::{departments, regions, workers};
 pub const TOWN: &str = "500110111";
 /// 马颈村.
 pub const MAJING: &str = "500110111201";
+/// 马颈村's people's mediation committee.
+pub const MEDIATION_TEAM: &str = "500110111201-TWH";
 /// 打通村.
 pub const DATONG: &str = "500110111200";
 
@@ -121,6 +123,8 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
             ] {
                 departments::upsert(conn, departments::NewDepartment { code: &code, name, region_code: TOWN, kind, active: true }).await?;
             }
+            // 马颈村's people's mediation committee (人民调解委员会).
+            departments::upsert(conn, departments::NewDepartment { code: MEDIATION_TEAM, name: "马颈村人民调解委员会", region_code: MAJING, kind: "调解", active: true }).await?;
             for (id, name, phone, village, grid) in [
                 ("W-MJ-001", "王芳", "13800000001", MAJING, format!("{MAJING}001")),
                 ("W-MJ-002", "赵强", "13800000002", MAJING, format!("{MAJING}002")),
@@ -145,7 +149,7 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
             let days = import::parse_calendar(include_str!("../fixtures/calendar-2026.csv"))?;
             crate::store::calendar::upsert(conn, &days).await?;
             let actor = Actor { sub: "gridhub-demo".into(), roles: vec!["admin".into()], request_id: String::new() };
-            let summary = json!({"regions_created": counts.created, "grids_created": g.created, "workers": 3, "departments": 3});
+            let summary = json!({"regions_created": counts.created, "grids_created": g.created, "workers": 3, "departments": 4});
             audit::append(conn, &actor, vec![NewEvent::ok("demo.load", "demo", TOWN, TOWN, None, Some(summary))]).await?;
             Ok(())
         }
@@ -210,6 +214,23 @@ pub async fn load_and_print(
     )?;
     let clerk = issuer.issue("demo-clerk", &["window_clerk".into()], TOWN, day)?;
     let hotline = issuer.issue("12345", &["hotline".into()], "500110", day)?;
+    let mediator = issuer.issue_for_unit(
+        "demo-mediator",
+        &["mediator".into()],
+        TOWN,
+        MEDIATION_TEAM,
+        day,
+    )?;
+    // The same exports in a file, for another terminal: `source <data-dir>/demo.env`.
+    let env = format!(
+        "export A={addr}\nexport TOKEN={op}\nexport WORKER_TOKEN={worker}\nexport HANDLER_TOKEN={handler}\nexport CLERK_TOKEN={clerk}\nexport HOTLINE_TOKEN={hotline}\nexport MEDIATOR_TOKEN={mediator}\n"
+    );
+    let env_file = settings.data_dir.join("demo.env");
+    std::fs::write(&env_file, env)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600))?;
+    }
     // Not println!: a closed stdout (a pipe whose reader left) must not take the server down.
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -223,6 +244,9 @@ gridhub demo: 綦江区 打通镇 ({TOWN}) with 17 villages and communities, 34 
   export HANDLER_TOKEN={handler}   # handler of the enforcement team {TOWN}-ZFJ
   export CLERK_TOKEN={clerk}   # window clerk of the 便民服务中心
   export HOTLINE_TOKEN={hotline}   # the 12345 platform of 綦江区
+  export MEDIATOR_TOKEN={mediator}   # mediator of 马颈村's mediation committee {MEDIATION_TEAM}
+
+  (the same in {env}: in another terminal, `source {env}`; README's tour goes on from there)
 
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"parent_code":"{TOWN}"}}' {addr} gridhub.v1.RegionService/ListRegions
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"lat":{lat:.4},"lng":{lng:.4}}}' {addr} gridhub.v1.RegionService/LocateGrid
@@ -234,6 +258,7 @@ gridhub demo: 綦江区 打通镇 ({TOWN}) with 17 villages and communities, 34 
   grpcurl -plaintext -H "authorization: Bearer $HOTLINE_TOKEN" -d '{{"order_no":"2026112500123","version":1,"kind":"HELP","caller":{{"name":"刘先生","phone":"13800001111"}},"content":"路边围墙垮塌","region_code":"{MAJING}"}}' {addr} gridhub.v1.HotlineService/PushWorkOrder
   grpcurl -plaintext -H "authorization: Bearer $HOTLINE_TOKEN" -d '{{}}' {addr} gridhub.v1.HotlineService/PullUpdates
 "#,
+        env = env_file.display(),
         lat = ORIGIN.0 + CELL / 2.0,
         lng = ORIGIN.1 + CELL / 4.0,
     );

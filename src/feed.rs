@@ -224,19 +224,39 @@ async fn follow(
 ) {
     let mut last: Option<i64> = None;
     let mut wake: Option<mpsc::Receiver<()>> = None;
+    // Said once per outage, and not at all while the database is still starting.
+    let (mut listened, mut listen_failing, mut read_failing) = (false, false, false);
     loop {
         if *stop.borrow() {
             return;
         }
         if wake.is_none() {
             match listen(&url).await {
-                Ok(w) => wake = Some(w),
-                Err(e) => tracing::warn!(error = %e, "feed: cannot LISTEN; polling"),
+                Ok(w) => {
+                    if listen_failing && listened {
+                        tracing::info!("feed: listening again");
+                    }
+                    wake = Some(w);
+                    (listened, listen_failing) = (true, false);
+                }
+                Err(e) if !listen_failing => {
+                    listen_failing = true;
+                    if listened {
+                        tracing::warn!(error = %e, "feed: lost LISTEN; polling every second until it is back");
+                    } else {
+                        tracing::debug!(error = %e, "feed: database not reachable yet; polling");
+                    }
+                }
+                Err(_) => {}
             }
         }
         match read_new(&pool, &tx, &mut last).await {
-            Ok(()) => {}
-            Err(e) => tracing::warn!(error = %e, "feed: reading events failed"),
+            Ok(()) => read_failing = false,
+            Err(e) if !read_failing && listened => {
+                read_failing = true;
+                tracing::warn!(error = %e, "feed: reading events failed; retrying");
+            }
+            Err(_) => {}
         }
         let notified = async {
             match wake.as_mut() {

@@ -93,6 +93,8 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
 
 /// Most violations listed in one response.
 const MAX_VIOLATIONS: usize = 100;
+/// Most violations named in the status message.
+const MESSAGE_VIOLATIONS: usize = 3;
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
@@ -100,16 +102,30 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument(violations) => {
                 let mut details = ErrorDetails::new();
                 let n = violations.len();
+                // The first violations in the message too, for clients that show no details.
+                let named: Vec<String> = violations
+                    .iter()
+                    .take(MESSAGE_VIOLATIONS)
+                    .map(|v| {
+                        if v.field.is_empty() {
+                            v.description.clone()
+                        } else {
+                            format!("{}: {}", v.field, v.description)
+                        }
+                    })
+                    .collect();
+                let more = if n > MESSAGE_VIOLATIONS {
+                    format!("; and {} more", n - MESSAGE_VIOLATIONS)
+                } else {
+                    String::new()
+                };
                 for v in violations.into_iter().take(MAX_VIOLATIONS) {
                     details.add_bad_request_violation(v.field, v.description);
                 }
-                let msg = if n > MAX_VIOLATIONS {
-                    format!(
-                        "{n} invalid fields (first {MAX_VIOLATIONS} listed); nothing was written"
-                    )
-                } else {
-                    format!("{n} invalid field(s); nothing was written")
-                };
+                let msg = format!(
+                    "invalid argument: {}{more} (nothing was written)",
+                    named.join("; ")
+                );
                 Status::with_error_details(Code::InvalidArgument, msg, details)
             }
             ApiError::Unauthenticated(m) => Status::unauthenticated(m),
@@ -142,6 +158,20 @@ mod tests {
         assert_eq!(s.code(), Code::InvalidArgument);
         let br = s.get_details_bad_request().unwrap();
         assert_eq!(br.field_violations[0].field, "worker.phone");
+        assert_eq!(
+            s.message(),
+            "invalid argument: worker.phone: bad (nothing was written)"
+        );
+        let many: Status = ApiError::InvalidArgument(
+            (0..5)
+                .map(|i| Violation::new(format!("f{i}"), "bad"))
+                .collect(),
+        )
+        .into();
+        assert_eq!(
+            many.message(),
+            "invalid argument: f0: bad; f1: bad; f2: bad; and 2 more (nothing was written)"
+        );
     }
 
     #[test]

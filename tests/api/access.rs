@@ -262,15 +262,6 @@ struct Fixtures {
 }
 
 async fn fixtures(app: &TestApp) -> Fixtures {
-    app.sql()
-        .await
-        .batch_execute(&format!(
-            "INSERT INTO departments (code, name, region_code, kind) VALUES
-               ('{}', '马颈村人民调解委员会', '500110111201', '调解')",
-            crate::mediation::TEAM
-        ))
-        .await
-        .unwrap();
     // A case dispatched to 打通镇's enforcement team.
     let case = workflow::registered(app, WALL).await;
     let case = workflow::act(
@@ -550,15 +541,6 @@ async fn every_rpc_against_every_kind_of_caller() {
 async fn a_replay_never_shows_more_than_a_fresh_call() {
     let app = TestApp::spawn().await;
     app.seed_demo().await;
-    app.sql()
-        .await
-        .batch_execute(&format!(
-            "INSERT INTO departments (code, name, region_code, kind) VALUES
-               ('{}', '马颈村人民调解委员会', '500110111201', '调解')",
-            crate::mediation::TEAM
-        ))
-        .await
-        .unwrap();
     let case = workflow::new_case(&app, "0202", WALL).await;
     let rid = uuid::Uuid::new_v4().to_string();
     let register = pb::TransitionCaseRequest {

@@ -27,5 +27,6 @@ mod regions;
 mod reports;
 mod service;
 mod telemetry;
+mod tour;
 mod workers;
 mod workflow;

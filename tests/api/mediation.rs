@@ -30,7 +30,8 @@ async fn with_teams(app: &TestApp) {
     sql.batch_execute(&format!(
         "INSERT INTO departments (code, name, region_code, kind) VALUES
            ('{TEAM}', '马颈村人民调解委员会', '500110111201', '调解'),
-           ('{OTHER_TEAM}', '打通镇司法所', '{TOWN}', '调解')"
+           ('{OTHER_TEAM}', '打通镇司法所', '{TOWN}', '调解')
+         ON CONFLICT (code) DO NOTHING"
     ))
     .await
     .unwrap();

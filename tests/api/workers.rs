@@ -212,7 +212,8 @@ async fn departments_upsert_and_list_in_scope() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(all.departments.len(), 4);
+    // The demo's four (enforcement, service centre, 综治中心, 马颈村's mediation committee) and this one.
+    assert_eq!(all.departments.len(), 5);
     let other = pb::Department {
         region_code: "500110112".into(),
         code: "500110112-X".into(),
