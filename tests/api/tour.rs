@@ -98,7 +98,7 @@ expect() {{
   local err
   if err=$("$@" 2>&1 >/dev/null); then echo "expected $code, but it succeeded: $*" >&2; return 1; fi
   if ! grep -q "Code: $code" <<<"$err"; then echo "expected $code: $*: $err" >&2; return 1; fi
-  echo "refused as the tour says ($code)"
+  echo "refused as the tour says ($code): $err"
 }}
 # The server is up once it answers the tour's first call.
 for _ in $(seq 1 150); do grpcurl -plaintext 127.0.0.1:{port} list >/dev/null 2>&1 && break; sleep 0.2; done
@@ -138,4 +138,12 @@ kill $(jobs -p) 2>/dev/null || true
         3,
         "{stdout}"
     );
+    // grpcurl, which knows the messages only by reflection, shows the field violations: in
+    // the message, and the BadRequest detail decoded (its descriptor is served).
+    assert!(
+        stdout.contains("invalid argument: worker.phone"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("google.rpc.BadRequest"), "{stdout}");
+    assert!(stdout.contains("\"field\":\"worker.phone\""), "{stdout}");
 }
