@@ -20,7 +20,9 @@ pub struct Cli {
     /// Optional TOML file with the same options (flags and GRIDHUB_* variables override it).
     #[arg(long, env = "GRIDHUB_CONFIG", global = true)]
     pub config: Option<PathBuf>,
-    #[command(flatten)]
+    /// The server's and database's configuration, accepted by every command (shown after a
+    /// command's own flags).
+    #[command(flatten, next_help_heading = "Configuration (server, database, keys)")]
     pub options: Options,
     #[command(subcommand)]
     pub command: Command,
