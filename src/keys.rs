@@ -141,3 +141,38 @@ pub async fn run(settings: &crate::config::Settings) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::COLUMNS;
+
+    /// Every encrypted column of the schema (`*_enc`) is rotated: a column added without an
+    /// entry here would stay on the old key and become unreadable when it is dropped.
+    #[test]
+    fn every_encrypted_column_of_the_schema_is_rotated() {
+        let schema = include_str!("store/schema.rs");
+        let mut table = "";
+        let mut found = Vec::new();
+        for line in schema.lines() {
+            let t = line.trim();
+            if let Some((name, _)) = t.split_once(" (")
+                && t.ends_with('{')
+                && !name.contains(' ')
+            {
+                table = name;
+            }
+            if let Some((col, _)) = t.split_once(" -> ")
+                && col.ends_with("_enc")
+            {
+                found.push((table, col));
+            }
+        }
+        assert!(found.len() >= 7, "{found:?}");
+        for (table, col) in found {
+            assert!(
+                COLUMNS.iter().any(|(t, c, _)| *t == table && *c == col),
+                "{table}.{col} is encrypted but `keys rotate` does not rotate it"
+            );
+        }
+    }
+}
