@@ -12,13 +12,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::Status;
 
+use crate::domain::payloads::{CaseBefore, CaseChange, ReportAccepted, ReportSplit};
 use crate::grpc::{convert, pb};
 use crate::store::audit::Event;
 use crate::store::cases::Case;
@@ -68,26 +68,34 @@ pub struct Filter {
     pub exclude_alerts: bool,
 }
 
-/// The audit `after` of a case change: what the feed shows.
+/// The audit `after` of a case change: what the feed shows ([`CaseChange`]).
 pub fn case_change(c: &Case, kind: &str, comment: &str) -> Value {
-    json!({
-        "kind": kind, "case_no": c.case_no, "status": c.status, "version": c.version,
-        "assignee": c.assignee, "unified_category": c.unified_category, "flags": c.flags,
-        "deadline": c.deadline, "comment": comment, "report_count": c.report_count,
-        "merged_into": c.merged_into,
-    })
+    CaseChange {
+        kind: kind.to_owned(),
+        case_no: c.case_no.clone(),
+        status: c.status.clone(),
+        version: c.version,
+        assignee: c.assignee.clone(),
+        unified_category: c.unified_category.clone(),
+        flags: c.flags.clone(),
+        deadline: c.deadline,
+        comment: comment.to_owned(),
+        report_count: c.report_count,
+        merged_into: c.merged_into,
+    }
+    .to_json()
 }
 
-/// The audit `before` of a case change.
+/// The audit `before` of a case change ([`CaseBefore`]).
 pub fn case_before(c: &Case) -> Value {
-    json!({"status": c.status, "version": c.version, "assignee": c.assignee, "flags": c.flags, "deadline": c.deadline})
-}
-
-fn text(v: Option<&Value>, key: &str) -> String {
-    v.and_then(|v| v.get(key))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
+    CaseBefore {
+        status: c.status.clone(),
+        version: c.version,
+        assignee: c.assignee.clone(),
+        flags: c.flags.clone(),
+        deadline: c.deadline,
+    }
+    .to_json()
 }
 
 /// The feed event of an audit event, if it is one.
@@ -98,35 +106,35 @@ pub fn to_event(e: &Event) -> Option<FeedEvent> {
         occurred_at: Some(convert::timestamp(e.occurred_at)),
         actor: e.actor.clone(),
         region_code: e.region_code.clone(),
-        unified_category: text(after, "unified_category"),
-        comment: text(after, "comment"),
         ..Default::default()
     };
+    let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
     match (e.entity_type.as_str(), e.action.as_str()) {
         ("case", action) => {
+            let c = CaseChange::read(after).unwrap_or_default();
             ev.case_id = e.entity_id.clone();
-            ev.case_no = text(after, "case_no");
             ev.kind = match action {
                 "case.merge" => "MERGED".to_owned(),
                 "case.absorb" => "ABSORBED".to_owned(),
-                _ => text(after, "kind"),
+                _ => c.kind,
             };
-            ev.from_status = text(e.before.as_ref(), "status");
-            ev.to_status = text(after, "status");
-            ev.version = after
-                .and_then(|a| a.get("version"))
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            ev.assignee = text(after, "assignee");
-            ev.deadline = after
-                .and_then(|a| a.get("deadline"))
-                .and_then(|d| serde_json::from_value::<DateTime<Utc>>(d.clone()).ok())
-                .map(convert::timestamp);
+            ev.from_status = CaseBefore::read(e.before.as_ref())
+                .unwrap_or_default()
+                .status;
+            ev.case_no = c.case_no;
+            ev.to_status = c.status;
+            ev.version = c.version;
+            ev.assignee = c.assignee;
+            ev.unified_category = c.unified_category;
+            ev.comment = c.comment;
+            ev.deadline = c.deadline.map(convert::timestamp);
         }
         ("report", "report.accept") => {
-            ev.case_id = text(after, "case_id");
-            ev.case_no = text(after, "case_no");
-            if text(after, "outcome") == "CREATED" {
+            let r = ReportAccepted::read(after).unwrap_or_default();
+            ev.case_id = id(r.case_id);
+            ev.case_no = r.case_no;
+            ev.unified_category = r.unified_category;
+            if r.outcome == "CREATED" {
                 ev.kind = "CREATED".to_owned();
                 ev.to_status = "REPORTED".to_owned();
                 ev.version = 1;
@@ -135,8 +143,11 @@ pub fn to_event(e: &Event) -> Option<FeedEvent> {
             }
         }
         ("report", "report.split") => {
-            ev.case_id = text(after, "case_id");
-            ev.case_no = text(after, "case_no");
+            let r = ReportSplit::read(after).unwrap_or_default();
+            ev.case_id = id(r.case_id);
+            ev.case_no = r.case_no;
+            ev.unified_category = r.unified_category.unwrap_or_default();
+            ev.comment = r.comment.unwrap_or_default();
             ev.kind = "SPLIT".to_owned();
             ev.to_status = "REPORTED".to_owned();
         }

@@ -202,7 +202,9 @@ pub async fn run_cli(
                         "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                         r.update_id,
                         r.order_no,
-                        r.payload.get("kind").and_then(|k| k.as_str()).unwrap_or(""),
+                        crate::domain::payloads::HotlineUpdate::read(&r.payload)
+                            .unwrap_or_default()
+                            .kind,
                         r.state,
                         r.attempts,
                         r.created_at.to_rfc3339(),

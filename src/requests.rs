@@ -39,17 +39,20 @@ pub fn update_event(
         &order.order_no,
         &sr.region_code,
         None,
-        Some(json!({
-            "update_id": Uuid::now_v7(),
-            "order_no": order.order_no,
-            "order_version": order.version,
-            "kind": kind.as_str(),
-            "request_no": sr.request_no,
-            "occurred_at": now,
-            "text": text,
-            "unit": unit,
-            "extension_working_days": sr.extension_days.unwrap_or(0),
-        })),
+        Some(
+            crate::domain::payloads::HotlineUpdate {
+                update_id: Some(Uuid::now_v7()),
+                order_no: order.order_no.clone(),
+                order_version: order.version,
+                kind: kind.as_str().to_owned(),
+                request_no: sr.request_no.clone(),
+                occurred_at: Some(now),
+                text: text.to_owned(),
+                unit: unit.to_owned(),
+                extension_working_days: sr.extension_days.unwrap_or(0),
+            }
+            .to_json(),
+        ),
     )
 }
 

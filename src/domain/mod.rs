@@ -7,6 +7,7 @@ pub mod geojson;
 pub mod geometry;
 pub mod mediation;
 pub mod merge;
+pub mod payloads;
 pub mod pii;
 pub mod principal;
 pub mod region;

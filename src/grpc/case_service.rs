@@ -7,7 +7,6 @@ use std::pin::Pin;
 
 use chrono::Duration;
 use futures::{FutureExt, Stream};
-use serde_json::json;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -19,6 +18,7 @@ use super::pb;
 use super::pb::case_service_server::CaseService;
 use super::{State, convert, principal, requested_prefix, time_range, uuid_field};
 use crate::domain::calendar::Calendar;
+use crate::domain::payloads::ReportSplit;
 use crate::domain::principal::Role;
 use crate::domain::workflow::{self, Action, Args};
 use crate::feed::{self, Filter};
@@ -364,8 +364,23 @@ impl CaseService for CaseApi {
                         "report",
                         &report_id.to_string(),
                         &report.region_code,
-                        Some(json!({"case_id": from.case_id, "case_no": from.case_no})),
-                        Some(json!({"case_id": new_id, "case_no": case_no, "comment": comment, "unified_category": report.unified_category})),
+                        Some(
+                            ReportSplit {
+                                case_id: Some(from.case_id),
+                                case_no: from.case_no.clone(),
+                                ..ReportSplit::default()
+                            }
+                            .to_json(),
+                        ),
+                        Some(
+                            ReportSplit {
+                                case_id: Some(new_id),
+                                case_no: case_no.clone(),
+                                comment: Some(comment.clone()),
+                                unified_category: Some(report.unified_category.clone()),
+                            }
+                            .to_json(),
+                        ),
                     ));
                     let c = cases::get(conn, "", new_id)
                         .await?

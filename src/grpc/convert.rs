@@ -618,14 +618,8 @@ pub fn service_request(
 
 /// An outbox row as PullUpdates shows it.
 pub fn hotline_update(row: &store::service::OutboxRow) -> pb::HotlineUpdate {
-    let p = &row.payload;
-    let s = |k: &str| {
-        p.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let kind = match crate::domain::service::UpdateKind::parse(&s("kind")) {
+    let p = crate::domain::payloads::HotlineUpdate::read(&row.payload).unwrap_or_default();
+    let kind = match crate::domain::service::UpdateKind::parse(&p.kind) {
         Some(crate::domain::service::UpdateKind::Signed) => pb::UpdateKind::UpdateSigned,
         Some(crate::domain::service::UpdateKind::Replied) => pb::UpdateKind::UpdateReplied,
         Some(crate::domain::service::UpdateKind::Returned) => pb::UpdateKind::UpdateReturned,
@@ -637,19 +631,13 @@ pub fn hotline_update(row: &store::service::OutboxRow) -> pb::HotlineUpdate {
     pb::HotlineUpdate {
         update_id: row.update_id.to_string(),
         order_no: row.order_no.clone(),
-        order_version: p.get("order_version").and_then(|v| v.as_i64()).unwrap_or(0) as i32,
+        order_version: p.order_version,
         kind: kind as i32,
-        request_no: s("request_no"),
-        occurred_at: p
-            .get("occurred_at")
-            .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok())
-            .map(timestamp),
-        text: s("text"),
-        unit: s("unit"),
-        extension_working_days: p
-            .get("extension_working_days")
-            .and_then(|v| v.as_i64())
-            .unwrap_or(0) as i32,
+        request_no: p.request_no,
+        occurred_at: p.occurred_at.map(timestamp),
+        text: p.text,
+        unit: p.unit,
+        extension_working_days: p.extension_working_days,
         cursor: row.seq.to_string(),
     }
 }

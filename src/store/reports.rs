@@ -14,7 +14,6 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Double, Int2, Integer, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self, Actor, NewEvent};
@@ -580,12 +579,25 @@ pub async fn ingest(
                 &row.report_id.to_string(),
                 &row.region,
                 None,
-                Some(json!({
-                    "client_report_id": r.client_report_id, "source": r.source, "category_code": r.category_code,
-                    "unified_category": row.unified, "case_id": d.case_id, "case_no": d.case_no,
-                    "outcome": if row.outcome == Outcome::Merged { "MERGED" } else { "CREATED" },
-                    "flags": row.flags, "reason": row.reason,
-                })),
+                Some(
+                    crate::domain::payloads::ReportAccepted {
+                        client_report_id: Some(r.client_report_id),
+                        source: r.source,
+                        category_code: r.category_code.clone(),
+                        unified_category: row.unified.clone(),
+                        case_id: Some(d.case_id),
+                        case_no: d.case_no.clone(),
+                        outcome: if row.outcome == Outcome::Merged {
+                            "MERGED"
+                        } else {
+                            "CREATED"
+                        }
+                        .to_owned(),
+                        flags: row.flags.clone(),
+                        reason: row.reason.clone(),
+                    }
+                    .to_json(),
+                ),
             );
             audit::text(&subs[row.item].actor, &event)
         })
