@@ -11,6 +11,7 @@
 //! - [`auth`] verifies JWTs and applies the role policy to every RPC in one tower layer.
 //! - [`grpc`] has one file per service, the proto ↔ domain conversions and the error mapping.
 //! - [`embedded_pg`] runs the private PostgreSQL cluster used when no `DATABASE_URL` is set.
+//! - [`anchor`] keeps signed checkpoints of the audit chain's head outside the database.
 
 pub mod anchor;
 pub mod attachments;
