@@ -25,7 +25,6 @@ pub mod demo;
 pub mod domain;
 pub mod embedded_pg;
 pub mod export;
-pub mod feed;
 pub mod group;
 pub mod grpc;
 pub mod import;

@@ -199,7 +199,7 @@ impl App {
         let pool = store::pool(url, &settings.db)?;
         let (shutdown, mut shutdown_rx) = watch::channel(false);
         let (feed, feed_task) =
-            crate::feed::Feed::start(url.clone(), pool.clone(), shutdown.subscribe());
+            crate::grpc::feed::Feed::start(url.clone(), pool.clone(), shutdown.subscribe());
         let work_orders = crate::group::Group::start(pool.clone());
         let state = Arc::new(AppState {
             pool,

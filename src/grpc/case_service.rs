@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::feed::{self, Filter};
 use super::mutation::{self, Idempotent};
 use super::pagination::Page;
 use super::pb;
@@ -21,7 +22,6 @@ use crate::domain::calendar::Calendar;
 use crate::domain::payloads::ReportSplit;
 use crate::domain::principal::Role;
 use crate::domain::workflow::{self, Action, Args};
-use crate::feed::{self, Filter};
 use crate::store::audit::NewEvent;
 use crate::store::cases::{self, CaseFilter, FINISHED};
 use crate::store::{self as db, alerts, reports, stats};

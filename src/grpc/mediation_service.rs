@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::feed;
 use super::mutation::{self, Idempotent};
 use super::pagination::Page;
 use super::pb;
@@ -20,7 +21,6 @@ use crate::domain::pii::{IdNumber, Phone, mask_middle, mask_name};
 use crate::domain::principal::{Principal, Role};
 use crate::domain::region::{RegionCode, RegionLevel};
 use crate::domain::workflow::{self, Refusal};
-use crate::feed;
 use crate::store::alerts::{Alert, kind as alert_kind};
 use crate::store::audit::NewEvent;
 use crate::store::mediation::{

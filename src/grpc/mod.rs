@@ -8,6 +8,7 @@ pub mod catalog_service;
 pub mod convert;
 pub mod edge;
 pub mod error;
+pub mod feed;
 pub mod hotline_service;
 pub mod mediation_service;
 pub mod middleware;
@@ -54,7 +55,7 @@ pub struct AppState {
     /// Working time, time limits, the clock and the warning thresholds.
     pub workflow: crate::config::WorkflowSettings,
     /// The live feed of this server.
-    pub feed: crate::feed::Feed,
+    pub feed: feed::Feed,
     /// Checkpoints of the audit chain's head, outside the database.
     pub anchor: Arc<crate::anchor::Anchor>,
     /// Group commit of 12345 work orders.

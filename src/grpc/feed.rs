@@ -18,8 +18,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::Status;
 
+use super::{convert, pb};
 use crate::domain::payloads::{CaseBefore, CaseChange, ReportAccepted, ReportSplit};
-use crate::grpc::{convert, pb};
 use crate::store::audit::Event;
 use crate::store::cases::Case;
 use crate::store::{self, DbUrl, Pool};
@@ -349,18 +349,14 @@ pub async fn subscriber(
                     store::feed::after(&mut conn, last, &filter.prefix, CATCH_UP_PAGE).await
                 }
                 Err(e) => {
-                    let _ = tx
-                        .send(Err(crate::grpc::error::ApiError::from(e).into()))
-                        .await;
+                    let _ = tx.send(Err(super::error::ApiError::from(e).into())).await;
                     return;
                 }
             };
             let events = match events {
                 Ok(e) => e,
                 Err(e) => {
-                    let _ = tx
-                        .send(Err(crate::grpc::error::ApiError::from(e).into()))
-                        .await;
+                    let _ = tx.send(Err(super::error::ApiError::from(e).into())).await;
                     return;
                 }
             };
