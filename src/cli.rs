@@ -10,8 +10,9 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::jwt::Issuer;
 use crate::config::{JwtKey, Options, Settings};
+use crate::database::Database;
 use crate::domain::principal::{Role, Scope};
-use crate::startup::{self, Database};
+use crate::startup;
 
 /// gridhub: the data hub behind 镇村治理一张网.
 #[derive(Debug, Parser)]
@@ -57,7 +58,7 @@ pub enum Command {
     /// The 12345 outbox: list and re-queue dead letters.
     Outbox {
         #[command(subcommand)]
-        command: OutboxCommand,
+        command: crate::outbox::OutboxCommand,
     },
     /// Exports for reports.
     Export {
@@ -133,25 +134,6 @@ pub enum KeysCommand {
     Rotate,
 }
 
-/// `gridhub outbox …`: the 12345 updates waiting to be pushed.
-#[derive(Debug, Subcommand)]
-pub enum OutboxCommand {
-    /// List updates: dead letters by default.
-    List {
-        /// pending, delivered, dead or all.
-        #[arg(long, default_value = "dead")]
-        state: String,
-        /// At most this many, oldest first.
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-    },
-    /// Put dead letters back in the queue (all of them, or those named).
-    Retry {
-        /// Update ids; none: every dead letter.
-        ids: Vec<uuid::Uuid>,
-    },
-}
-
 /// `gridhub export …`.
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
@@ -200,7 +182,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let _telemetry = crate::telemetry::init(settings.log_format);
         match cli.command {
-            Command::Serve { demo } => startup::serve(settings, demo).await,
+            Command::Serve { demo } => {
+                startup::serve(settings, move |state, settings, addr| async move {
+                    if demo {
+                        crate::demo::load_and_print(&state, &settings, addr).await?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
             Command::Migrate => {
                 let db = Database::start(&settings).await?;
                 let r = db.migrate().await;

@@ -162,8 +162,9 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
 
 /// Loads the town's 权责清单 (`fixtures/catalog-500110111.csv`), one audit event per new version.
 async fn load_catalog(state: &AppState) -> anyhow::Result<()> {
-    let items = import::parse_catalog(include_str!("../fixtures/catalog-500110111.csv"))
-        .map_err(|v| anyhow::anyhow!("demo catalog: {v:?}"))?;
+    let items =
+        crate::domain::catalog::parse_catalog(include_str!("../fixtures/catalog-500110111.csv"))
+            .map_err(|v| anyhow::anyhow!("demo catalog: {v:?}"))?;
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, anyhow::Error, _>(async move |conn| {
         let (_, new) =

@@ -13,8 +13,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::database::Database;
 use crate::domain::region::RegionCode;
-use crate::startup::Database;
 use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::cases::Case;
 use crate::store::schema::{cases, categories};

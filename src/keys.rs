@@ -128,7 +128,7 @@ pub async fn run(settings: &crate::config::Settings) -> anyhow::Result<()> {
         &settings.pii_key,
         &settings.pii_previous_keys,
     );
-    let db = crate::startup::Database::start(settings).await?;
+    let db = crate::database::Database::start(settings).await?;
     db.migrate().await?;
     let result = rotate(&db.url, &pii).await;
     db.close();

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod database;
 pub mod demo;
 pub mod domain;
 pub mod embedded_pg;

@@ -176,13 +176,28 @@ fn without_url(e: &reqwest::Error) -> String {
     s
 }
 
+/// `gridhub outbox …`: the 12345 updates waiting to be pushed.
+#[derive(Debug, clap::Subcommand)]
+pub enum OutboxCommand {
+    /// List updates: dead letters by default.
+    List {
+        /// pending, delivered, dead or all.
+        #[arg(long, default_value = "dead")]
+        state: String,
+        /// At most this many, oldest first.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Put dead letters back in the queue (all of them, or those named).
+    Retry {
+        /// Update ids; none: every dead letter.
+        ids: Vec<uuid::Uuid>,
+    },
+}
+
 /// `gridhub outbox list|retry`: operators look at and re-queue dead letters.
-pub async fn run_cli(
-    settings: &crate::config::Settings,
-    cmd: crate::cli::OutboxCommand,
-) -> anyhow::Result<()> {
-    use crate::cli::OutboxCommand;
-    let db = crate::startup::Database::start(settings).await?;
+pub async fn run_cli(settings: &crate::config::Settings, cmd: OutboxCommand) -> anyhow::Result<()> {
+    let db = crate::database::Database::start(settings).await?;
     db.migrate().await?;
     let result = async {
         let mut conn = crate::store::connect_one(&db.url).await?;

@@ -22,7 +22,7 @@ use tonic_health::server::HealthReporter;
 use crate::auth::jwt::Verifier;
 use crate::config::Settings;
 use crate::crypto::{PageTokens, PiiCipher};
-use crate::embedded_pg::EmbeddedPg;
+use crate::database::Database;
 use crate::grpc::audit_service::AuditApi;
 use crate::grpc::case_service::CaseApi;
 use crate::grpc::catalog_service::CatalogApi;
@@ -54,88 +54,6 @@ pub const SERVICES: [&str; 8] = [
     "gridhub.v1.HotlineService",
     "gridhub.v1.MediationService",
 ];
-
-/// The database gridhub talks to: the configured server, or the embedded cluster.
-pub struct Database {
-    pub url: DbUrl,
-    /// The owner's URL, for migrations; `None`: the server's own role owns the tables.
-    pub owner: Option<DbUrl>,
-    embedded: Option<EmbeddedPg>,
-}
-
-impl Database {
-    /// Reaches `DATABASE_URL`, or starts the embedded cluster in the data directory.
-    pub async fn start(settings: &Settings) -> anyhow::Result<Database> {
-        let mut db = Self::prepare(settings)?;
-        db.launch(false).await?;
-        Ok(db)
-    }
-
-    /// Where the database will be, without starting anything yet.
-    pub fn prepare(settings: &Settings) -> anyhow::Result<Database> {
-        match &settings.database_url {
-            Some(u) => Ok(Database {
-                url: DbUrl::new(u.clone()),
-                owner: settings.owner_database_url.clone().map(DbUrl::new),
-                embedded: None,
-            }),
-            None => {
-                let pg = EmbeddedPg::prepare(&settings.data_dir)
-                    .context("preparing the embedded PostgreSQL")?;
-                Ok(Database {
-                    url: pg.server_url(),
-                    owner: Some(pg.url()),
-                    embedded: Some(pg),
-                })
-            }
-        }
-    }
-
-    /// Starts the embedded cluster, if there is one; `serve`: for the server, which runs it
-    /// (see [`EmbeddedPg::launch`]).
-    pub async fn launch(&mut self, serve: bool) -> anyhow::Result<()> {
-        if let Some(pg) = &mut self.embedded {
-            pg.launch(serve)
-                .await
-                .context("starting the embedded PostgreSQL")?;
-            tracing::info!(url = %pg.url(), "embedded PostgreSQL running");
-        }
-        Ok(())
-    }
-
-    /// Runs pending migrations as the owner, then grants the server's role what it needs
-    /// (see migration 16: it may read and append the audit trail, nothing more of it).
-    pub async fn migrate(&self) -> anyhow::Result<()> {
-        match &self.owner {
-            Some(owner) => {
-                store::migrate(owner).await.context("running migrations")?;
-                store::grant_server(owner, &self.url)
-                    .await
-                    .context("granting the server's role")
-            }
-            None => {
-                store::migrate(&self.url)
-                    .await
-                    .context("running migrations")?;
-                tracing::warn!(
-                    "the server's database role owns the tables: it could erase the audit trail; give the owner's URL as GRIDHUB_OWNER_DATABASE_URL and the server a role of its own (docs/operations.md)"
-                );
-                Ok(())
-            }
-        }
-    }
-
-    /// Stops the embedded cluster, if this process runs it (says so only then).
-    pub fn close(&self) {
-        if let Some(pg) = &self.embedded {
-            match pg.stop() {
-                Ok(true) => tracing::info!("embedded PostgreSQL stopped"),
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "stopping the embedded PostgreSQL failed"),
-            }
-        }
-    }
-}
 
 /// A running server.
 pub struct App {
@@ -444,8 +362,13 @@ impl App {
     }
 }
 
-/// `gridhub serve`: run until SIGTERM/SIGINT.
-pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
+/// `gridhub serve`: run until SIGTERM/SIGINT. `before_ready` runs once the database is
+/// migrated, before the server turns SERVING (the CLI's `--demo` loads the demo there).
+pub async fn serve<F, Fut>(settings: Settings, before_ready: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<AppState>, Settings, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     // Bind first: health answers NOT_SERVING while the database starts and migrates.
     let mut db = Database::prepare(&settings)?;
     let mut app = App::bind(&settings, &db.url).await?;
@@ -453,9 +376,7 @@ pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let started = async {
         db.launch(true).await?;
         db.migrate().await?;
-        if demo {
-            crate::demo::load_and_print(&app.state, &settings, app.addr).await?;
-        }
+        before_ready(app.state.clone(), settings.clone(), app.addr).await?;
         anyhow::Ok(())
     }
     .await;

@@ -28,10 +28,11 @@ use tokio_postgres::NoTls;
 
 use crate::config::{JwtKey, Settings};
 use crate::crypto::SecretKey;
+use crate::database::Database;
 use crate::domain::geojson::GridFeature;
 use crate::domain::region::RegionCode;
 use crate::grpc::pb;
-use crate::startup::{App, Database};
+use crate::startup::App;
 use crate::store::regions::{self, RegionInput};
 use crate::store::{self, DbUrl};
 

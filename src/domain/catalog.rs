@@ -207,6 +207,64 @@ pub fn in_force(versions: &[Validity], day: NaiveDate) -> Option<i32> {
     (!v.withdrawn && v.effective_to.is_none_or(|to| day <= to)).then_some(v.version)
 }
 
+/// Parses a 权责清单 CSV with the header
+/// `town_code,code,name,kind,source_department,delegation,legal_basis,time_limit_days,effective_from,effective_to,withdrawn`
+/// (kind and delegation in Chinese or as enum names; `withdrawn` = `true`/`1`/`收回` or empty).
+/// Every bad field of every row is reported, named `line N.field`.
+pub fn parse_catalog(text: &str) -> Result<Vec<ItemInput>, Vec<Violation>> {
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let (mut items, mut errors) = (Vec::new(), Vec::new());
+    for (i, row) in r.records().enumerate() {
+        let line = format!("line {}", i + 2);
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                errors.push(Violation::new(line, format!("not CSV: {e}")));
+                continue;
+            }
+        };
+        let f = |k: usize| row.get(k).unwrap_or_default();
+        let withdrawn = match f(10).trim() {
+            "" | "false" | "0" => false,
+            "true" | "1" | "收回" => true,
+            _ => {
+                errors.push(Violation::new(
+                    format!("{line}.withdrawn"),
+                    "true, false or empty",
+                ));
+                false
+            }
+        };
+        let raw = RawItem {
+            town_code: f(0),
+            code: f(1),
+            name: f(2),
+            kind: f(3),
+            source_department: f(4),
+            delegation: f(5),
+            legal_basis: f(6),
+            time_limit_days: f(7),
+            effective_from: f(8),
+            effective_to: f(9),
+            withdrawn,
+        };
+        match validate(&raw, &line) {
+            Ok(item) => items.push(item),
+            Err(v) => errors.extend(v),
+        }
+    }
+    if items.is_empty() && errors.is_empty() {
+        errors.push(Violation::new("csv", "no items"));
+    }
+    if errors.is_empty() {
+        Ok(items)
+    } else {
+        Err(errors)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,7 +100,7 @@ impl CatalogService for CatalogApi {
         let r = req.into_inner();
         let items = match (r.items.is_empty(), r.csv.trim().is_empty()) {
             (false, true) => records(&r.items),
-            (true, false) => crate::import::parse_catalog(&r.csv),
+            (true, false) => crate::domain::catalog::parse_catalog(&r.csv),
             (true, true) => Err(vec![Violation::new("items", "give items or csv")]),
             (false, false) => Err(vec![Violation::new("csv", "give items or csv, not both")]),
         }
