@@ -339,6 +339,26 @@ async fn two_servers_seal_one_unbroken_chain() {
     replica.shutdown().await;
 }
 
+/// One more audited change (a department of 打通镇).
+async fn one_more_event(app: &TestApp) {
+    let op = app.token("op", &["town_operator"], "500110111");
+    app.regions(Some(&op))
+        .await
+        .upsert_department(pb::UpsertDepartmentRequest {
+            department: Some(pb::Department {
+                code: "500110111-YJ".into(),
+                name: "应急办".into(),
+                region_code: "500110111".into(),
+                kind: "应急".into(),
+                active: true,
+                updated_at: None,
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
 /// The answer of VerifyAuditChain.
 async fn verify(app: &TestApp) -> pb::VerifyAuditChainResponse {
     let auditor = app.token("aud", &["auditor"], "500110");
@@ -424,22 +444,7 @@ async fn truncation_disabled_triggers_and_a_missing_tail_are_refused_or_named() 
     assert!(bad.reason.contains("removed from its end"), "{bad:?}");
 
     // A new event after the deletion does not hide it: the checkpoint's event differs.
-    let op = app.token("op", &["town_operator"], "500110111");
-    app.regions(Some(&op))
-        .await
-        .upsert_department(pb::UpsertDepartmentRequest {
-            department: Some(pb::Department {
-                code: "500110111-YJ".into(),
-                name: "应急办".into(),
-                region_code: "500110111".into(),
-                kind: "应急".into(),
-                active: true,
-                updated_at: None,
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    one_more_event(&app).await;
     app.seal().await;
     let bad = verify(&app).await;
     assert!(!bad.ok, "{bad:?}");
@@ -482,22 +487,7 @@ async fn an_edited_checkpoint_is_named_and_a_stopped_server_leaves_one() {
     std::fs::write(&file, &text).unwrap();
     assert!(verify(&app).await.ok);
     // A server records the head when it stops.
-    let op = app.token("op", &["town_operator"], "500110111");
-    app.regions(Some(&op))
-        .await
-        .upsert_department(pb::UpsertDepartmentRequest {
-            department: Some(pb::Department {
-                code: "500110111-YJ".into(),
-                name: "应急办".into(),
-                region_code: "500110111".into(),
-                kind: "应急".into(),
-                active: true,
-                updated_at: None,
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    one_more_event(&app).await;
     let head = app.count("SELECT max(seq) FROM audit_events").await;
     app.shutdown().await;
     let last = std::fs::read_to_string(&file).unwrap();

@@ -173,34 +173,7 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], adjusting settings first.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-        let fresh = FreshDb::create().await;
-        let (db, db_name) = (fresh.url.clone(), fresh.name.clone());
-        let key = SecretKey::generate();
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::resolve(Options {
-            data_dir: Some(data_dir.path().to_path_buf()),
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            database_url: Some(db.expose().to_owned()),
-            jwt_secret: Some(key.to_base64()),
-            pii_key: Some(SecretKey::generate().to_base64()),
-            shutdown_timeout: Some("3s".into()),
-            db_pool_size: Some(8),
-            ..Options::default()
-        })
-        .unwrap();
-        adjust(&mut settings);
-        let mut app = App::bind(&settings, &db).await.unwrap();
-        app.ready().await;
-        TestApp {
-            addr: app.addr,
-            db,
-            db_name,
-            key,
-            app: Some(app),
-            data_dir,
-            settings,
-            _fresh: fresh,
-        }
+        Self::start(FreshDb::create().await, None, adjust).await
     }
 
     /// Like [`TestApp::spawn`], the server running as a role of its own
@@ -228,13 +201,25 @@ impl TestApp {
             "the test URL names the postgres user"
         );
         store::grant_server(&owner, &server).await.unwrap();
+        Self::start(fresh, Some(server), |_| {}).await
+    }
+
+    /// The server on `fresh` (as the role of `server`, the owner migrating, when given).
+    async fn start(
+        fresh: FreshDb,
+        server: Option<DbUrl>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let (db, db_name) = (fresh.url.clone(), fresh.name.clone());
+        let server = server.unwrap_or_else(|| db.clone());
+        let owner = (server.expose() != db.expose()).then(|| db.expose().to_owned());
         let key = SecretKey::generate();
         let data_dir = tempfile::tempdir().unwrap();
-        let settings = Settings::resolve(Options {
+        let mut settings = Settings::resolve(Options {
             data_dir: Some(data_dir.path().to_path_buf()),
             listen: Some("127.0.0.1:0".parse().unwrap()),
             database_url: Some(server.expose().to_owned()),
-            owner_database_url: Some(owner.expose().to_owned()),
+            owner_database_url: owner,
             jwt_secret: Some(key.to_base64()),
             pii_key: Some(SecretKey::generate().to_base64()),
             shutdown_timeout: Some("3s".into()),
@@ -242,12 +227,13 @@ impl TestApp {
             ..Options::default()
         })
         .unwrap();
+        adjust(&mut settings);
         let mut app = App::bind(&settings, &server).await.unwrap();
         app.ready().await;
         TestApp {
             addr: app.addr,
-            db: owner,
-            db_name: fresh.name.clone(),
+            db,
+            db_name,
             key,
             app: Some(app),
             data_dir,
