@@ -202,6 +202,26 @@ impl fmt::Debug for PiiCipher {
     }
 }
 
+/// A stored personal value that does not open with the configured keys (a key missing from
+/// `--pii-previous-keys`, or tampering): logged (which column, never a value) and counted
+/// (`pii.decrypt_failures`), so it is seen, whatever the answer shows in its place.
+pub fn decrypt_failed(what: &'static str) {
+    static COUNTER: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> =
+        std::sync::OnceLock::new();
+    COUNTER
+        .get_or_init(|| {
+            opentelemetry::global::meter("gridhub")
+                .u64_counter("pii.decrypt_failures")
+                .with_description("stored personal values that did not decrypt, by column")
+                .build()
+        })
+        .add(1, &[opentelemetry::KeyValue::new("column", what)]);
+    tracing::error!(
+        column = what,
+        "a stored personal value does not decrypt with the configured keys"
+    );
+}
+
 /// Signs page tokens so they are opaque, unforgeable and valid only for the caller and
 /// filter they were issued for.
 #[derive(Clone, Debug)]

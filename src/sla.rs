@@ -364,7 +364,12 @@ impl Ticker {
             let masked = c
                 .enc
                 .as_deref()
-                .and_then(|e| self.pii.decrypt(e).ok())
+                .and_then(|e| {
+                    self.pii
+                        .decrypt(e)
+                        .map_err(|_| crate::crypto::decrypt_failed("reports.reporter_phone_enc"))
+                        .ok()
+                })
                 .map(|p| Phone::from_trusted(p).masked())
                 .unwrap_or_else(|| "***".into());
             let days = window.num_days();

@@ -90,8 +90,8 @@ pub fn phone(cipher: &PiiCipher, enc: Option<&[u8]>, viewer: &Principal) -> Stri
                 p.masked()
             }
         }
-        Err(e) => {
-            tracing::error!(error = %e, "stored phone does not decrypt");
+        Err(_) => {
+            crate::crypto::decrypt_failed("phone");
             "***".to_owned()
         }
     }
@@ -525,7 +525,7 @@ pub fn person(cipher: &PiiCipher, enc: &[u8], viewer: &Principal) -> pb::Applica
     {
         Some(p) => p,
         None => {
-            tracing::error!("stored applicant does not decrypt");
+            crate::crypto::decrypt_failed("applicant");
             return pb::Applicant {
                 name: "***".into(),
                 phone: "***".into(),

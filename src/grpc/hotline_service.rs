@@ -289,6 +289,7 @@ fn changed(
     let old: Option<Person> = state
         .pii
         .decrypt(&sr.applicant_enc)
+        .map_err(|_| crate::crypto::decrypt_failed("service_requests.applicant_enc"))
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok());
     let old = old.as_ref();
