@@ -78,10 +78,12 @@ struct Msg {
     fields: HashMap<u32, Field>,
 }
 
-/// Every message of the contract (and of what it imports), by full name.
+/// Every message of the contract (and of what it imports), by full name, and which of them
+/// are some RPC's request.
 struct Index {
     messages: Vec<Msg>,
     by_name: HashMap<String, usize>,
+    requests: std::collections::HashSet<usize>,
 }
 
 fn index() -> &'static Index {
@@ -141,69 +143,123 @@ fn index() -> &'static Index {
                     .collect(),
             })
             .collect();
-        Index { messages, by_name }
+        let requests = fds
+            .file
+            .iter()
+            .flat_map(|f| f.service.iter())
+            .flat_map(|s| s.method.iter())
+            .filter_map(|m| by_name.get(m.input_type().trim_start_matches('.')).copied())
+            .collect();
+        Index {
+            messages,
+            by_name,
+            requests,
+        }
     })
 }
 
-/// The violations of message `name` encoded as `bytes`, paths prefixed by `at`. `Err` when the
-/// bytes are not protobuf at all (prost then names the problem).
-fn walk(
-    ix: &Index,
+/// Where a visitor is: the fields from the message walked down to this one, with each repeated
+/// field's item number. Formatted only when a path is wanted.
+type Trail<'a> = Vec<(&'a str, Option<usize>)>;
+
+fn path(at: &str, trail: &Trail<'_>) -> String {
+    let mut p = at.to_owned();
+    for (i, (name, k)) in trail.iter().enumerate() {
+        if i > 0 {
+            p.push('.');
+        }
+        p.push_str(name);
+        if let Some(k) = k {
+            p.push_str(&format!("[{k}]"));
+        }
+    }
+    p
+}
+
+/// Walks message `msg` encoded as `bytes`, calling `text` for every string field at any depth
+/// (with the trail to it); `skip_items` leaves batch items (see [`item_list`]) to their
+/// handler. `None` when the bytes are not protobuf at all (prost then names the problem).
+fn visit<'a>(
+    ix: &'a Index,
     msg: usize,
     mut bytes: &[u8],
-    at: &str,
-    out: &mut Vec<Violation>,
-) -> Result<(), ()> {
-    let mut counts: HashMap<u32, usize> = HashMap::new();
+    skip_items: bool,
+    trail: &mut Trail<'a>,
+    text: &mut dyn FnMut(&Field, &Trail<'a>, &[u8]),
+) -> Option<()> {
+    // Items seen so far of each repeated field, for their paths.
+    let mut counts: Vec<(u32, usize)> = Vec::new();
     while bytes.has_remaining() {
-        let key = prost::encoding::decode_varint(&mut bytes).map_err(|_| ())?;
-        let number = (key >> 3) as u32;
-        let wire = key & 7;
+        let key = prost::encoding::decode_varint(&mut bytes).ok()?;
+        let (number, wire) = ((key >> 3) as u32, key & 7);
         match wire {
             0 => {
-                prost::encoding::decode_varint(&mut bytes).map_err(|_| ())?;
+                prost::encoding::decode_varint(&mut bytes).ok()?;
             }
             1 | 5 => {
                 let n = if wire == 1 { 8 } else { 4 };
-                if bytes.remaining() < n {
-                    return Err(());
-                }
+                (bytes.remaining() >= n).then_some(())?;
                 bytes.advance(n);
             }
             2 => {
-                let len = prost::encoding::decode_varint(&mut bytes).map_err(|_| ())? as usize;
-                if bytes.remaining() < len {
-                    return Err(());
-                }
+                let len = prost::encoding::decode_varint(&mut bytes).ok()? as usize;
+                (bytes.remaining() >= len).then_some(())?;
                 let (value, rest) = bytes.split_at(len);
                 bytes = rest;
                 let Some(field) = ix.messages[msg].fields.get(&number) else {
                     continue;
                 };
-                let path = if field.repeated {
-                    let k = counts.entry(number).or_default();
-                    let p = format!("{at}{}[{k}]", field.name);
-                    *k += 1;
-                    p
+                let item = if field.repeated {
+                    let k = match counts.iter().position(|(n, _)| *n == number) {
+                        Some(k) => k,
+                        None => {
+                            counts.push((number, 0));
+                            counts.len() - 1
+                        }
+                    };
+                    counts[k].1 += 1;
+                    Some(counts[k].1 - 1)
                 } else {
-                    format!("{at}{}", field.name)
+                    None
                 };
                 match field.kind {
                     Kind::Text => {
-                        if let Some(why) = text_problem(value, field.max) {
-                            out.push(Violation::new(path, why));
-                        }
+                        trail.push((&field.name, item));
+                        text(field, trail, value);
+                        trail.pop();
                     }
-                    Kind::Message(m) if !field.item_list => {
-                        walk(ix, m, value, &format!("{path}."), out)?;
+                    Kind::Message(m) if !(skip_items && field.item_list) => {
+                        trail.push((&field.name, item));
+                        let ok = visit(ix, m, value, skip_items, trail, text);
+                        trail.pop();
+                        ok?;
                     }
                     _ => {}
                 }
             }
-            _ => return Err(()),
+            _ => return None,
         }
     }
-    Ok(())
+    Some(())
+}
+
+/// The violations of message `msg` encoded as `bytes`, paths prefixed by `at`; `None` when
+/// the bytes are not protobuf.
+fn violations(ix: &Index, msg: usize, bytes: &[u8], at: &str) -> Option<Vec<Violation>> {
+    let mut out = Vec::new();
+    visit(
+        ix,
+        msg,
+        bytes,
+        true,
+        &mut Vec::new(),
+        &mut |field, trail, value| {
+            if let Some(why) = text_problem(value, field.max) {
+                out.push(Violation::new(path(at, trail), why));
+            }
+        },
+    )?;
+    Some(out)
 }
 
 /// What is wrong with a string field's bytes, if anything.
@@ -226,93 +282,37 @@ fn text_problem(value: &[u8], max: usize) -> Option<String> {
 /// tests that look into answers without their types (the access matrix scans every answer
 /// for regions outside the caller's and for personal data in clear).
 pub fn string_fields(name: &str, bytes: &[u8]) -> Option<Vec<(String, String)>> {
-    fn go(
-        ix: &Index,
-        msg: usize,
-        mut bytes: &[u8],
-        at: &str,
-        out: &mut Vec<(String, String)>,
-    ) -> Option<()> {
-        while bytes.has_remaining() {
-            let key = prost::encoding::decode_varint(&mut bytes).ok()?;
-            let (number, wire) = ((key >> 3) as u32, key & 7);
-            match wire {
-                0 => {
-                    prost::encoding::decode_varint(&mut bytes).ok()?;
-                }
-                1 | 5 => {
-                    let n = if wire == 1 { 8 } else { 4 };
-                    (bytes.remaining() >= n).then_some(())?;
-                    bytes.advance(n);
-                }
-                2 => {
-                    let len = prost::encoding::decode_varint(&mut bytes).ok()? as usize;
-                    (bytes.remaining() >= len).then_some(())?;
-                    let (value, rest) = bytes.split_at(len);
-                    bytes = rest;
-                    let Some(f) = ix.messages[msg].fields.get(&number) else {
-                        continue;
-                    };
-                    let path = format!("{at}{}", f.name);
-                    match f.kind {
-                        Kind::Text => {
-                            out.push((path, String::from_utf8_lossy(value).into_owned()));
-                        }
-                        Kind::Message(m) => go(ix, m, value, &format!("{path}."), out)?,
-                        Kind::Other => {}
-                    }
-                }
-                _ => return None,
-            }
-        }
-        Some(())
-    }
     let ix = index();
-    let i = *ix.by_name.get(name)?;
     let mut out = Vec::new();
-    go(ix, i, bytes, "", &mut out)?;
+    visit(
+        ix,
+        *ix.by_name.get(name)?,
+        bytes,
+        false,
+        &mut Vec::new(),
+        &mut |_, trail, value| {
+            out.push((path("", trail), String::from_utf8_lossy(value).into_owned()));
+        },
+    )?;
     Some(out)
 }
 
 /// The violations of a decoded message, paths prefixed by `at` (for the items of a batch).
 pub fn check<M: Message + prost::Name>(m: &M, at: &str) -> Vec<Violation> {
-    let mut out = Vec::new();
     let ix = index();
-    if let Some(&i) = ix.by_name.get(&M::full_name()) {
-        let _ = walk(ix, i, &m.encode_to_vec(), at, &mut out);
-    }
-    out
+    ix.by_name
+        .get(&M::full_name())
+        .and_then(|&i| violations(ix, i, &m.encode_to_vec(), at))
+        .unwrap_or_default()
 }
 
-/// The edge check of a request's wire bytes.
-fn check_wire(name: &str, bytes: &[u8]) -> Result<(), Status> {
-    let ix = index();
-    let Some(&i) = ix.by_name.get(name) else {
-        return Ok(());
-    };
-    let mut out = Vec::new();
-    match walk(ix, i, bytes, "", &mut out) {
-        Err(()) => Err(ApiError::invalid("", format!("not a valid {name} message")).into()),
-        Ok(()) if out.is_empty() => Ok(()),
-        Ok(()) => Err(ApiError::InvalidArgument(out).into()),
+/// The edge check of a request's wire bytes, message `msg` of the index.
+fn check_wire(msg: usize, name: &str, bytes: &[u8]) -> Result<(), Status> {
+    match violations(index(), msg, bytes, "") {
+        None => Err(ApiError::invalid("", format!("not a valid {name} message")).into()),
+        Some(v) if v.is_empty() => Ok(()),
+        Some(v) => Err(ApiError::InvalidArgument(v).into()),
     }
-}
-
-/// Whether `name` is the request type of some RPC: only requests are checked, so a client of
-/// this crate decoding an answer is never refused.
-fn is_request(name: &str) -> bool {
-    static R: OnceLock<std::collections::HashSet<String>> = OnceLock::new();
-    R.get_or_init(|| {
-        let fds =
-            prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).unwrap_or_default();
-        fds.file
-            .iter()
-            .flat_map(|f| f.service.iter())
-            .flat_map(|s| s.method.iter())
-            .map(|m| m.input_type().trim_start_matches('.').to_owned())
-            .collect()
-    })
-    .contains(name)
 }
 
 /// The codec of the generated services and clients: prost's, with the edge check before a
@@ -343,8 +343,13 @@ where
     }
 
     fn decoder(&mut self) -> Self::Decoder {
+        let ix = index();
         EdgeDecoder {
-            check: is_request(&U::full_name()),
+            request: ix
+                .by_name
+                .get(&U::full_name())
+                .copied()
+                .filter(|i| ix.requests.contains(i)),
             _pd: PhantomData,
         }
     }
@@ -353,7 +358,9 @@ where
 /// See [`EdgeCodec`].
 #[derive(Debug)]
 pub struct EdgeDecoder<U> {
-    check: bool,
+    /// The message's place in the index when it is some RPC's request (only requests are
+    /// checked, so a client of this crate decoding an answer is never refused).
+    request: Option<usize>,
     _pd: PhantomData<U>,
 }
 
@@ -362,13 +369,13 @@ impl<U: Message + prost::Name + Default> Decoder for EdgeDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        if self.check {
+        if let Some(msg) = self.request {
             let n = buf.remaining();
             if buf.chunk().len() >= n {
-                check_wire(&U::full_name(), &buf.chunk()[..n])?;
+                check_wire(msg, U::NAME, &buf.chunk()[..n])?;
             } else {
                 let bytes = buf.copy_to_bytes(n);
-                check_wire(&U::full_name(), &bytes)?;
+                check_wire(msg, U::NAME, &bytes)?;
                 return U::decode(bytes).map(Some).map_err(|e| {
                     ApiError::invalid("", format!("not a valid {}: {e}", U::full_name())).into()
                 });
@@ -388,6 +395,14 @@ impl<U: Message + prost::Name + Default> Decoder for EdgeDecoder<U> {
 mod tests {
     use super::*;
     use crate::grpc::pb;
+
+    fn check_wire(name: &str, bytes: &[u8]) -> Result<(), Status> {
+        super::check_wire(index().by_name[name], name, bytes)
+    }
+
+    fn is_request(name: &str) -> bool {
+        index().requests.contains(&index().by_name[name])
+    }
 
     fn fields(v: &[Violation]) -> Vec<&str> {
         v.iter().map(|x| x.field.as_str()).collect()
