@@ -6,7 +6,7 @@
 //! chain alone cannot show, are named. The checkpoints are signed (HMAC-SHA-256 with a key
 //! derived from the PII master key): an edited file is named too.
 
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -27,6 +27,8 @@ pub struct Checkpoint {
 pub struct Anchor {
     path: PathBuf,
     key: SecretKey,
+    /// The sequence of the last checkpoint this server recorded (read from the file once).
+    last: tokio::sync::Mutex<Option<i64>>,
 }
 
 impl Anchor {
@@ -38,6 +40,7 @@ impl Anchor {
         Anchor {
             path: data_dir.join("audit-checkpoints"),
             key: master.derive("gridhub/audit/checkpoint/v1"),
+            last: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -52,8 +55,16 @@ impl Anchor {
         let Some((seq, hash)) = crate::store::audit::head(conn).await? else {
             return Ok(None);
         };
-        let last = self.latest().map_err(|e| anyhow::anyhow!(e))?;
-        if last.as_ref().is_some_and(|c| c.seq >= seq) {
+        // One recorder at a time; the file is read only the first time.
+        let mut last = self.last.lock().await;
+        if last.is_none() {
+            *last = self
+                .latest()
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?
+                .map(|c| c.seq);
+        }
+        if last.is_some_and(|l| l >= seq) {
             return Ok(None);
         }
         let at = Utc::now();
@@ -63,29 +74,36 @@ impl Anchor {
             at.timestamp_micros(),
             self.sign(seq, &hash, at)
         );
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        f.write_all(line.as_bytes())?;
-        f.sync_data()?;
+        let path = self.path.clone();
+        // File I/O and its fsync off the async runtime.
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            f.write_all(line.as_bytes())?;
+            f.sync_data()
+        })
+        .await??;
+        *last = Some(seq);
         tracing::info!(seq, head = %hex::encode(&hash), "audit checkpoint");
         Ok(Some(Checkpoint { seq, hash, at }))
     }
 
-    /// The latest checkpoint; `Err` names a line whose signature does not hold.
-    pub fn latest(&self) -> Result<Option<Checkpoint>, String> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("the checkpoint file cannot be read: {e}")),
-        };
-        let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) else {
+    /// The latest checkpoint in the file; `Err` names a line whose signature does not hold.
+    pub async fn latest(&self) -> Result<Option<Checkpoint>, String> {
+        let path = self.path.clone();
+        let line = tokio::task::spawn_blocking(move || last_line(&path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("the checkpoint file cannot be read: {e}"))?;
+        let Some(line) = line else {
             return Ok(None);
         };
+        let line = line.as_str();
         let bad = || format!("the latest audit checkpoint does not verify: {line:?}");
         let parts: Vec<&str> = line.split_whitespace().collect();
         let [seq, hash, micros, mac] = parts[..] else {
@@ -111,7 +129,7 @@ impl Anchor {
         conn: &mut AsyncPgConnection,
         checked: i64,
     ) -> anyhow::Result<Option<(i64, String)>> {
-        let cp = match self.latest() {
+        let cp = match self.latest().await {
             Ok(Some(cp)) => cp,
             Ok(None) => return Ok(None),
             Err(why) => return Ok(Some((0, why))),
@@ -137,4 +155,24 @@ impl Anchor {
             ))),
         }
     }
+}
+
+/// The file's last non-empty line (read from its end: the file grows by a line every few
+/// seconds), `None` when there is no file or no line.
+fn last_line(path: &Path) -> std::io::Result<Option<String>> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // A checkpoint line is under 200 bytes.
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(4096)))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    Ok(String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::to_owned))
 }
