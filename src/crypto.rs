@@ -190,6 +190,12 @@ impl PiiCipher {
         .map_err(|_| CryptoError::BadCiphertext)
     }
 
+    /// [`PiiCipher::decrypt`] for showing a value: one that does not open is logged and
+    /// counted as `column`'s (see [`decrypt_failed`]) and is `None`.
+    pub fn open(&self, blob: &[u8], column: &'static str) -> Option<String> {
+        self.decrypt(blob).map_err(|_| decrypt_failed(column)).ok()
+    }
+
     /// Keyed HMAC of the value, for equality look-ups without decrypting.
     pub fn blind_index(&self, value: &str) -> Vec<u8> {
         hmac(self.index_key.bytes(), value.as_bytes()).to_vec()

@@ -364,12 +364,7 @@ impl Ticker {
             let masked = c
                 .enc
                 .as_deref()
-                .and_then(|e| {
-                    self.pii
-                        .decrypt(e)
-                        .map_err(|_| crate::crypto::decrypt_failed("reports.reporter_phone_enc"))
-                        .ok()
-                })
+                .and_then(|e| self.pii.open(e, "reports.reporter_phone_enc"))
                 .map(|p| Phone::from_trusted(p).masked())
                 .unwrap_or_else(|| "***".into());
             let days = window.num_days();

@@ -81,8 +81,8 @@ pub fn region(r: store::regions::Region, boundary_geojson: Option<String>) -> pb
 /// Decrypts a stored phone and shows it whole or masked depending on the caller.
 pub fn phone(cipher: &PiiCipher, enc: Option<&[u8]>, viewer: &Principal) -> String {
     let Some(enc) = enc else { return String::new() };
-    match cipher.decrypt(enc) {
-        Ok(p) => {
+    match cipher.open(enc, "phone") {
+        Some(p) => {
             let p = Phone::from_trusted(p);
             if viewer.has(Role::PiiReader) {
                 p.expose().to_owned()
@@ -90,10 +90,7 @@ pub fn phone(cipher: &PiiCipher, enc: Option<&[u8]>, viewer: &Principal) -> Stri
                 p.masked()
             }
         }
-        Err(_) => {
-            crate::crypto::decrypt_failed("phone");
-            "***".to_owned()
-        }
+        None => "***".to_owned(),
     }
 }
 
@@ -519,13 +516,14 @@ pub fn request_status_from_pb(v: i32) -> Option<&'static str> {
 /// Decrypts a stored person; shown whole to `pii_reader`, masked to everyone else.
 pub fn person(cipher: &PiiCipher, enc: &[u8], viewer: &Principal) -> pb::Applicant {
     let p = match cipher
-        .decrypt(enc)
-        .ok()
-        .and_then(|s| serde_json::from_str::<crate::domain::pii::Person>(&s).ok())
+        .open(enc, "applicant")
+        .map(|s| serde_json::from_str::<crate::domain::pii::Person>(&s))
     {
-        Some(p) => p,
-        None => {
-            crate::crypto::decrypt_failed("applicant");
+        Some(Ok(p)) => p,
+        other => {
+            if other.is_some() {
+                tracing::error!("a stored applicant is not a person");
+            }
             return pb::Applicant {
                 name: "***".into(),
                 phone: "***".into(),

@@ -288,9 +288,7 @@ fn changed(
     diff("deadline", sr.deadline != new.deadline);
     let old: Option<Person> = state
         .pii
-        .decrypt(&sr.applicant_enc)
-        .map_err(|_| crate::crypto::decrypt_failed("service_requests.applicant_enc"))
-        .ok()
+        .open(&sr.applicant_enc, "service_requests.applicant_enc")
         .and_then(|s| serde_json::from_str(&s).ok());
     let old = old.as_ref();
     diff("caller.name", old.is_none_or(|o| o.name != caller.name));

@@ -145,21 +145,14 @@ fn parties(raw: &[pb::Party], v: &mut Vec<Violation>) -> Vec<NewParty> {
 /// A case on the wire; personal data masked unless `unmasked`.
 fn view(state: &State, f: Full, unmasked: bool, today: chrono::NaiveDate) -> pb::MediationCase {
     let pii = &state.pii;
-    let open = |b: &Option<Vec<u8>>, what: &'static str| {
-        b.as_ref().and_then(|b| {
-            pii.decrypt(b)
-                .map_err(|_| crate::crypto::decrypt_failed(what))
-                .ok()
-        })
-    };
+    let open = |b: &Option<Vec<u8>>, what: &'static str| b.as_ref().and_then(|b| pii.open(b, what));
     let parties = f
         .parties
         .iter()
         .map(|p| {
-            let name = pii.decrypt(&p.name_enc).unwrap_or_else(|_| {
-                crate::crypto::decrypt_failed("mediation_parties.name_enc");
-                "***".into()
-            });
+            let name = pii
+                .open(&p.name_enc, "mediation_parties.name_enc")
+                .unwrap_or_else(|| "***".into());
             let id = open(&p.id_number_enc, "mediation_parties.id_number_enc").unwrap_or_default();
             let phone = open(&p.phone_enc, "mediation_parties.phone_enc").unwrap_or_default();
             let address = open(&p.address_enc, "mediation_parties.address_enc").unwrap_or_default();
@@ -389,26 +382,12 @@ async fn repeat_disputes(
         let who = p
             .id_number_enc
             .as_ref()
-            .and_then(|b| {
-                state
-                    .pii
-                    .decrypt(b)
-                    .map_err(|_| crate::crypto::decrypt_failed("mediation_parties.id_number_enc"))
-                    .ok()
-            })
+            .and_then(|b| state.pii.open(b, "mediation_parties.id_number_enc"))
             .map(|i| mask_middle(&i, 6, 4))
             .or_else(|| {
                 p.phone_enc
                     .as_ref()
-                    .and_then(|b| {
-                        state
-                            .pii
-                            .decrypt(b)
-                            .map_err(|_| {
-                                crate::crypto::decrypt_failed("mediation_parties.phone_enc")
-                            })
-                            .ok()
-                    })
+                    .and_then(|b| state.pii.open(b, "mediation_parties.phone_enc"))
                     .map(|ph| Phone::from_trusted(ph).masked())
             })
             .unwrap_or_default();
