@@ -106,6 +106,12 @@ impl Scope {
         }
     }
 
+    /// Whether the region `code` lies in the scope or holds it (an ancestor of its root): the
+    /// two lie on one line of the tree.
+    pub fn overlaps(&self, code: &str) -> bool {
+        self.contains(code) || self.prefix().starts_with(code)
+    }
+
     /// The code prefix every row in scope starts with (empty for the whole country).
     pub fn prefix(&self) -> &str {
         match self {
@@ -221,6 +227,16 @@ mod tests {
         assert_eq!(s.narrow(Some(&code("500110111200"))), None);
         assert_eq!(s.narrow(Some(&code("500110111"))), None);
         assert_eq!(Scope::All.narrow(Some(&code("11"))), Some("11"));
+    }
+
+    #[test]
+    fn overlapping_regions_are_on_one_line_of_the_tree() {
+        let s = Scope::parse("500110111201").unwrap();
+        assert!(s.overlaps("500110111201001"));
+        assert!(s.overlaps("500110111"));
+        assert!(s.overlaps(""));
+        assert!(!s.overlaps("500110111200"));
+        assert!(Scope::All.overlaps("11"));
     }
 
     #[test]

@@ -25,10 +25,7 @@ pub async fn existing(
 /// Whether a caller of `scope` may cite an attachment uploaded from `regions`: one of them
 /// holds the scope or lies inside it (none known: uploaded before regions were kept).
 pub fn citable(scope: &crate::domain::principal::Scope, regions: &[String]) -> bool {
-    regions.is_empty()
-        || regions
-            .iter()
-            .any(|r| scope.contains(r) || scope.prefix().starts_with(r.as_str()))
+    regions.is_empty() || regions.iter().any(|r| scope.overlaps(r))
 }
 
 /// Records an upload from `region` (the uploader's scope prefix, empty for the whole
