@@ -548,28 +548,13 @@ async fn a_replay_never_shows_more_than_a_fresh_call() {
         ..workflow::step(&case, pb::CaseAction::Register)
     };
     let op = app.token("op-1", &["town_operator"], TOWN);
-    let first = app
-        .cases(Some(&op))
-        .await
-        .transition_case(register.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let first = workflow::act(&app, &op, register.clone()).await.unwrap();
     // The same principal gets the same answer, byte for byte.
-    let again = app
-        .cases(Some(&op))
-        .await
-        .transition_case(register.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let again = workflow::act(&app, &op, register.clone()).await.unwrap();
     assert_eq!(first.encode_to_vec(), again.encode_to_vec());
     // The same sub in another town: refused, not shown 打通镇's case.
     let elsewhere = app.token("op-1", &["town_operator"], OTHER_TOWN);
-    let e = app
-        .cases(Some(&elsewhere))
-        .await
-        .transition_case(register.clone())
+    let e = workflow::act(&app, &elsewhere, register.clone())
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");

@@ -498,6 +498,20 @@ async fn deadlines_follow_kind_and_urgency_on_the_calendar() {
     assert_eq!(app.count("SELECT count(*) FROM service_requests").await, 5);
 }
 
+/// The town's request figures of November 2026.
+async fn november_stats(app: &TestApp, token: &str) -> pb::ServiceRequestStats {
+    app.requests(Some(token))
+        .await
+        .get_service_request_stats(pb::GetServiceRequestStatsRequest {
+            region_code: TOWN.into(),
+            from: Some(timestamp(local("2026-11-01 00:00"))),
+            to: Some(timestamp(local("2026-12-01 00:00"))),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 #[tokio::test]
 async fn dissatisfaction_reopens_and_counts_against_the_unit() {
     let (app, clock) = town_at(local("2026-11-23 09:00")).await;
@@ -521,17 +535,7 @@ async fn dissatisfaction_reopens_and_counts_against_the_unit() {
     // A fresh 3 working days from Monday 23 November: Thursday 26th.
     assert_eq!(deadline(&a), local("2026-11-26 17:30"));
     // The reply that 不满意 reopened still counts for the unit that made it.
-    let reopened = app
-        .requests(Some(&clerk))
-        .await
-        .get_service_request_stats(pb::GetServiceRequestStatsRequest {
-            region_code: TOWN.into(),
-            from: Some(timestamp(local("2026-11-01 00:00"))),
-            to: Some(timestamp(local("2026-12-01 00:00"))),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reopened = november_stats(&app, &clerk).await;
     let mid = reopened.units.iter().find(|x| x.unit == BMFW).unwrap();
     assert_eq!(
         (
@@ -601,17 +605,7 @@ async fn dissatisfaction_reopens_and_counts_against_the_unit() {
         .await
         .unwrap();
 
-    let stats = app
-        .requests(Some(&clerk))
-        .await
-        .get_service_request_stats(pb::GetServiceRequestStatsRequest {
-            region_code: TOWN.into(),
-            from: Some(timestamp(local("2026-11-01 00:00"))),
-            to: Some(timestamp(local("2026-12-01 00:00"))),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = november_stats(&app, &clerk).await;
     assert_eq!((stats.total, stats.from_hotline), (3, 0));
     // Replies, each counted: A's two on time (the 23rd, by the 23rd's and the 26th's
     // deadlines), B's late → 2 of 3.
