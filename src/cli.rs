@@ -185,7 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve { demo } => {
                 startup::serve(settings, move |state, settings, addr| async move {
                     if demo {
-                        crate::demo::load_and_print(&state, &settings, addr).await?;
+                        crate::demo::load_and_print(&state.app, &settings, addr).await?;
                     }
                     Ok(())
                 })

@@ -9,11 +9,11 @@ use std::time::Duration;
 use diesel_async::AsyncConnection;
 use serde_json::json;
 
+use crate::app::Context;
 use crate::auth::jwt::Issuer;
 use crate::config::{JwtKey, Settings};
 use crate::domain::geojson::GridFeature;
 use crate::domain::region::RegionCode;
-use crate::grpc::AppState;
 use crate::import;
 use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::{departments, regions, workers};
@@ -84,7 +84,7 @@ pub fn demo_grids(villages: &[String]) -> Vec<GridFeature> {
 }
 
 /// Loads the demo town (idempotent).
-pub async fn load(state: &AppState) -> anyhow::Result<()> {
+pub async fn load(ctx: &Context) -> anyhow::Result<()> {
     let rows: Vec<_> = fixture_regions()?
         .into_iter()
         .enumerate()
@@ -97,8 +97,8 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
         .collect();
     let grids = demo_grids(&villages);
     let villages_len = villages.len();
-    let pii = state.pii.clone();
-    let mut conn = state.pool.get().await?;
+    let pii = ctx.pii.clone();
+    let mut conn = ctx.pool.get().await?;
     conn.transaction::<_, anyhow::Error, _>(async move |conn| {
         {
             let (counts, _) = regions::import(conn, rows, |_| {}).await?;
@@ -161,11 +161,11 @@ pub async fn load(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// Loads the town's 权责清单 (`fixtures/catalog-500110111.csv`), one audit event per new version.
-async fn load_catalog(state: &AppState) -> anyhow::Result<()> {
+async fn load_catalog(ctx: &Context) -> anyhow::Result<()> {
     let items =
         crate::domain::catalog::parse_catalog(include_str!("../fixtures/catalog-500110111.csv"))
             .map_err(|v| anyhow::anyhow!("demo catalog: {v:?}"))?;
-    let mut conn = state.pool.get().await?;
+    let mut conn = ctx.pool.get().await?;
     conn.transaction::<_, anyhow::Error, _>(async move |conn| {
         let (_, new) =
             crate::store::catalog::import(conn, items, "gridhub-demo", chrono::Utc::now()).await?;
@@ -185,12 +185,12 @@ async fn load_catalog(state: &AppState) -> anyhow::Result<()> {
 
 /// Loads the demo and prints dev tokens and copy-paste calls.
 pub async fn load_and_print(
-    state: &AppState,
+    ctx: &Context,
     settings: &Settings,
     addr: SocketAddr,
 ) -> anyhow::Result<()> {
-    load(state).await?;
-    load_catalog(state).await?;
+    load(ctx).await?;
+    load_catalog(ctx).await?;
     let JwtKey::Hs256(secret) = &settings.jwt_key else {
         println!(
             "demo loaded; tokens are issued by your identity provider (RS256/ES256 configured)"

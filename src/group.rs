@@ -19,8 +19,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::grpc::error::ApiError;
-use crate::grpc::mutation;
+use crate::app::error::ApiError;
+use crate::app::mutation;
 use crate::store::Pool;
 use crate::store::audit::{Actor, NewEvent};
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::grpc::error::ApiError;
-use crate::grpc::mutation;
+use crate::app::error::ApiError;
+use crate::app::mutation;
 use crate::store::Pool;
 use crate::store::audit::Actor;
 use crate::store::grid_index::GridCache;

@@ -14,6 +14,7 @@
 //! - [`anchor`] keeps signed checkpoints of the audit chain's head outside the database.
 
 pub mod anchor;
+pub mod app;
 pub mod attachments;
 pub mod auth;
 pub mod bench;
@@ -32,7 +33,6 @@ pub mod import;
 pub mod intake;
 pub mod keys;
 pub mod outbox;
-pub mod requests;
 pub mod sla;
 pub mod startup;
 pub mod store;

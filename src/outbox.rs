@@ -22,8 +22,8 @@ use futures::future::join_all;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::app::error::ApiError;
 use crate::config::HotlineSettings;
-use crate::grpc::error::ApiError;
 use crate::store::Pool;
 use crate::store::service::{self as db, OutboxRow};
 

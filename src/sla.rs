@@ -17,12 +17,14 @@
 //! 6. the detectors look at reports received since their last run: SPIKE (a category in a grid
 //!    far above its usual daily rate) and REPEAT_CALLER (one phone reporting often).
 //!
-//! Every change is an audit event by `system:sla`, so it is in the trail and the live feed.
+//! What each mark does to a case is the case workflow's rule (`workflow::sla_mark`); the
+//! ticker finds the cases it is due on and saves each like any transition. Every change is an
+//! audit event by `system:sla`, so it is in the trail and the live feed.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Bytea, Int8, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Bool, Bytea, Int8, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures::FutureExt;
 use serde_json::json;
@@ -30,13 +32,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::app::error::ApiError;
+use crate::app::mutation;
 use crate::config::WorkflowSettings;
 use crate::crypto::PiiCipher;
 use crate::domain::pii::Phone;
-use crate::domain::workflow::flag;
-use crate::grpc::error::ApiError;
-use crate::grpc::feed;
-use crate::grpc::mutation;
+use crate::domain::workflow::{self, Mark};
 use crate::store::alerts::{self, Alert, kind};
 use crate::store::audit::{Actor, NewEvent};
 use crate::store::cases::Case;
@@ -91,8 +92,6 @@ fn system() -> Actor {
     }
 }
 
-const WITH_UNIT: [&str; 2] = ["DISPATCHED", "SIGNED"];
-
 impl Ticker {
     /// Runs every `sla_tick` until `stop`.
     pub fn spawn(self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
@@ -139,7 +138,9 @@ impl Ticker {
         Ok(r)
     }
 
-    /// The SLA marks and the escalation alerts, in one transaction.
+    /// The SLA marks and the escalation alerts, in one transaction. What a mark does is the
+    /// case workflow's rule ([`workflow::sla_mark`]); the query here only narrows the cases
+    /// to those it may apply to, and each is written like any transition (`save_flow`).
     async fn marks(&self, now: DateTime<Utc>) -> Result<TickReport, ApiError> {
         let this = self.clone();
         mutation::transact_on(&self.pool, system(), move |conn, audit| {
@@ -149,135 +150,95 @@ impl Ticker {
                     return Ok(r);
                 }
                 r.ran = true;
-                let sign_late = {
-                    let ids: Vec<Uuid> = cases::table
-                        .select(cases::case_id)
-                        .filter(cases::status.eq("DISPATCHED"))
-                        .filter(cases::sign_deadline.le(now))
-                        .filter(sql::<Bool>("NOT ('SIGN_OVERDUE' = ANY (flags))"))
-                        .limit(SLA_BATCH)
-                        .load(conn)
-                        .await?;
-                    diesel::update(
-                        cases::table
-                            .filter(cases::case_id.eq_any(ids))
-                            .filter(cases::status.eq("DISPATCHED"))
-                            .filter(cases::sign_deadline.le(now))
-                            .filter(sql::<Bool>("NOT ('SIGN_OVERDUE' = ANY (flags))"))
-                    )
-                .set((
-                    cases::flags.eq(sql::<Array<Nullable<Text>>>("array_append(flags, 'SIGN_OVERDUE')")),
-                    cases::version.eq(cases::version + 1),
-                    cases::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(Case::as_returning())
-                .get_results(conn)
-                .await?
-                };
-                r.sign_overdue = record(audit, &sign_late, flag::SIGN_OVERDUE);
-                let late = {
-                    let ids: Vec<Uuid> = cases::table
-                        .select(cases::case_id)
-                        .filter(cases::status.eq_any(WITH_UNIT))
-                        .filter(cases::deadline.le(now))
-                        .filter(sql::<Bool>("NOT ('OVERDUE' = ANY (flags))"))
-                        .limit(SLA_BATCH)
-                        .load(conn)
-                        .await?;
-                    diesel::update(
-                        cases::table
-                            .filter(cases::case_id.eq_any(ids))
-                            .filter(cases::status.eq_any(WITH_UNIT))
-                            .filter(cases::deadline.le(now))
-                            .filter(sql::<Bool>("NOT ('OVERDUE' = ANY (flags))"))
-                    )
-                .set((
-                    cases::flags.eq(sql::<Array<Nullable<Text>>>("array_append(flags, 'OVERDUE')")),
-                    cases::version.eq(cases::version + 1),
-                    cases::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(Case::as_returning())
-                .get_results(conn)
-                .await?
-                };
-                r.overdue = record(audit, &late, flag::OVERDUE);
-                let urged = {
-                    let ids: Vec<Uuid> = cases::table
-                        .select(cases::case_id)
-                        .filter(cases::status.eq_any(WITH_UNIT))
-                        .filter(cases::urge_at.le(now))
-                        .limit(SLA_BATCH)
-                        .load(conn)
-                        .await?;
-                    diesel::update(
-                        cases::table
-                            .filter(cases::case_id.eq_any(ids))
-                            .filter(cases::status.eq_any(WITH_UNIT))
-                            .filter(cases::urge_at.le(now))
-                    )
-                .set((
-                    cases::flags.eq(sql::<Array<Nullable<Text>>>(
-                        "CASE WHEN 'URGED' = ANY (flags) THEN flags ELSE array_append(flags, 'URGED') END",
-                    )),
-                    cases::urge_count.eq(cases::urge_count + 1),
-                    cases::urge_at.eq(None::<DateTime<Utc>>),
-                    cases::version.eq(cases::version + 1),
-                    cases::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(Case::as_returning())
-                .get_results(conn)
-                .await?
-                };
-                r.urged = record(audit, &urged, "AUTO_URGE");
-                let escalated = {
-                    let ids: Vec<Uuid> = cases::table
-                        .select(cases::case_id)
-                        .filter(cases::status.eq_any(WITH_UNIT))
-                        .filter(cases::escalate_at.le(now))
-                        .limit(SLA_BATCH)
-                        .load(conn)
-                        .await?;
-                    diesel::update(
-                        cases::table
-                            .filter(cases::case_id.eq_any(ids))
-                            .filter(cases::status.eq_any(WITH_UNIT))
-                            .filter(cases::escalate_at.le(now))
-                    )
-                .set((
-                    cases::flags.eq(sql::<Array<Nullable<Text>>>(
-                        "CASE WHEN 'ESCALATED' = ANY (flags) THEN flags ELSE array_append(flags, 'ESCALATED') END",
-                    )),
-                    cases::escalate_at.eq(None::<DateTime<Utc>>),
-                    cases::version.eq(cases::version + 1),
-                    cases::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(Case::as_returning())
-                .get_results(conn)
-                .await?
-                };
-                r.escalated = record(audit, &escalated, "ESCALATE");
-                for c in &escalated {
-                    let a = Alert {
-                        alert_id: Uuid::now_v7(),
-                        kind: kind::OVERDUE_ESCALATION.into(),
-                        region_code: c.region_code.clone(),
-                        category: c.unified_category.clone(),
-                        case_id: Some(c.case_id),
-                        subject: c.case_no.clone(),
-                        detail: json!({
-                            "message": format!("case {} is still overdue {} working days after its deadline (通报)", c.case_no, this.settings.limits.escalate_days),
-                            "deadline": c.deadline, "assignee": c.assignee, "urge_count": c.urge_count,
-                        }),
-                        dedup_key: format!("ESCALATE:{}:{}", c.case_id, c.deadline.map(|d| d.timestamp()).unwrap_or(0)),
-                        raised_at: now,
-                    };
-                    r.alerts += raise(conn, audit, a).await?;
+                for mark in Mark::ALL {
+                    let marked = this.mark(conn, audit, mark, now).await?;
+                    match mark {
+                        Mark::SignOverdue => r.sign_overdue = marked.len(),
+                        Mark::Overdue => r.overdue = marked.len(),
+                        Mark::AutoUrge => r.urged = marked.len(),
+                        Mark::Escalate => {
+                            r.escalated = marked.len();
+                            for c in &marked {
+                                r.alerts += raise(conn, audit, this.escalation(c, now)).await?;
+                            }
+                        }
+                    }
                 }
                 Ok(r)
             }
             .boxed()
         })
         .await
+    }
+
+    /// Applies `mark` to the cases it is due on (at most [`SLA_BATCH`]); returns them as saved.
+    /// Rows another transaction holds are skipped: the next tick sees them.
+    async fn mark(
+        &self,
+        conn: &mut AsyncPgConnection,
+        audit: &mut Vec<NewEvent>,
+        mark: Mark,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Case>, ApiError> {
+        let (due, unmarked) = match mark {
+            Mark::SignOverdue => (
+                "sign_deadline <= ",
+                " AND NOT ('SIGN_OVERDUE' = ANY (flags))",
+            ),
+            Mark::Overdue => ("deadline <= ", " AND NOT ('OVERDUE' = ANY (flags))"),
+            Mark::AutoUrge => ("urge_at <= ", ""),
+            Mark::Escalate => ("escalate_at <= ", ""),
+        };
+        let statuses: Vec<&str> = mark.statuses().iter().map(|s| s.as_str()).collect();
+        let due_cases: Vec<Case> = cases::table
+            .select(Case::as_select())
+            .filter(cases::status.eq_any(statuses))
+            .filter(sql::<Bool>(due).bind::<Timestamptz, _>(now).sql(unmarked))
+            .order(cases::case_id)
+            .limit(SLA_BATCH)
+            .for_update()
+            .skip_locked()
+            .load(conn)
+            .await?;
+        let mut saved = Vec::new();
+        for c in due_cases {
+            let Some(next) = c.flow().and_then(|f| workflow::sla_mark(&f, mark, now)) else {
+                continue;
+            };
+            let s = crate::store::cases::save_flow(conn, c.case_id, &next).await?;
+            audit.push(NewEvent::ok(
+                "case.sla",
+                "case",
+                &s.case_id.to_string(),
+                &s.region_code,
+                Some(c.before()),
+                Some(s.change(mark.as_str(), "")),
+            ));
+            saved.push(s);
+        }
+        Ok(saved)
+    }
+
+    /// The OVERDUE_ESCALATION alert of an escalated case.
+    fn escalation(&self, c: &Case, now: DateTime<Utc>) -> Alert {
+        Alert {
+            alert_id: Uuid::now_v7(),
+            kind: kind::OVERDUE_ESCALATION.into(),
+            region_code: c.region_code.clone(),
+            category: c.unified_category.clone(),
+            case_id: Some(c.case_id),
+            subject: c.case_no.clone(),
+            detail: json!({
+                "message": format!("case {} is still overdue {} working days after its deadline (通报)", c.case_no, self.settings.limits.escalate_days),
+                "deadline": c.deadline, "assignee": c.assignee, "urge_count": c.urge_count,
+            }),
+            dedup_key: format!(
+                "ESCALATE:{}:{}",
+                c.case_id,
+                c.deadline.map(|d| d.timestamp()).unwrap_or(0)
+            ),
+            raised_at: now,
+        }
     }
 
     /// The early-warning detectors over reports received since their last run.
@@ -291,7 +252,7 @@ impl Ticker {
         let scan_start = Utc::now();
         let mark: Option<DateTime<Utc>> =
             diesel::sql_query("SELECT mark FROM detector_marks WHERE name = 'reports'")
-                .get_result::<Mark>(conn)
+                .get_result::<DetectorMark>(conn)
                 .await
                 .optional()?
                 .map(|m| m.mark);
@@ -396,7 +357,7 @@ impl Ticker {
 }
 
 #[derive(QueryableByName)]
-struct Mark {
+struct DetectorMark {
     #[diesel(sql_type = Timestamptz)]
     mark: DateTime<Utc>,
 }
@@ -431,20 +392,6 @@ fn uuid_floor(t: DateTime<Utc>) -> Uuid {
     let mut b = [0u8; 16];
     b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     Uuid::from_bytes(b)
-}
-
-fn record(audit: &mut Vec<NewEvent>, cases: &[Case], what: &str) -> usize {
-    for c in cases {
-        audit.push(NewEvent::ok(
-            "case.sla",
-            "case",
-            &c.case_id.to_string(),
-            &c.region_code,
-            Some(json!({"status": c.status, "version": c.version - 1})),
-            Some(feed::case_change(c, what, "")),
-        ));
-    }
-    cases.len()
 }
 
 /// Stores an alert (unless it exists) and audits it; returns 1 if it is new.

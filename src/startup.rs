@@ -120,25 +120,27 @@ impl App {
             crate::grpc::feed::Feed::start(url.clone(), pool.clone(), shutdown.subscribe());
         let work_orders = crate::group::Group::start(pool.clone());
         let state = Arc::new(AppState {
-            pool,
-            pii: PiiCipher::with_keys(
-                settings.pii_key_id,
-                &settings.pii_key,
-                &settings.pii_previous_keys,
-            ),
+            app: crate::app::Context {
+                pool,
+                pii: PiiCipher::with_keys(
+                    settings.pii_key_id,
+                    &settings.pii_key,
+                    &settings.pii_previous_keys,
+                ),
+                blobs: Arc::new(crate::attachments::FsStore::new(
+                    settings.data_dir.join("attachments"),
+                )),
+                attachment_max_bytes: settings.attachment_max_bytes,
+                idempotency_retention: settings.idempotency_retention,
+                grids: Arc::default(),
+                workflow: settings.workflow.clone(),
+                anchor: Arc::new(crate::anchor::Anchor::new(
+                    &settings.data_dir,
+                    &settings.pii_key,
+                )),
+            },
             pages: PageTokens::new(&settings.pii_key),
-            blobs: Arc::new(crate::attachments::FsStore::new(
-                settings.data_dir.join("attachments"),
-            )),
-            attachment_max_bytes: settings.attachment_max_bytes,
-            idempotency_retention: settings.idempotency_retention,
-            grids: Arc::default(),
-            workflow: settings.workflow.clone(),
             feed,
-            anchor: Arc::new(crate::anchor::Anchor::new(
-                &settings.data_dir,
-                &settings.pii_key,
-            )),
             work_orders,
         });
         let verifier = Verifier::new(&settings.jwt_key, &settings.jwt_audience)?;
@@ -193,8 +195,8 @@ impl App {
                 ReportServiceServer::new(ReportApi {
                     state: state.clone(),
                     intake: crate::intake::Intake::start(
-                        state.pool.clone(),
-                        state.grids.clone(),
+                        state.app.pool.clone(),
+                        state.app.grids.clone(),
                         crate::grpc::report_service::retention(&state),
                     ),
                 })
@@ -270,29 +272,29 @@ impl App {
     /// idempotency keys.
     pub async fn ready(&mut self) {
         self.sealer = tokio::spawn(store::audit::Sealer::run(
-            self.state.pool.clone(),
-            self.state.anchor.clone(),
+            self.state.app.pool.clone(),
+            self.state.app.anchor.clone(),
             self.shutdown.subscribe(),
         ));
         self.ticker = crate::sla::Ticker {
-            pool: self.state.pool.clone(),
-            settings: self.state.workflow.clone(),
-            pii: self.state.pii.clone(),
+            pool: self.state.app.pool.clone(),
+            settings: self.state.app.workflow.clone(),
+            pii: self.state.app.pii.clone(),
         }
         .spawn(self.shutdown.subscribe());
-        match crate::outbox::Deliverer::new(self.state.pool.clone(), self.hotline.clone()) {
+        match crate::outbox::Deliverer::new(self.state.app.pool.clone(), self.hotline.clone()) {
             Ok(Some(d)) => self.outbox = Some(d.spawn(self.shutdown.subscribe())),
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "the 12345 outbox cannot deliver"),
         }
         self.janitor = tokio::spawn(expire_idempotency_keys(
-            self.state.pool.clone(),
+            self.state.app.pool.clone(),
             self.idempotency_retention,
             self.shutdown.subscribe(),
         ));
         set_health(&self.health, ServingStatus::Serving).await;
         let (pool, health, mut stop) = (
-            self.state.pool.clone(),
+            self.state.app.pool.clone(),
             self.health.clone(),
             self.shutdown.subscribe(),
         );
@@ -353,12 +355,12 @@ impl App {
         // What committed last is sealed now rather than at the next start.
         let _ = self.sealer.await;
         let last = async {
-            let mut conn = self.state.pool.get().await.ok()?;
+            let mut conn = self.state.app.pool.get().await.ok()?;
             store::audit::seal(&mut conn).await.ok()?;
-            self.state.anchor.record(&mut conn).await.ok()
+            self.state.app.anchor.record(&mut conn).await.ok()
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), last).await;
-        self.state.pool.close();
+        self.state.app.pool.close();
     }
 }
 

@@ -16,6 +16,11 @@ use chrono::{
     DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, Offset, TimeZone, Utc,
 };
 
+/// The local (China Standard Time) date of `t`.
+pub fn local_day(t: DateTime<Utc>) -> NaiveDate {
+    (t + Duration::hours(8)).date_naive()
+}
+
 /// How far the calendar looks ahead before giving up (a calendar without working days).
 const HORIZON_DAYS: u32 = 3660;
 

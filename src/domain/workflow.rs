@@ -63,6 +63,14 @@ impl Status {
     pub fn parse(s: &str) -> Option<Status> {
         Self::ALL.into_iter().find(|x| x.as_str() == s)
     }
+
+    /// The statuses a case ends in: it takes no more reports, merges and splits.
+    pub const FINISHED: [Status; 3] = [Status::Closed, Status::Void, Status::Merged];
+
+    /// Whether the case has ended ([`Status::FINISHED`]).
+    pub fn is_finished(self) -> bool {
+        Self::FINISHED.contains(&self)
+    }
 }
 
 /// What someone does to a case.
@@ -273,6 +281,8 @@ pub mod flag {
     pub const REOPENED: &str = "REOPENED";
     pub const EXTENSION_REQUESTED: &str = "EXTENSION_REQUESTED";
     pub const SIGN_OVERDUE: &str = "SIGN_OVERDUE";
+    /// Referred to mediation.
+    pub const MEDIATION: &str = "MEDIATION";
 }
 
 /// Longest extension one request may ask for.
@@ -323,6 +333,122 @@ pub fn mediation_outcome(
         set(&mut next.flags, &format!("REFERRED_{referral}"));
     }
     (next != *case).then_some(next)
+}
+
+/// A case merged into another (MergeCases): any open case may be, and ends MERGED.
+pub fn merge_into(case: &CaseFlow) -> Result<CaseFlow, Refusal> {
+    if case.status.is_finished() {
+        return Err(Refusal::Condition {
+            status: case.status.as_str(),
+            reason: "only open cases merge".into(),
+        });
+    }
+    let mut next = case.clone();
+    next.status = Status::Merged;
+    Ok(next)
+}
+
+/// A report taken out of a case into a case of its own (SplitReport): the case it leaves must
+/// be open and keep at least one report.
+pub fn split_from(case: &CaseFlow, report_count: i32) -> Result<(), Refusal> {
+    let condition = |reason: &str| Refusal::Condition {
+        status: case.status.as_str(),
+        reason: reason.into(),
+    };
+    if case.status.is_finished() {
+        return Err(condition("reports of finished cases stay"));
+    }
+    if report_count < 2 {
+        return Err(condition("the report is the case's only report"));
+    }
+    Ok(())
+}
+
+/// A case referred to mediation (CreateMediationCase linking it): flagged `MEDIATION`, its
+/// status and clocks unchanged (the outcome moves it, [`mediation_outcome`]). `None`: it
+/// already is.
+pub fn referred_to_mediation(case: &CaseFlow) -> Option<CaseFlow> {
+    let mut next = case.clone();
+    set(&mut next.flags, flag::MEDIATION);
+    (next != *case).then_some(next)
+}
+
+/// What time does to a case, marked by the SLA ticker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Dispatched and not signed for by the sign-for deadline.
+    SignOverdue,
+    /// Held by its unit past the handling deadline.
+    Overdue,
+    /// The automatic 催办 at `urge_at`, the next working morning after the deadline.
+    AutoUrge,
+    /// The 通报 at `escalate_at`, N working days after the deadline.
+    Escalate,
+}
+
+impl Mark {
+    /// Every mark, in the order a tick applies them.
+    pub const ALL: [Mark; 4] = [
+        Mark::SignOverdue,
+        Mark::Overdue,
+        Mark::AutoUrge,
+        Mark::Escalate,
+    ];
+
+    /// The change's name in the audit trail and the feed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mark::SignOverdue => flag::SIGN_OVERDUE,
+            Mark::Overdue => flag::OVERDUE,
+            Mark::AutoUrge => "AUTO_URGE",
+            Mark::Escalate => "ESCALATE",
+        }
+    }
+
+    /// The statuses the mark applies to: signing for is due while DISPATCHED; the handling
+    /// clocks run while the unit holds the case.
+    pub fn statuses(self) -> &'static [Status] {
+        match self {
+            Mark::SignOverdue => &[Status::Dispatched],
+            Mark::Overdue | Mark::AutoUrge | Mark::Escalate => {
+                &[Status::Dispatched, Status::Signed]
+            }
+        }
+    }
+
+    /// The flag the mark sets.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Mark::SignOverdue => flag::SIGN_OVERDUE,
+            Mark::Overdue => flag::OVERDUE,
+            Mark::AutoUrge => flag::URGED,
+            Mark::Escalate => flag::ESCALATED,
+        }
+    }
+}
+
+/// What `mark` does to `case` at `now`; `None` when it does not apply (another status, not
+/// due yet, or already marked). Each mark happens once per deadline: SIGN_OVERDUE and OVERDUE
+/// while their flag is set, the 催办 and the 通报 because they clear their time.
+pub fn sla_mark(case: &CaseFlow, mark: Mark, now: DateTime<Utc>) -> Option<CaseFlow> {
+    if !mark.statuses().contains(&case.status) {
+        return None;
+    }
+    let due = |t: Option<DateTime<Utc>>| t.is_some_and(|t| t <= now);
+    let marked = case.flags.iter().any(|f| f == mark.flag());
+    let mut next = case.clone();
+    match mark {
+        Mark::SignOverdue if due(case.sign_deadline) && !marked => {}
+        Mark::Overdue if due(case.deadline) && !marked => {}
+        Mark::AutoUrge if due(case.urge_at) => {
+            next.urge_count += 1;
+            next.urge_at = None;
+        }
+        Mark::Escalate if due(case.escalate_at) => next.escalate_at = None,
+        _ => return None,
+    }
+    set(&mut next.flags, mark.flag());
+    Some(next)
 }
 
 /// The new workflow state after `action`, or why it is refused. Checks the role first, then
@@ -789,5 +915,59 @@ mod tests {
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
         assert_eq!(Status::parse("OPEN"), None);
+    }
+
+    #[test]
+    fn sla_marks_apply_once_when_due_and_only_while_the_unit_holds_the_case() {
+        let before = t("2026-11-30 17:29");
+        let after = t("2026-11-30 17:31");
+        for status in Status::ALL {
+            let mut c = case(status);
+            c.sign_deadline = Some(t("2026-11-30 17:30"));
+            c.deadline = Some(t("2026-11-30 17:30"));
+            c.urge_at = Some(t("2026-11-30 17:30"));
+            c.escalate_at = Some(t("2026-11-30 17:30"));
+            for mark in Mark::ALL {
+                assert_eq!(
+                    sla_mark(&c, mark, before),
+                    None,
+                    "{status:?} {mark:?} not due"
+                );
+                let marked = sla_mark(&c, mark, after);
+                let applies = match mark {
+                    Mark::SignOverdue => status == Status::Dispatched,
+                    _ => matches!(status, Status::Dispatched | Status::Signed),
+                };
+                assert_eq!(marked.is_some(), applies, "{status:?} {mark:?}");
+                let Some(m) = marked else { continue };
+                assert_eq!(m.status, status, "a mark never changes the status");
+                assert!(m.flags.contains(&mark.flag().to_owned()));
+                assert_eq!(
+                    sla_mark(&m, mark, t("2026-12-30 10:00")),
+                    None,
+                    "{mark:?} twice"
+                );
+                if mark == Mark::AutoUrge {
+                    assert_eq!((m.urge_count, m.urge_at), (1, None));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn merges_splits_and_referrals_keep_to_open_cases() {
+        for status in Status::ALL {
+            let c = case(status);
+            let open = !matches!(status, Status::Closed | Status::Void | Status::Merged);
+            assert_eq!(
+                merge_into(&c).map(|m| m.status).ok(),
+                open.then_some(Status::Merged)
+            );
+            assert_eq!(split_from(&c, 2).is_ok(), open);
+            assert!(split_from(&c, 1).is_err());
+            let referred = referred_to_mediation(&c).unwrap();
+            assert_eq!(referred.status, status);
+            assert_eq!(referred_to_mediation(&referred), None);
+        }
     }
 }

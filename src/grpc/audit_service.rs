@@ -2,11 +2,11 @@
 
 use tonic::{Request, Response, Status};
 
-use super::error::ApiError;
 use super::pagination::Page;
 use super::pb;
 use super::pb::audit_service_server::AuditService;
 use super::{State, convert, principal, requested_prefix, time_range};
+use crate::app::error::ApiError;
 use crate::store::audit;
 
 /// The AuditService implementation.
@@ -52,7 +52,7 @@ impl AuditService for AuditApi {
             start,
             end,
         };
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         // Everything committed so far, sealed into the chain.
         audit::seal(&mut conn).await.map_err(ApiError::from)?;
         let mut rows = audit::list(&mut conn, &f, after, page.fetch_limit())
@@ -71,7 +71,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::VerifyAuditChainResponse>, Status> {
         let p = principal(&req)?;
         requested_prefix(&p, &req.get_ref().region_code)?;
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         audit::seal(&mut conn).await.map_err(ApiError::from)?;
         let report = audit::verify(&mut conn).await.map_err(ApiError::from)?;
         // A chain intact in itself is held against the latest checkpoint outside the table.
@@ -79,6 +79,7 @@ impl AuditService for AuditApi {
             Some(b) => Some(b),
             None => self
                 .state
+                .app
                 .anchor
                 .check(&mut conn, report.events_checked)
                 .await

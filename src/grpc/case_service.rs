@@ -6,25 +6,23 @@ use std::collections::HashMap;
 use std::pin::Pin;
 
 use chrono::Duration;
-use futures::{FutureExt, Stream};
+use futures::Stream;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::error::ApiError;
 use super::feed::{self, Filter};
-use super::mutation::{self, Idempotent};
 use super::pagination::Page;
 use super::pb;
 use super::pb::case_service_server::CaseService;
 use super::{State, convert, principal, requested_prefix, time_range, uuid_field};
-use crate::domain::calendar::Calendar;
-use crate::domain::payloads::ReportSplit;
-use crate::domain::principal::Role;
+use crate::app::cases::{Merge, Split, Transition};
+use crate::app::error::ApiError;
+use crate::app::mutation::Resend;
+use crate::app::{self};
 use crate::domain::workflow::{self, Action, Args};
-use crate::store::audit::NewEvent;
-use crate::store::cases::{self, CaseFilter, FINISHED};
-use crate::store::{self as db, alerts, reports, stats};
+use crate::store::cases::{self, CaseFilter};
+use crate::store::{self as db, alerts, stats};
 
 crate::idempotent!(
     pb::MergeCasesRequest,
@@ -63,72 +61,113 @@ fn action(a: pb::CaseAction) -> Option<Action> {
     })
 }
 
-/// Validated TransitionCase arguments.
-struct Transition {
-    case_id: Uuid,
-    action: Action,
-    expected_version: i64,
-    comment: String,
-    args: Args,
-}
+impl TryFrom<&pb::TransitionCaseRequest> for Transition {
+    type Error = ApiError;
 
-fn transition(r: &pb::TransitionCaseRequest) -> Result<Transition, ApiError> {
-    let mut v = Vec::new();
-    let case_id = Uuid::parse_str(&r.case_id)
-        .map_err(|_| v.push(crate::domain::Violation::new("case_id", "must be a UUID")))
-        .ok();
-    let act = pb::CaseAction::try_from(r.action).ok().and_then(action);
-    if act.is_none() {
-        v.push(crate::domain::Violation::new(
+    fn try_from(r: &pb::TransitionCaseRequest) -> Result<Transition, ApiError> {
+        let pb::TransitionCaseRequest {
+            case_id,
+            action: raw_action,
+            expected_version,
+            comment,
+            assignee,
+            time_limit_working_days,
+            extension_working_days,
+            request_id: _,
+        } = r;
+        let mut v = Vec::new();
+        let case_id = Uuid::parse_str(case_id)
+            .map_err(|_| v.push(crate::domain::Violation::new("case_id", "must be a UUID")))
+            .ok();
+        let act = pb::CaseAction::try_from(*raw_action).ok().and_then(action);
+        if act.is_none() {
+            v.push(crate::domain::Violation::new(
             "action",
             "must be one of REGISTER, VOID, DISPATCH, SIGN, FEEDBACK, VERIFY_OK, VERIFY_FAIL, RETURN, REQUEST_EXTENSION, APPROVE_EXTENSION, REJECT_EXTENSION, URGE, SUPERVISE, REOPEN",
         ));
+        }
+        if *expected_version < 1 {
+            v.push(crate::domain::Violation::new(
+                "expected_version",
+                "required: the version of the case you acted on",
+            ));
+        }
+        if comment.chars().count() > 2000 {
+            v.push(crate::domain::Violation::new(
+                "comment",
+                "at most 2000 characters",
+            ));
+        }
+        if assignee.chars().count() > 64 {
+            v.push(crate::domain::Violation::new(
+                "assignee",
+                "at most 64 characters",
+            ));
+        }
+        if !(0..=365).contains(time_limit_working_days) {
+            v.push(crate::domain::Violation::new(
+                "time_limit_working_days",
+                "between 1 and 365 (0: the default)",
+            ));
+        }
+        if !(0..=workflow::MAX_EXTENSION_DAYS as i32).contains(extension_working_days) {
+            v.push(crate::domain::Violation::new(
+                "extension_working_days",
+                format!("between 1 and {}", workflow::MAX_EXTENSION_DAYS),
+            ));
+        }
+        let (Some(case_id), Some(action), true) = (case_id, act, v.is_empty()) else {
+            return Err(ApiError::InvalidArgument(v));
+        };
+        let positive = |n: i32| (n > 0).then_some(n as u32);
+        Ok(Transition {
+            case_id,
+            action,
+            expected_version: *expected_version,
+            comment: comment.trim().to_owned(),
+            args: Args {
+                assignee: Some(assignee.trim().to_owned()).filter(|a| !a.is_empty()),
+                time_limit_days: positive(*time_limit_working_days),
+                extension_days: positive(*extension_working_days),
+            },
+        })
     }
-    if r.expected_version < 1 {
-        v.push(crate::domain::Violation::new(
-            "expected_version",
-            "required: the version of the case you acted on",
-        ));
+}
+
+impl TryFrom<pb::MergeCasesRequest> for Merge {
+    type Error = ApiError;
+
+    fn try_from(r: pb::MergeCasesRequest) -> Result<Merge, ApiError> {
+        let pb::MergeCasesRequest {
+            target_case_id,
+            source_case_ids,
+            comment,
+            request_id: _,
+        } = r;
+        let target = uuid_field(&target_case_id, "target_case_id")?;
+        let mut sources = Vec::new();
+        for (i, s) in source_case_ids.iter().enumerate() {
+            let id = uuid_field(s, &format!("source_case_ids[{i}]"))?;
+            if id == target || sources.contains(&id) {
+                return Err(ApiError::invalid(
+                    format!("source_case_ids[{i}]"),
+                    "repeats the target or another source",
+                ));
+            }
+            sources.push(id);
+        }
+        if sources.is_empty() {
+            return Err(ApiError::invalid(
+                "source_case_ids",
+                "name at least one case to merge",
+            ));
+        }
+        Ok(Merge {
+            target,
+            sources,
+            comment,
+        })
     }
-    if r.comment.chars().count() > 2000 {
-        v.push(crate::domain::Violation::new(
-            "comment",
-            "at most 2000 characters",
-        ));
-    }
-    if r.assignee.chars().count() > 64 {
-        v.push(crate::domain::Violation::new(
-            "assignee",
-            "at most 64 characters",
-        ));
-    }
-    if !(0..=365).contains(&r.time_limit_working_days) {
-        v.push(crate::domain::Violation::new(
-            "time_limit_working_days",
-            "between 1 and 365 (0: the default)",
-        ));
-    }
-    if !(0..=workflow::MAX_EXTENSION_DAYS as i32).contains(&r.extension_working_days) {
-        v.push(crate::domain::Violation::new(
-            "extension_working_days",
-            format!("between 1 and {}", workflow::MAX_EXTENSION_DAYS),
-        ));
-    }
-    let (Some(case_id), Some(action), true) = (case_id, act, v.is_empty()) else {
-        return Err(ApiError::InvalidArgument(v));
-    };
-    let positive = |n: i32| (n > 0).then_some(n as u32);
-    Ok(Transition {
-        case_id,
-        action,
-        expected_version: r.expected_version,
-        comment: r.comment.trim().to_owned(),
-        args: Args {
-            assignee: Some(r.assignee.trim().to_owned()).filter(|a| !a.is_empty()),
-            time_limit_days: positive(r.time_limit_working_days),
-            extension_days: positive(r.extension_working_days),
-        },
-    })
 }
 
 /// Parses a resume token or cursor (an event sequence number; empty: `None`).
@@ -151,7 +190,7 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::Case>, Status> {
         let p = principal(&req)?;
         let id = uuid_field(&req.get_ref().case_id, "case_id")?;
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let c = cases::get(&mut conn, p.scope.prefix(), id)
             .await
             .map_err(ApiError::from)?
@@ -199,7 +238,7 @@ impl CaseService for CaseApi {
             start,
             end,
         };
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = cases::list(&mut conn, &prefix, &f, before, page.fetch_limit())
             .await
             .map_err(ApiError::from)?;
@@ -219,103 +258,9 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::Case>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let target = uuid_field(&r.target_case_id, "target_case_id")?;
-        let mut sources = Vec::new();
-        for (i, s) in r.source_case_ids.iter().enumerate() {
-            let id = uuid_field(s, &format!("source_case_ids[{i}]"))?;
-            if id == target || sources.contains(&id) {
-                return Err(ApiError::invalid(
-                    format!("source_case_ids[{i}]"),
-                    "repeats the target or another source",
-                )
-                .into());
-            }
-            sources.push(id);
-        }
-        if sources.is_empty() {
-            return Err(
-                ApiError::invalid("source_case_ids", "name at least one case to merge").into(),
-            );
-        }
-        let prefix = p.scope.prefix().to_owned();
-        let comment = r.comment.clone();
-        let workflow_settings = self.state.workflow.clone();
-        let out = mutation::run(
-            &self.state,
-            &p,
-            "CaseService/MergeCases",
-            r.request_id(),
-            &r.payload(),
-            move |conn, audit| {
-                async move {
-                    // Lock in id order, so concurrent merges cannot deadlock.
-                    let mut all = sources.clone();
-                    all.push(target);
-                    all.sort();
-                    let mut locked = Vec::new();
-                    for id in all {
-                        let c = cases::lock(conn, &prefix, id)
-                            .await?
-                            .ok_or_else(|| ApiError::NotFound(format!("case {id} not found")))?;
-                        if FINISHED.contains(&c.status.as_str()) {
-                            return Err(ApiError::FailedPrecondition(format!(
-                                "case {} is {}; only open cases merge",
-                                c.case_no, c.status
-                            )));
-                        }
-                        locked.push(c);
-                    }
-                    let (t, srcs): (Vec<_>, Vec<_>) =
-                        locked.into_iter().partition(|c| c.case_id == target);
-                    let t = t
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| ApiError::NotFound(format!("case {target} not found")))?;
-                    cases::merge(conn, &t, &srcs).await?;
-                    let ids: Vec<Uuid> = srcs.iter().map(|s| s.case_id).collect();
-                    for s in cases::by_ids(conn, &ids).await? {
-                        let before = srcs.iter().find(|x| x.case_id == s.case_id).unwrap_or(&s);
-                        audit.push(NewEvent::ok(
-                            "case.merge",
-                            "case",
-                            &s.case_id.to_string(),
-                            &s.region_code,
-                            Some(feed::case_before(before)),
-                            Some(feed::case_change(&s, "MERGED", &comment)),
-                        ));
-                    }
-                    let merged = cases::get(conn, "", target)
-                        .await?
-                        .ok_or_else(|| ApiError::NotFound(format!("case {target} not found")))?;
-                    // 12345 requests of the absorbed cases now follow the target.
-                    let cal = Calendar::new(
-                        db::calendar::load(conn).await?,
-                        workflow_settings.office_hours.clone(),
-                    );
-                    crate::requests::follow_case(
-                        conn,
-                        audit,
-                        &merged.case,
-                        None,
-                        "",
-                        workflow_settings.clock.now(),
-                        &cal,
-                    )
-                    .await?;
-                    audit.push(NewEvent::ok(
-                        "case.absorb",
-                        "case",
-                        &target.to_string(),
-                        &t.region_code,
-                        Some(feed::case_before(&t)),
-                        Some(feed::case_change(&merged.case, "ABSORBED", &comment)),
-                    ));
-                    Ok(convert::case(merged.case, merged.reports))
-                }
-                .boxed()
-            },
-        )
-        .await?;
+        let resend = Resend::of("CaseService/MergeCases", &r);
+        let m = Merge::try_from(r)?;
+        let out = app::cases::merge(&self.state.app, &p, resend, m, convert::case).await?;
         Ok(Response::new(out))
     }
 
@@ -325,72 +270,17 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::Case>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let report_id = uuid_field(&r.report_id, "report_id")?;
-        let prefix = p.scope.prefix().to_owned();
-        let (by, comment) = (p.sub.clone(), r.comment.clone());
-        let out = mutation::run(
-            &self.state,
-            &p,
-            "CaseService/SplitReport",
-            r.request_id(),
-            &r.payload(),
-            move |conn, audit| {
-                async move {
-                    let report =
-                        reports::get(conn, &prefix, report_id)
-                            .await?
-                            .ok_or_else(|| {
-                                ApiError::NotFound(format!("report {report_id} not found"))
-                            })?;
-                    let from = cases::lock(conn, "", report.case_id)
-                        .await?
-                        .ok_or_else(|| ApiError::NotFound("case not found".into()))?;
-                    if FINISHED.contains(&from.status.as_str()) {
-                        return Err(ApiError::FailedPrecondition(format!(
-                            "case {} is {}; reports of finished cases stay",
-                            from.case_no, from.status
-                        )));
-                    }
-                    if from.report_count < 2 {
-                        return Err(ApiError::FailedPrecondition(format!(
-                            "report {report_id} is the only report of case {}",
-                            from.case_no
-                        )));
-                    }
-                    let case_no = cases::next_case_no(conn, &report.region_code).await?;
-                    let new_id = cases::split(conn, &from, &report, &case_no, &by).await?;
-                    audit.push(NewEvent::ok(
-                        "report.split",
-                        "report",
-                        &report_id.to_string(),
-                        &report.region_code,
-                        Some(
-                            ReportSplit {
-                                case_id: Some(from.case_id),
-                                case_no: from.case_no.clone(),
-                                ..ReportSplit::default()
-                            }
-                            .to_json(),
-                        ),
-                        Some(
-                            ReportSplit {
-                                case_id: Some(new_id),
-                                case_no: case_no.clone(),
-                                comment: Some(comment.clone()),
-                                unified_category: Some(report.unified_category.clone()),
-                            }
-                            .to_json(),
-                        ),
-                    ));
-                    let c = cases::get(conn, "", new_id)
-                        .await?
-                        .ok_or_else(|| ApiError::NotFound("case not found".into()))?;
-                    Ok(convert::case(c.case, c.reports))
-                }
-                .boxed()
-            },
-        )
-        .await?;
+        let resend = Resend::of("CaseService/SplitReport", &r);
+        let pb::SplitReportRequest {
+            report_id,
+            comment,
+            request_id: _,
+        } = r;
+        let split = Split {
+            report_id: uuid_field(&report_id, "report_id")?,
+            comment,
+        };
+        let out = app::cases::split(&self.state.app, &p, resend, split, convert::case).await?;
         Ok(Response::new(out))
     }
 
@@ -400,89 +290,9 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::Case>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let t = transition(&r)?;
-        let prefix = p.scope.prefix().to_owned();
-        let workflow = self.state.workflow.clone();
-        let now = workflow.clock.now();
-        let who = p.clone();
-        let out = mutation::run(
-            &self.state,
-            &p,
-            "CaseService/TransitionCase",
-            r.request_id(),
-            &r.payload(),
-            move |conn, audit| {
-                async move {
-                    let case = cases::lock(conn, &prefix, t.case_id)
-                        .await?
-                        .ok_or_else(|| {
-                            ApiError::NotFound(format!("case {} not found", t.case_id))
-                        })?;
-                    if case.version != t.expected_version {
-                        return Err(ApiError::Aborted(format!(
-                            "case {} is at version {}, not {}: reload it and decide again",
-                            case.case_no, case.version, t.expected_version
-                        )));
-                    }
-                    let flow = case.flow().ok_or_else(|| {
-                        ApiError::Internal(format!(
-                            "case {} has status {}",
-                            case.case_no, case.status
-                        ))
-                    })?;
-                    let actor = workflow::Actor {
-                        command_centre: who.has_any(&[Role::TownOperator, Role::Admin]),
-                        assignee: who.has_any(&[
-                            Role::DeptHandler,
-                            Role::GridWorker,
-                            Role::VillageAdmin,
-                        ]) && who.acts_for(&case.assignee),
-                    };
-                    let (sign, handle) =
-                        db::categories::limits(conn, &case.unified_category).await?;
-                    let limits = workflow::Limits {
-                        sign_hours: sign.map(|h| h as u32).unwrap_or(workflow.limits.sign_hours),
-                        handle_days: handle
-                            .map(|d| d as u32)
-                            .unwrap_or(workflow.limits.handle_days),
-                        escalate_days: workflow.limits.escalate_days,
-                    };
-                    let cal = Calendar::new(
-                        db::calendar::load(conn).await?,
-                        workflow.office_hours.clone(),
-                    );
-                    let next = workflow::plan(&flow, t.action, actor, &t.args, now, limits, &cal)?;
-                    if t.action == Action::Dispatch {
-                        let unit = next.assignee.as_str();
-                        super::check_unit_in_town(conn, unit, &case.region_code).await?;
-                    }
-                    let saved = cases::save_flow(conn, case.case_id, &next).await?;
-                    audit.push(NewEvent::ok(
-                        "case.transition",
-                        "case",
-                        &case.case_id.to_string(),
-                        &case.region_code,
-                        Some(feed::case_before(&case)),
-                        Some(feed::case_change(&saved, t.action.as_str(), &t.comment)),
-                    ));
-                    // 12345 requests joined to this case move with it.
-                    crate::requests::follow_case(
-                        conn,
-                        audit,
-                        &saved,
-                        Some(t.action),
-                        &t.comment,
-                        now,
-                        &cal,
-                    )
-                    .await?;
-                    let reasons = cases::report_reasons(conn, case.case_id).await?;
-                    Ok(convert::case(saved, reasons))
-                }
-                .boxed()
-            },
-        )
-        .await?;
+        let t = Transition::try_from(&r)?;
+        let resend = Resend::of("CaseService/TransitionCase", &r);
+        let out = app::cases::transition(&self.state.app, &p, resend, t, convert::case).await?;
         Ok(Response::new(out))
     }
 
@@ -503,7 +313,7 @@ impl CaseService for CaseApi {
         let resume = position(&r.resume_token, "resume_token")?;
         // Subscribe before reading the table: nothing committed in between is missed.
         let live = self.state.feed.subscribe();
-        let pool = self.state.pool.clone();
+        let pool = self.state.app.pool.clone();
         let last = match resume {
             Some(n) => n,
             None => {
@@ -543,7 +353,7 @@ impl CaseService for CaseApi {
             return Err(ApiError::invalid("end_time", "must be after start_time").into());
         }
         let as_of = chrono::Utc::now();
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let rows = stats::dashboard(&mut conn, &prefix, from, to)
             .await
             .map_err(ApiError::from)?;
@@ -572,7 +382,7 @@ impl CaseService for CaseApi {
             .transpose()
             .map_err(|_| ApiError::invalid("page_token", "malformed"))?;
         let kind = (!r.kind.is_empty()).then_some(r.kind.as_str());
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = alerts::list(&mut conn, &prefix, kind, before, page.fetch_limit())
             .await
             .map_err(ApiError::from)?;
@@ -595,7 +405,7 @@ impl CaseService for CaseApi {
             0 => 100,
             n => n.min(1000) as usize,
         };
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         // Changes exist once their events are sealed: seal what has committed.
         crate::store::audit::seal(&mut conn)
             .await

@@ -4,12 +4,12 @@ use chrono::NaiveDate;
 use futures::FutureExt;
 use tonic::{Request, Response, Status};
 
-use super::error::ApiError;
-use super::mutation::{self, Idempotent};
 use super::pagination::Page;
 use super::pb;
 use super::pb::catalog_service_server::CatalogService;
 use super::{State, convert, principal};
+use crate::app::error::ApiError;
+use crate::app::mutation::{self, Resend};
 use crate::domain::Violation;
 use crate::domain::catalog::{self, RawItem};
 use crate::domain::principal::Principal;
@@ -48,8 +48,8 @@ fn readable_town(p: &Principal, raw: &str) -> Result<String, ApiError> {
 /// The day to read the list on: `raw`, or today in China Standard Time.
 fn day(state: &State, raw: &str, field: &str) -> Result<NaiveDate, ApiError> {
     if raw.trim().is_empty() {
-        return Ok(super::service_request_service::local_day(
-            state.workflow.clock.now(),
+        return Ok(crate::domain::calendar::local_day(
+            state.app.workflow.clock.now(),
         ));
     }
     catalog::date(raw).ok_or_else(|| ApiError::invalid(field, "YYYY-MM-DD"))
@@ -117,14 +117,12 @@ impl CatalogService for CatalogApi {
             ))
             .into());
         }
-        let now = self.state.workflow.clock.now();
+        let now = self.state.app.workflow.clock.now();
         let by = p.sub.clone();
         let out = mutation::run(
-            &self.state,
+            &self.state.app,
             &p,
-            "CatalogService/ImportCatalog",
-            r.request_id(),
-            &r.payload(),
+            Resend::of("CatalogService/ImportCatalog", &r),
             move |conn, audit| {
                 async move {
                     let (s, new) = db::import(conn, items, &by, now).await?;
@@ -165,7 +163,7 @@ impl CatalogService for CatalogApi {
             r.page_size,
             &r.page_token,
         )?;
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let rows = if r.history {
             db::history(&mut conn, &town, None).await
         } else {
@@ -199,7 +197,7 @@ impl CatalogService for CatalogApi {
         if r.version < 0 {
             return Err(ApiError::invalid("version", "must not be negative").into());
         }
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let code = r.code.trim();
         let found = if r.version > 0 {
             db::history(&mut conn, &town, Some(code))

@@ -22,7 +22,7 @@ use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::ProstEncoder;
 
-use super::error::ApiError;
+use crate::app::error::ApiError;
 use crate::domain::Violation;
 
 /// The bound of a string field with no bound of its own.

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::Status;
@@ -21,7 +20,6 @@ use tonic::Status;
 use super::{convert, pb};
 use crate::domain::payloads::{CaseBefore, CaseChange, ReportAccepted, ReportSplit};
 use crate::store::audit::Event;
-use crate::store::cases::Case;
 use crate::store::{self, DbUrl, Pool};
 
 /// Events kept for subscribers that are momentarily slower than the feed.
@@ -66,36 +64,6 @@ pub struct Filter {
     pub statuses: Vec<String>,
     pub category: Option<String>,
     pub exclude_alerts: bool,
-}
-
-/// The audit `after` of a case change: what the feed shows ([`CaseChange`]).
-pub fn case_change(c: &Case, kind: &str, comment: &str) -> Value {
-    CaseChange {
-        kind: kind.to_owned(),
-        case_no: c.case_no.clone(),
-        status: c.status.clone(),
-        version: c.version,
-        assignee: c.assignee.clone(),
-        unified_category: c.unified_category.clone(),
-        flags: c.flags.clone(),
-        deadline: c.deadline,
-        comment: comment.to_owned(),
-        report_count: c.report_count,
-        merged_into: c.merged_into,
-    }
-    .to_json()
-}
-
-/// The audit `before` of a case change ([`CaseBefore`]).
-pub fn case_before(c: &Case) -> Value {
-    CaseBefore {
-        status: c.status.clone(),
-        version: c.version,
-        assignee: c.assignee.clone(),
-        flags: c.flags.clone(),
-        deadline: c.deadline,
-    }
-    .to_json()
 }
 
 /// The feed event of an audit event, if it is one.
@@ -349,14 +317,18 @@ pub async fn subscriber(
                     store::feed::after(&mut conn, last, &filter.prefix, CATCH_UP_PAGE).await
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(super::error::ApiError::from(e).into())).await;
+                    let _ = tx
+                        .send(Err(crate::app::error::ApiError::from(e).into()))
+                        .await;
                     return;
                 }
             };
             let events = match events {
                 Ok(e) => e,
                 Err(e) => {
-                    let _ = tx.send(Err(super::error::ApiError::from(e).into())).await;
+                    let _ = tx
+                        .send(Err(crate::app::error::ApiError::from(e).into()))
+                        .await;
                     return;
                 }
             };

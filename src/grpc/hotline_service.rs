@@ -10,12 +10,13 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::error::ApiError;
 use super::pb;
 use super::pb::hotline_service_server::HotlineService;
 use super::report_service::{item_error, retention, submitter};
 use super::service_request_service::{Fresh, created, fresh, view};
 use super::{State, convert, principal};
+use crate::app::error::ApiError;
+use crate::app::requests;
 use crate::domain::Violation;
 use crate::domain::calendar::Calendar;
 use crate::domain::pii::{Person, Sealed};
@@ -23,7 +24,6 @@ use crate::domain::principal::Principal;
 use crate::domain::region::{RegionCode, RegionLevel};
 use crate::domain::report::ReportInput;
 use crate::domain::service::{self, Kind, Urgency};
-use crate::requests;
 use crate::store::audit::NewEvent;
 use crate::store::reports::{self, Item};
 use crate::store::service::{self as db, HotlineOrder, OrderData};
@@ -98,7 +98,7 @@ impl GroupReads {
         }
         let cal = Calendar::new(
             st::calendar::load(conn).await?,
-            state.workflow.office_hours.clone(),
+            state.app.workflow.office_hours.clone(),
         );
         self.calendar = Some(cal.clone());
         Ok(cal)
@@ -287,6 +287,7 @@ fn changed(
     diff("region_code", sr.region_code != new.region_code);
     diff("deadline", sr.deadline != new.deadline);
     let old: Option<Person> = state
+        .app
         .pii
         .open(&sr.applicant_enc, "service_requests.applicant_enc")
         .and_then(|s| serde_json::from_str(&s).ok());
@@ -341,8 +342,8 @@ async fn file_report(
         reporter_id: format!("12345:{}", o.order_no),
         attachments: Vec::new(),
         reporter_phone: Some(Sealed {
-            enc: state.pii.encrypt(&o.caller.phone),
-            index: state.pii.blind_index(&o.caller.phone),
+            enc: state.app.pii.encrypt(&o.caller.phone),
+            index: state.app.pii.blind_index(&o.caller.phone),
         }),
         payload_hash: Sha256::digest(format!("12345:{}", o.order_no).as_bytes()).to_vec(),
     };
@@ -350,7 +351,7 @@ async fn file_report(
         by: submitter(p),
         report: Ok(input),
     }];
-    let mut results = reports::ingest(conn, &state.grids, items, retention(state)).await?;
+    let mut results = reports::ingest(conn, &state.app.grids, items, retention(state)).await?;
     let accepted = results
         .pop()
         .ok_or_else(|| ApiError::Internal("intake returned no result".into()))?
@@ -366,7 +367,7 @@ impl HotlineService for HotlineApi {
         req: Request<pb::WorkOrder>,
     ) -> Result<Response<pb::PushWorkOrderResult>, Status> {
         let p = principal(&req)?;
-        let now = self.state.workflow.clock.now();
+        let now = self.state.app.workflow.clock.now();
         let o = order(req.get_ref(), now)?;
         if let Some(r) = &o.region
             && !p.scope.contains(r.as_str())
@@ -417,7 +418,7 @@ impl HotlineService for HotlineApi {
                         }
                     };
                     let deadline = o.deadline.or_else(|| {
-                        service::deadline(o.kind, o.urgency, None, state.workflow.service_limits, now, &cal)
+                        service::deadline(o.kind, o.urgency, None, state.app.workflow.service_limits, now, &cal)
                     });
                     let serial = match serial {
                         Some(s) => s,
@@ -465,7 +466,7 @@ impl HotlineService for HotlineApi {
                     if report.is_none() {
                         // Nothing of the one net to join: queue the two rows for the group's
                         // one insert, and answer from them.
-                        let v = convert::service_request(sr.clone(), Some(&ho), None, &state.pii, &p, now);
+                        let v = convert::service_request(sr.clone(), Some(&ho), None, &state.app.pii, &p, now);
                         reads.queue(sr, ho);
                         return Ok(result(pb::push_work_order_result::Outcome::Created, v, Vec::new(), msg));
                     }
@@ -478,7 +479,7 @@ impl HotlineService for HotlineApi {
                         sr = requests::catch_up(conn, audit, sr, &case, None, "", now, &cal).await?;
                     }
                     // The answer from what this transaction just wrote: nothing to read back.
-                    let v = convert::service_request(sr, Some(&ho), case_id, &state.pii, &p, now);
+                    let v = convert::service_request(sr, Some(&ho), case_id, &state.app.pii, &p, now);
                     return Ok(result(pb::push_work_order_result::Outcome::Created, v, Vec::new(), msg));
                 };
                 let sr = db::lock(conn, p.scope.prefix(), current.sr_id)
@@ -522,8 +523,8 @@ impl HotlineService for HotlineApi {
                     content: o.content.clone(),
                     address: o.address.clone(),
                     region_code: region,
-                    applicant_enc: state.pii.encrypt(&json),
-                    applicant_phone_index: Some(state.pii.blind_index(&o.caller.phone)),
+                    applicant_enc: state.app.pii.encrypt(&json),
+                    applicant_phone_index: Some(state.app.pii.blind_index(&o.caller.phone)),
                     deadline: o.deadline.or(sr.deadline),
                 };
                 let fields = changed(&state, &sr, &data, &o.caller);
@@ -572,7 +573,7 @@ impl HotlineService for HotlineApi {
             0 => PULL_DEFAULT,
             n => i64::from(n).min(PULL_MAX),
         };
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         // Updates exist once their events are sealed: seal what has committed.
         crate::store::audit::seal(&mut conn)
             .await

@@ -12,7 +12,6 @@ pub mod feed;
 pub mod hotline_service;
 pub mod mediation_service;
 pub mod middleware;
-pub mod mutation;
 pub mod pagination;
 pub mod region_service;
 pub mod report_service;
@@ -22,11 +21,10 @@ use std::sync::Arc;
 
 use tonic::Request;
 
-use crate::attachments::BlobStore;
-use crate::crypto::{PageTokens, PiiCipher};
+use crate::app::error::ApiError;
+pub use crate::app::requested_prefix;
+use crate::crypto::PageTokens;
 use crate::domain::principal::Principal;
-use crate::store::Pool;
-use error::ApiError;
 
 /// Generated messages and service stubs of `gridhub.v1`.
 #[allow(clippy::all, clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -38,26 +36,14 @@ pub mod pb {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/gridhub_descriptor.bin"));
 
-/// What every handler needs.
+/// What every handler needs: the use cases' context and what only the transport uses.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: Pool,
-    pub pii: PiiCipher,
+    pub app: crate::app::Context,
+    /// Page tokens, sealed with the server's key.
     pub pages: PageTokens,
-    /// Where attachment bytes are kept.
-    pub blobs: Arc<dyn BlobStore>,
-    /// Largest attachment accepted.
-    pub attachment_max_bytes: usize,
-    /// How long a resend gets the first answer (reports, request_ids).
-    pub idempotency_retention: std::time::Duration,
-    /// Grid polygons in memory for the report intake.
-    pub grids: Arc<crate::store::grid_index::GridCache>,
-    /// Working time, time limits, the clock and the warning thresholds.
-    pub workflow: crate::config::WorkflowSettings,
     /// The live feed of this server.
     pub feed: feed::Feed,
-    /// Checkpoints of the audit chain's head, outside the database.
-    pub anchor: Arc<crate::anchor::Anchor>,
     /// Group commit of 12345 work orders.
     pub work_orders: crate::group::Group<pb::PushWorkOrderResult, hotline_service::GroupReads>,
 }
@@ -71,25 +57,6 @@ pub fn principal<T>(req: &Request<T>) -> Result<Principal, ApiError> {
         .get::<Principal>()
         .cloned()
         .ok_or_else(|| ApiError::Unauthenticated("no authenticated principal".into()))
-}
-
-/// The region prefix a read may cover: the requested subtree (`raw`, may be empty for "all I
-/// may see") inside the caller's scope; PERMISSION_DENIED when it reaches outside.
-pub fn requested_prefix(p: &Principal, raw: &str) -> Result<String, ApiError> {
-    let requested = if raw.is_empty() {
-        None
-    } else {
-        Some(
-            crate::domain::region::RegionCode::parse(raw)
-                .map_err(|e| ApiError::invalid("region_code", e.to_string()))?,
-        )
-    };
-    p.scope
-        .narrow(requested.as_ref())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::PermissionDenied(format!("region {raw} is outside your region {}", p.scope))
-        })
 }
 
 /// An optional `[start, end)` time range.
@@ -123,31 +90,5 @@ pub fn optional_uuid(raw: &str, field: &str) -> Result<Option<uuid::Uuid>, ApiEr
         Ok(None)
     } else {
         uuid_field(raw, field).map(Some)
-    }
-}
-
-/// Checks that `unit` (a department code or worker id) is active and belongs to the town of
-/// `region_code` (or lies above the place), for dispatching cases and assigning requests.
-pub async fn check_unit_in_town(
-    conn: &mut diesel_async::AsyncPgConnection,
-    unit: &str,
-    region_code: &str,
-) -> Result<(), ApiError> {
-    let region = crate::store::departments::unit_region(conn, unit)
-        .await?
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "assignee",
-                format!("{unit} is not an active department or worker"),
-            )
-        })?;
-    let town = crate::domain::report::town_of(region_code);
-    if region_code.starts_with(&region) || region.starts_with(town) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "assignee",
-            format!("{unit} belongs to {region}, outside the town {town}"),
-        ))
     }
 }

@@ -2,7 +2,7 @@
 //! tokens bound to the caller, the method and the filter.
 
 use super::AppState;
-use super::error::ApiError;
+use crate::app::error::ApiError;
 use crate::domain::principal::Principal;
 
 /// Default page size.

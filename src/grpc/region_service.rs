@@ -6,12 +6,12 @@ use futures::FutureExt;
 use serde_json::json;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::error::ApiError;
-use super::mutation::{self, Idempotent};
 use super::pagination::Page;
 use super::pb::region_service_server::RegionService;
 use super::pb::{self, ImportSummary};
 use super::{State, convert, principal, requested_prefix};
+use crate::app::error::ApiError;
+use crate::app::mutation::{self, Resend};
 use crate::domain::Violation;
 use crate::domain::geojson;
 use crate::domain::pii::Phone;
@@ -227,11 +227,13 @@ impl RegionService for RegionApi {
         let region = common_region(rows.iter().map(|(_, r)| r.code.clone()), p.scope.prefix());
         let rid = request_id.clone();
         let s = mutation::run(
-            &self.state,
+            &self.state.app,
             &p,
-            "RegionService/ImportRegions",
-            &request_id,
-            &payload,
+            Resend {
+                method: "RegionService/ImportRegions",
+                request_id,
+                payload,
+            },
             move |conn, audit| {
                 async move {
                     let (counts, rejected) = regions::import(conn, rows, |_| {}).await?;
@@ -263,11 +265,9 @@ impl RegionService for RegionApi {
         let region = common_region(grids.iter().map(|g| g.code.to_string()), p.scope.prefix());
         let rid = r.request_id.clone();
         let s = mutation::run(
-            &self.state,
+            &self.state.app,
             &p,
-            "RegionService/ImportGrids",
-            r.request_id(),
-            &r.payload(),
+            Resend::of("RegionService/ImportGrids", &r),
             move |conn, audit| {
                 async move {
                     let invalid = regions::invalid_geometries(conn, &grids).await?;
@@ -339,7 +339,7 @@ impl RegionService for RegionApi {
         let p = principal(&req)?;
         let c = code(&req.get_ref().code, "code")?;
         let prefix = in_scope(&p, Some(&c))?;
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let r = regions::get(&mut conn, prefix, c.as_str())
             .await
             .map_err(ApiError::from)?
@@ -371,7 +371,7 @@ impl RegionService for RegionApi {
             r.page_size,
             &r.page_token,
         )?;
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = regions::list(
             &mut conn,
             prefix,
@@ -402,7 +402,7 @@ impl RegionService for RegionApi {
         if !v.is_empty() {
             return Err(ApiError::InvalidArgument(v).into());
         }
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let r = regions::locate(&mut conn, p.scope.prefix(), lat, lng)
             .await
             .map_err(ApiError::from)?
@@ -457,7 +457,7 @@ impl RegionService for RegionApi {
         in_scope(&p, Some(&region))?;
         let state = self.state.clone();
         let viewer = p.clone();
-        let out = mutation::run(&self.state, &p, "RegionService/UpsertWorker", r.request_id(), &r.payload(), move |conn, audit| {
+        let out = mutation::run(&self.state.app, &p, Resend::of("RegionService/UpsertWorker", &r), move |conn, audit| {
             async move {
                 let mut wanted = grids.clone();
                 wanted.push(region.to_string());
@@ -483,8 +483,8 @@ impl RegionService for RegionApi {
                     workers::NewWorker {
                         worker_id: &w.worker_id,
                         name: w.name.trim(),
-                        phone_enc: phone.as_ref().map(|ph| state.pii.encrypt(ph.expose())),
-                        phone_index: phone.as_ref().map(|ph| state.pii.blind_index(ph.expose())),
+                        phone_enc: phone.as_ref().map(|ph| state.app.pii.encrypt(ph.expose())),
+                        phone_index: phone.as_ref().map(|ph| state.app.pii.blind_index(ph.expose())),
                         region_code: region.as_str(),
                         grid_codes: grids.iter().cloned().map(Some).collect(),
                         active: w.active,
@@ -492,11 +492,11 @@ impl RegionService for RegionApi {
                 )
                 .await?;
                 let masked = |x: &workers::Worker| {
-                    let m = convert::worker(x.clone(), &state.pii, &Principal { roles: vec![], ..viewer.clone() });
+                    let m = convert::worker(x.clone(), &state.app.pii, &Principal { roles: vec![], ..viewer.clone() });
                     json!({"name": m.name, "phone": m.phone, "region_code": m.region_code, "grid_codes": m.grid_codes, "active": m.active})
                 };
                 audit.push(NewEvent::ok("worker.upsert", "worker", &stored.worker_id, &stored.region_code, before.as_ref().map(masked), Some(masked(&stored))));
-                Ok(convert::worker(stored, &state.pii, &viewer))
+                Ok(convert::worker(stored, &state.app.pii, &viewer))
             }
             .boxed()
         })
@@ -521,7 +521,7 @@ impl RegionService for RegionApi {
             r.page_size,
             &r.page_token,
         )?;
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = workers::list(
             &mut conn,
             &prefix,
@@ -535,7 +535,7 @@ impl RegionService for RegionApi {
         Ok(Response::new(pb::ListWorkersResponse {
             workers: rows
                 .into_iter()
-                .map(|w| convert::worker(w, &self.state.pii, &p))
+                .map(|w| convert::worker(w, &self.state.app.pii, &p))
                 .collect(),
             next_page_token,
         }))
@@ -567,11 +567,9 @@ impl RegionService for RegionApi {
         in_scope(&p, Some(&region))?;
         let scope = p.scope.clone();
         let out = mutation::run(
-            &self.state,
+            &self.state.app,
             &p,
-            "RegionService/UpsertDepartment",
-            r.request_id(),
-            &r.payload(),
+            Resend::of("RegionService/UpsertDepartment", &r),
             move |conn, audit| {
                 async move {
                     if regions::existing(conn, "", &[region.to_string()])
@@ -635,7 +633,7 @@ impl RegionService for RegionApi {
             r.page_size,
             &r.page_token,
         )?;
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = departments::list(
             &mut conn,
             &prefix,

@@ -8,13 +8,12 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
-use super::error::ApiError;
 use super::pagination::Page;
 use super::pb::report_service_server::ReportService;
 use super::pb::{self, sync_report_result};
-use super::{
-    State, convert, mutation, optional_uuid, principal, requested_prefix, time_range, uuid_field,
-};
+use super::{State, convert, optional_uuid, principal, requested_prefix, time_range, uuid_field};
+use crate::app::error::ApiError;
+use crate::app::mutation;
 use crate::attachments::Upload;
 use crate::crypto::PiiCipher;
 use crate::domain::Violation;
@@ -264,7 +263,8 @@ pub(crate) fn submitter(p: &Principal) -> Arc<Submitter> {
 
 /// How long a resend gets the first answer, for the intake.
 pub fn retention(state: &State) -> chrono::Duration {
-    chrono::Duration::from_std(state.idempotency_retention).unwrap_or(chrono::Duration::days(30))
+    chrono::Duration::from_std(state.app.idempotency_retention)
+        .unwrap_or(chrono::Duration::days(30))
 }
 
 #[tonic::async_trait]
@@ -277,7 +277,7 @@ impl ReportService for ReportApi {
         let Some(r) = req.get_ref().report.as_ref() else {
             return Err(ApiError::invalid("report", "required").into());
         };
-        let item = report_input(r, "report.", &self.state.pii);
+        let item = report_input(r, "report.", &self.state.app.pii);
         if let Err(v) = item {
             return Err(ApiError::InvalidArgument(v).into());
         }
@@ -318,7 +318,7 @@ impl ReportService for ReportApi {
             .iter()
             .map(|r| Item {
                 by: by.clone(),
-                report: report_input(r, "", &self.state.pii),
+                report: report_input(r, "", &self.state.app.pii),
             })
             .collect();
         let retention = retention(&self.state);
@@ -337,9 +337,9 @@ impl ReportService for ReportApi {
         let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
         for chunk in chunks {
             let part: Vec<Item> = chunk.iter().filter_map(|&i| items[i].take()).collect();
-            let grids = self.state.grids.clone();
+            let grids = self.state.app.grids.clone();
             // The intake records its own audit events (by each report's sender).
-            let stored = mutation::audited(&self.state, &p, move |conn, _| {
+            let stored = mutation::audited(&self.state.app, &p, move |conn, _| {
                 async move { Ok(reports::ingest(conn, &grids, part, retention).await?) }.boxed()
             })
             .await?;
@@ -370,12 +370,12 @@ impl ReportService for ReportApi {
     ) -> Result<Response<pb::Report>, Status> {
         let p = principal(&req)?;
         let id = uuid_field(&req.get_ref().report_id, "report_id")?;
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let r = reports::get(&mut conn, p.scope.prefix(), id)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("report {id} not found")))?;
-        Ok(Response::new(convert::report(r, &self.state.pii, &p)))
+        Ok(Response::new(convert::report(r, &self.state.app.pii, &p)))
     }
 
     async fn list_reports(
@@ -413,7 +413,7 @@ impl ReportService for ReportApi {
             start,
             end,
         };
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = reports::list(&mut conn, &f, before, page.fetch_limit())
             .await
             .map_err(ApiError::from)?;
@@ -421,7 +421,7 @@ impl ReportService for ReportApi {
         Ok(Response::new(pb::ListReportsResponse {
             reports: rows
                 .into_iter()
-                .map(|r| convert::report(r, &self.state.pii, &p))
+                .map(|r| convert::report(r, &self.state.app.pii, &p))
                 .collect(),
             next_page_token,
         }))
@@ -438,7 +438,7 @@ impl ReportService for ReportApi {
             let u = match upload.as_mut() {
                 Some(u) => u,
                 None => upload.insert(
-                    Upload::start(&chunk.content_type, self.state.attachment_max_bytes)
+                    Upload::start(&chunk.content_type, self.state.app.attachment_max_bytes)
                         .map_err(|e| ApiError::invalid("content_type", e.to_string()))?,
                 ),
             };
@@ -451,6 +451,7 @@ impl ReportService for ReportApi {
             .map_err(|e| ApiError::invalid("data", e.to_string()))?;
         // Bytes first, then the row: a row never points at missing bytes.
         self.state
+            .app
             .blobs
             .put(&sha, &bytes)
             .await
@@ -458,7 +459,7 @@ impl ReportService for ReportApi {
         let size = bytes.len() as i64;
         let region = p.scope.prefix().to_owned();
         let sub = p.sub.clone();
-        let out = mutation::audited(&self.state, &p, move |conn, audit| {
+        let out = mutation::audited(&self.state.app, &p, move |conn, audit| {
             async move {
                 let new = crate::store::attachments::record(
                     conn,

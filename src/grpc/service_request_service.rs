@@ -7,19 +7,19 @@ use serde_json::json;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::error::ApiError;
-use super::mutation::{self, Idempotent};
 use super::pagination::Page;
 use super::pb;
 use super::pb::service_request_service_server::ServiceRequestService;
 use super::{State, convert, principal, requested_prefix, uuid_field};
+use crate::app::error::ApiError;
+use crate::app::mutation::{self, Resend};
+use crate::app::requests;
 use crate::domain::Violation;
-use crate::domain::calendar::Calendar;
+use crate::domain::calendar::{Calendar, local_day};
 use crate::domain::pii::Person;
 use crate::domain::principal::{Principal, Role};
 use crate::domain::region::{RegionCode, RegionLevel};
 use crate::domain::service::{self, Action, Args, Kind, Satisfaction, Urgency};
-use crate::requests;
 use crate::store::audit::NewEvent;
 use crate::store::service::{self as db, ServiceRequest};
 use crate::store::{self as st};
@@ -61,12 +61,12 @@ pub async fn view(
         Some(o) => db::case_of_order(conn, o).await?,
         None => None,
     };
-    let now = state.workflow.clock.now();
+    let now = state.app.workflow.clock.now();
     Ok(convert::service_request(
         sr,
         order.as_ref(),
         case,
-        &state.pii,
+        &state.app.pii,
         viewer,
         now,
     ))
@@ -190,8 +190,8 @@ pub fn fresh(state: &State, f: Fresh, serial: i64) -> Result<ServiceRequest, Api
         region_code: f.region_code,
         content: f.content,
         address: f.address,
-        applicant_enc: state.pii.encrypt(&json),
-        applicant_phone_index: Some(state.pii.blind_index(&f.person.phone)),
+        applicant_enc: state.app.pii.encrypt(&json),
+        applicant_phone_index: Some(state.app.pii.blind_index(&f.person.phone)),
         on_behalf: f.on_behalf,
         filed_by: f.filed_by,
         status: service::Status::Accepted.as_str().to_owned(),
@@ -227,11 +227,6 @@ pub fn created(sr: &ServiceRequest) -> NewEvent {
         None,
         Some(after),
     )
-}
-
-/// The local (China Standard Time) date of `t`.
-pub fn local_day(t: DateTime<Utc>) -> chrono::NaiveDate {
-    (t + chrono::Duration::hours(8)).date_naive()
 }
 
 fn action(a: pb::transition_service_request_request::Action) -> Option<Action> {
@@ -339,13 +334,11 @@ impl ServiceRequestService for ServiceRequestApi {
         }
         let state = self.state.clone();
         let who = p.clone();
-        let now = state.workflow.clock.now();
+        let now = state.app.workflow.clock.now();
         let out = mutation::run(
-            &self.state,
+            &self.state.app,
             &p,
-            "ServiceRequestService/CreateServiceRequest",
-            r.request_id(),
-            &r.payload(),
+            Resend::of("ServiceRequestService/CreateServiceRequest", &r),
             move |conn, audit| {
                 async move {
                     let region = n.region.as_str();
@@ -377,7 +370,7 @@ impl ServiceRequestService for ServiceRequestApi {
                     };
                     let cal = Calendar::new(
                         st::calendar::load(conn).await?,
-                        state.workflow.office_hours.clone(),
+                        state.app.workflow.office_hours.clone(),
                     );
                     let item_days = item
                         .as_ref()
@@ -387,7 +380,7 @@ impl ServiceRequestService for ServiceRequestApi {
                         n.kind,
                         n.urgency,
                         item_days,
-                        state.workflow.service_limits,
+                        state.app.workflow.service_limits,
                         now,
                         &cal,
                     );
@@ -426,7 +419,7 @@ impl ServiceRequestService for ServiceRequestApi {
     ) -> Result<Response<pb::ServiceRequest>, Status> {
         let p = principal(&req)?;
         let id = uuid_field(&req.get_ref().id, "id")?;
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let sr = db::get(&mut conn, p.scope.prefix(), id)
             .await
             .map_err(ApiError::from)?
@@ -449,7 +442,7 @@ impl ServiceRequestService for ServiceRequestApi {
                     .to_owned(),
             );
         }
-        let now = self.state.workflow.clock.now();
+        let now = self.state.app.workflow.clock.now();
         let f = db::Filter {
             statuses,
             assignee: Some(r.assignee.trim().to_owned()).filter(|a| !a.is_empty()),
@@ -473,7 +466,7 @@ impl ServiceRequestService for ServiceRequestApi {
             .as_deref()
             .map(|a| Uuid::parse_str(a).map_err(|_| ApiError::invalid("page_token", "corrupt")))
             .transpose()?;
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = db::list(&mut conn, &prefix, &f, before, page.fetch_limit())
             .await
             .map_err(ApiError::from)?;
@@ -497,14 +490,12 @@ impl ServiceRequestService for ServiceRequestApi {
         let mut t = transition(&r)?;
         let prefix = p.scope.prefix().to_owned();
         let state = self.state.clone();
-        let now = state.workflow.clock.now();
+        let now = state.app.workflow.clock.now();
         let who = p.clone();
         let out = mutation::run(
-            &self.state,
+            &self.state.app,
             &p,
-            "ServiceRequestService/TransitionServiceRequest",
-            r.request_id(),
-            &r.payload(),
+            Resend::of("ServiceRequestService/TransitionServiceRequest", &r),
             move |conn, audit| {
                 async move {
                     let sr = db::lock(conn, &prefix, t.id).await?.ok_or_else(|| {
@@ -519,7 +510,7 @@ impl ServiceRequestService for ServiceRequestApi {
                     if t.action == Action::Assign
                         && let Some(unit) = t.args.assignee.as_deref()
                     {
-                        super::check_unit_in_town(conn, unit, &sr.region_code).await?;
+                        crate::app::check_unit_in_town(conn, unit, &sr.region_code).await?;
                     }
                     let kind = Kind::parse(&sr.kind).unwrap_or(Kind::Enquiry);
                     let urgency = Urgency::parse(&sr.urgency).unwrap_or(Urgency::Normal);
@@ -541,11 +532,11 @@ impl ServiceRequestService for ServiceRequestApi {
                         kind,
                         urgency,
                         item_days,
-                        state.workflow.service_limits,
+                        state.app.workflow.service_limits,
                     );
                     let cal = Calendar::new(
                         st::calendar::load(conn).await?,
-                        state.workflow.office_hours.clone(),
+                        state.app.workflow.office_hours.clone(),
                     );
                     let saved = requests::transition(
                         conn,
@@ -575,13 +566,13 @@ impl ServiceRequestService for ServiceRequestApi {
         let r = req.into_inner();
         let prefix = requested_prefix(&p, &r.region_code)?;
         let (from, to) = super::time_range(r.from.as_ref(), r.to.as_ref())?;
-        let now = self.state.workflow.clock.now();
+        let now = self.state.app.workflow.clock.now();
         let from = from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let to = to.unwrap_or(now + chrono::Duration::days(1));
         if from >= to {
             return Err(ApiError::invalid("to", "must be after from").into());
         }
-        let mut conn = self.state.pool.get().await.map_err(ApiError::from)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let t = db::totals(&mut conn, &prefix, from, to)
             .await
             .map_err(ApiError::from)?;

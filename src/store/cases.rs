@@ -7,6 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::{cases, reports};
+use crate::domain::payloads::{CaseBefore, CaseChange};
 use crate::domain::workflow::{CaseFlow, Status};
 
 /// A stored case.
@@ -64,10 +65,38 @@ impl Case {
             urge_count: self.urge_count,
         })
     }
-}
 
-/// Statuses from which a case no longer takes reports.
-pub const FINISHED: [&str; 3] = ["CLOSED", "VOID", "MERGED"];
+    /// The audit `after` of a change to this case, the contract the feed and PullChanges read
+    /// ([`CaseChange`]): `kind` names the change (an action, `MERGED`, `AUTO_URGE` …).
+    pub fn change(&self, kind: &str, comment: &str) -> serde_json::Value {
+        CaseChange {
+            kind: kind.to_owned(),
+            case_no: self.case_no.clone(),
+            status: self.status.clone(),
+            version: self.version,
+            assignee: self.assignee.clone(),
+            unified_category: self.unified_category.clone(),
+            flags: self.flags.clone(),
+            deadline: self.deadline,
+            comment: comment.to_owned(),
+            report_count: self.report_count,
+            merged_into: self.merged_into,
+        }
+        .to_json()
+    }
+
+    /// The audit `before` of a change to this case ([`CaseBefore`]).
+    pub fn before(&self) -> serde_json::Value {
+        CaseBefore {
+            status: self.status.clone(),
+            version: self.version,
+            assignee: self.assignee.clone(),
+            flags: self.flags.clone(),
+            deadline: self.deadline,
+        }
+        .to_json()
+    }
+}
 
 /// A case with its reports' ids and merge reasons, oldest report first.
 #[derive(Debug, Clone)]
@@ -216,28 +245,37 @@ pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<V
         .await
 }
 
-/// Moves every report of `sources` into `target`; the sources end MERGED.
+/// Moves every report of the `sources` into `target` and saves each source's workflow state
+/// as planned (MERGED, by `workflow::merge_into`), pointing at the target; returns the saved
+/// sources in the order given.
 pub async fn merge(
     conn: &mut AsyncPgConnection,
     target: &Case,
-    sources: &[Case],
-) -> QueryResult<()> {
-    let ids: Vec<Uuid> = sources.iter().map(|c| c.case_id).collect();
+    sources: &[(Uuid, CaseFlow)],
+) -> QueryResult<Vec<Case>> {
+    let ids: Vec<Uuid> = sources.iter().map(|(id, _)| *id).collect();
     diesel::update(reports::table.filter(reports::case_id.eq_any(&ids)))
         .set(reports::case_id.eq(target.case_id))
         .execute(conn)
         .await?;
-    diesel::update(cases::table.filter(cases::case_id.eq_any(&ids)))
-        .set((
-            cases::status.eq("MERGED"),
-            cases::merged_into.eq(Some(target.case_id)),
-            cases::report_count.eq(0),
-            cases::version.eq(cases::version + 1),
-            cases::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
-    refresh(conn, target.case_id).await
+    let mut saved = Vec::with_capacity(sources.len());
+    for (id, flow) in sources {
+        saved.push(
+            diesel::update(cases::table.find(id))
+                .set((
+                    cases::status.eq(flow.status.as_str()),
+                    cases::merged_into.eq(Some(target.case_id)),
+                    cases::report_count.eq(0),
+                    cases::version.eq(cases::version + 1),
+                    cases::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(Case::as_returning())
+                .get_result(conn)
+                .await?,
+        );
+    }
+    refresh(conn, target.case_id).await?;
+    Ok(saved)
 }
 
 /// Recomputes a case's report count and time span from its reports; bumps its version.
@@ -254,8 +292,8 @@ pub async fn refresh(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> 
     .map(|_| ())
 }
 
-/// Takes `report` out of `from` into a new case of its own (numbered `case_no`); a case left
-/// without reports ends VOID. Returns the new case's id.
+/// Takes `report` out of `from` into a new case of its own (numbered `case_no`); `from` keeps
+/// its other reports (`workflow::split_from`). Returns the new case's id.
 pub async fn split(
     conn: &mut AsyncPgConnection,
     from: &Case,
@@ -301,14 +339,6 @@ pub async fn split(
         .execute(conn)
         .await?;
     refresh(conn, from.case_id).await?;
-    diesel::update(
-        cases::table
-            .find(from.case_id)
-            .filter(cases::report_count.eq(0)),
-    )
-    .set(cases::status.eq("VOID"))
-    .execute(conn)
-    .await?;
     Ok(id)
 }
 

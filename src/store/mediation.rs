@@ -647,29 +647,6 @@ pub fn whole_local_months(from: DateTime<Utc>, to: DateTime<Utc>) -> (NaiveDate,
     (first, end)
 }
 
-/// Adds `flag` to a case of the one net (once) and bumps its version; returns the case.
-pub async fn flag_case(
-    conn: &mut AsyncPgConnection,
-    case_id: Uuid,
-    flag: &str,
-) -> QueryResult<super::cases::Case> {
-    use super::schema::cases;
-    diesel::sql_query(
-        "UPDATE cases SET flags = CASE WHEN $2 = ANY (flags) THEN flags ELSE array_append(flags, $2) END,
-                version = version + 1, updated_at = now()
-          WHERE case_id = $1",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(case_id)
-    .bind::<Text, _>(flag)
-    .execute(conn)
-    .await?;
-    cases::table
-        .find(case_id)
-        .select(super::cases::Case::as_select())
-        .first(conn)
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -374,7 +374,13 @@ async fn verify(app: &TestApp) -> pb::VerifyAuditChainResponse {
 async fn checkpoint(app: &TestApp) {
     app.seal().await;
     let mut conn = gridhub::store::connect_one(&app.db).await.unwrap();
-    app.state().anchor.record(&mut conn).await.unwrap().unwrap();
+    app.state()
+        .app
+        .anchor
+        .record(&mut conn)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]

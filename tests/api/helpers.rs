@@ -258,11 +258,11 @@ impl TestApp {
     pub async fn tick(&self) -> gridhub::sla::TickReport {
         let state = self.state();
         gridhub::sla::Ticker {
-            pool: state.pool.clone(),
-            settings: state.workflow.clone(),
-            pii: state.pii.clone(),
+            pool: state.app.pool.clone(),
+            settings: state.app.workflow.clone(),
+            pii: state.app.pii.clone(),
         }
-        .tick(state.workflow.clock.now())
+        .tick(state.app.workflow.clock.now())
         .await
         .unwrap()
     }
@@ -381,7 +381,7 @@ impl TestApp {
 
     /// Loads the demo town (regions of 綦江区, 34 grids, workers, departments).
     pub async fn seed_demo(&self) {
-        gridhub::demo::load(&self.app.as_ref().unwrap().state)
+        gridhub::demo::load(&self.app.as_ref().unwrap().state.app)
             .await
             .unwrap();
     }

@@ -454,9 +454,9 @@ async fn overdue_then_automatic_urge_then_escalation_on_the_working_day_clock() 
     // Two replicas' tickers at once escalate once.
     let replica = app.replica().await;
     let other = gridhub::sla::Ticker {
-        pool: replica.state.pool.clone(),
-        settings: replica.state.workflow.clone(),
-        pii: replica.state.pii.clone(),
+        pool: replica.state.app.pool.clone(),
+        settings: replica.state.app.workflow.clone(),
+        pii: replica.state.app.pii.clone(),
     };
     let (a, b) = tokio::join!(app.tick(), other.tick(clock.now()));
     let b = b.unwrap();

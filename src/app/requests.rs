@@ -10,17 +10,17 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::app::error::ApiError;
 use crate::domain::calendar::Calendar;
 use crate::domain::service::{self, Action, Actor, Args, Status, UpdateKind};
 use crate::domain::workflow::{self, Refusal};
-use crate::grpc::error::ApiError;
 use crate::store::audit::NewEvent;
 use crate::store::cases::Case;
 use crate::store::service::{self as db, HotlineOrder, ServiceRequest};
 
 /// A refusal of the request workflow, worded for requests.
 pub fn refused(r: Refusal) -> ApiError {
-    crate::grpc::error::refusal(r, "request")
+    crate::app::error::refusal(r, "request")
 }
 
 /// The update 12345 hears of `kind` on `order` (as an audit event; see the module docs):

@@ -23,8 +23,8 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::State;
-use super::error::ApiError;
+use super::Context;
+use crate::app::error::ApiError;
 use crate::domain::principal::Principal;
 use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::idempotency;
@@ -60,30 +60,53 @@ impl<R, F> Change<R> for F where
 {
 }
 
-/// Runs `change` as one audited, idempotent transaction. `payload` is the request encoded
-/// without its `request_id`, to tell a resend from a reuse of the id.
+/// How a write is told from its resends: the RPC's name, the client's `request_id` (may be
+/// empty) and the request encoded without it.
+#[derive(Debug, Clone)]
+pub struct Resend {
+    pub method: &'static str,
+    pub request_id: String,
+    pub payload: Vec<u8>,
+}
+
+impl Resend {
+    /// The resend identity of `request`, an RPC `method`'s request message.
+    pub fn of<T: Idempotent>(method: &'static str, request: &T) -> Resend {
+        Resend {
+            method,
+            request_id: request.request_id().to_owned(),
+            payload: request.payload(),
+        }
+    }
+}
+
+/// Runs `change` as one audited, idempotent transaction; `resend` tells a resend (which gets
+/// the stored first answer) from a reuse of its id (ALREADY_EXISTS).
 pub async fn run<R, F>(
-    state: &State,
+    ctx: &Context,
     principal: &Principal,
-    method: &'static str,
-    request_id: &str,
-    payload: &[u8],
+    resend: Resend,
     change: F,
 ) -> Result<R, ApiError>
 where
     R: Message + Default + Send + 'static,
     F: Change<R>,
 {
-    let request_id = parse_request_id(request_id)?;
+    let Resend {
+        method,
+        request_id,
+        payload,
+    } = resend;
+    let request_id = parse_request_id(&request_id)?;
     let mut h = Sha256::new();
     h.update(method.as_bytes());
     h.update([0]);
-    h.update(payload);
+    h.update(&payload);
     let payload_hash = h.finalize().to_vec();
     let principal_hash = fingerprint(principal);
     let sub = principal.sub.clone();
-    let pii = state.pii.clone();
-    transact(state, principal, request_id, move |conn, audit| {
+    let pii = ctx.pii.clone();
+    transact(ctx, principal, request_id, move |conn, audit| {
         async move {
             if let Some(id) = request_id {
                 idempotency::lock(conn, &sub, id).await?;
@@ -133,16 +156,16 @@ fn fingerprint(p: &Principal) -> Vec<u8> {
 
 /// Runs `change` as one audited transaction, for mutations whose idempotency is their own
 /// (reports carry `client_report_id`) or that are naturally idempotent (content-addressed uploads).
-pub async fn audited<R, F>(state: &State, principal: &Principal, change: F) -> Result<R, ApiError>
+pub async fn audited<R, F>(ctx: &Context, principal: &Principal, change: F) -> Result<R, ApiError>
 where
     R: Send + 'static,
     F: Change<R>,
 {
-    transact(state, principal, None, change).await
+    transact(ctx, principal, None, change).await
 }
 
 async fn transact<R, F>(
-    state: &State,
+    ctx: &Context,
     principal: &Principal,
     request_id: Option<Uuid>,
     change: F,
@@ -156,7 +179,7 @@ where
         roles: principal.role_names(),
         request_id: request_id.map(|u| u.to_string()).unwrap_or_default(),
     };
-    transact_on(&state.pool, actor, change).await
+    transact_on(&ctx.pool, actor, change).await
 }
 
 /// Runs `change` in one transaction on `pool`, appending its audit events (by `actor` unless
@@ -202,7 +225,7 @@ pub trait Idempotent: Message + Clone {
 #[macro_export]
 macro_rules! idempotent {
     ($($t:ty),* $(,)?) => {$(
-        impl $crate::grpc::mutation::Idempotent for $t {
+        impl $crate::app::mutation::Idempotent for $t {
             fn request_id(&self) -> &str {
                 &self.request_id
             }

@@ -1,0 +1,87 @@
+//! The use cases: one function per thing a caller (an RPC, a background job, a CLI tool) can
+//! ask the hub to do. A use case authorizes (scope, role, unit, masking; the role table
+//! itself is `auth::policy`), runs the domain rule, and calls the store, inside the one
+//! mutation runner when it writes. It knows nothing of gRPC: `grpc/` converts the wire into
+//! the inputs here and the outputs back, and maps [`error::ApiError`] to a status.
+//!
+//! - [`mutation`]: idempotency + audit + a cancellation-safe transaction, for every write.
+//! - [`error`]: what a use case answers when it does not succeed.
+//! - [`cases`], [`mediation`], [`requests`]: the use cases of the case workflow, of mediation
+//!   and of service requests (便民服务) in motion.
+
+pub mod cases;
+pub mod error;
+pub mod mediation;
+pub mod mutation;
+pub mod requests;
+
+use std::sync::Arc;
+
+use crate::attachments::BlobStore;
+use crate::crypto::PiiCipher;
+use crate::domain::principal::Principal;
+use crate::domain::region::RegionCode;
+use crate::store::Pool;
+use error::ApiError;
+
+/// What the use cases run against: the database, the personal-data keys, the clocks and
+/// limits, and the in-memory caches. One per server, cloned into every task.
+#[derive(Clone)]
+pub struct Context {
+    pub pool: Pool,
+    pub pii: PiiCipher,
+    /// Where attachment bytes are kept.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Largest attachment accepted.
+    pub attachment_max_bytes: usize,
+    /// How long a resend gets the first answer (reports, request_ids).
+    pub idempotency_retention: std::time::Duration,
+    /// Grid polygons in memory for the report intake.
+    pub grids: Arc<crate::store::grid_index::GridCache>,
+    /// Working time, time limits, the clock and the warning thresholds.
+    pub workflow: crate::config::WorkflowSettings,
+    /// Checkpoints of the audit chain's head, outside the database.
+    pub anchor: Arc<crate::anchor::Anchor>,
+}
+
+/// The region prefix a read may cover: the requested subtree (`raw`, may be empty for "all I
+/// may see") inside the caller's scope; PERMISSION_DENIED when it reaches outside.
+pub fn requested_prefix(p: &Principal, raw: &str) -> Result<String, ApiError> {
+    let requested = if raw.is_empty() {
+        None
+    } else {
+        Some(RegionCode::parse(raw).map_err(|e| ApiError::invalid("region_code", e.to_string()))?)
+    };
+    p.scope
+        .narrow(requested.as_ref())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::PermissionDenied(format!("region {raw} is outside your region {}", p.scope))
+        })
+}
+
+/// Checks that `unit` (a department code or worker id) is active and belongs to the town of
+/// `region_code` (or lies above the place), for dispatching cases and assigning requests.
+pub async fn check_unit_in_town(
+    conn: &mut diesel_async::AsyncPgConnection,
+    unit: &str,
+    region_code: &str,
+) -> Result<(), ApiError> {
+    let region = crate::store::departments::unit_region(conn, unit)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "assignee",
+                format!("{unit} is not an active department or worker"),
+            )
+        })?;
+    let town = crate::domain::report::town_of(region_code);
+    if region_code.starts_with(&region) || region.starts_with(town) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "assignee",
+            format!("{unit} belongs to {region}, outside the town {town}"),
+        ))
+    }
+}
