@@ -2,7 +2,7 @@
 //!
 //! Each `SubmitReport` is a tiny transaction whose fixed costs (locks, the audit-chain append,
 //! the durable commit) dwarf the report itself, and the audit append serializes every writer.
-//! The intake therefore runs at most [`groups`](crate::group::groups) transactions at a time
+//! The intake therefore runs at most [`groups`](crate::app::group::groups) transactions at a time
 //! (one per core); reports that arrive while they run queue up and go together in the next
 //! transaction, each with its own sender (scope check, `submitted_by`, audit actor) and its own
 //! result. Under light load a report goes alone and at once; under heavy load the cost per
@@ -85,7 +85,7 @@ async fn collect(
     grids: Arc<GridCache>,
     retention: chrono::Duration,
 ) {
-    let slots = Arc::new(Semaphore::new(crate::group::groups()));
+    let slots = Arc::new(Semaphore::new(crate::app::group::groups()));
     loop {
         // Wait for a free slot first: while all slots are busy, reports queue up and then
         // leave together.

@@ -27,7 +27,6 @@ pub mod demo;
 pub mod domain;
 pub mod embedded_pg;
 pub mod export;
-pub mod group;
 pub mod grpc;
 pub mod import;
 pub mod intake;

@@ -118,7 +118,7 @@ impl App {
         let (shutdown, mut shutdown_rx) = watch::channel(false);
         let (feed, feed_task) =
             crate::grpc::feed::Feed::start(url.clone(), pool.clone(), shutdown.subscribe());
-        let work_orders = crate::group::Group::start(pool.clone());
+        let work_orders = crate::app::group::Group::start(pool.clone());
         let state = Arc::new(AppState {
             app: crate::app::Context {
                 pool,
@@ -138,10 +138,10 @@ impl App {
                     &settings.data_dir,
                     &settings.pii_key,
                 )),
+                work_orders,
             },
             pages: PageTokens::new(&settings.pii_key),
             feed,
-            work_orders,
         });
         let verifier = Verifier::new(&settings.jwt_key, &settings.jwt_audience)?;
         let listener = TcpListener::bind(settings.listen)
@@ -197,7 +197,7 @@ impl App {
                     intake: crate::intake::Intake::start(
                         state.app.pool.clone(),
                         state.app.grids.clone(),
-                        crate::grpc::report_service::retention(&state),
+                        crate::app::reports::retention(&state.app),
                     ),
                 })
                 .max_decoding_message_size(max)

@@ -4,15 +4,20 @@
 //! mutation runner when it writes. It knows nothing of gRPC: `grpc/` converts the wire into
 //! the inputs here and the outputs back, and maps [`error::ApiError`] to a status.
 //!
-//! - [`mutation`]: idempotency + audit + a cancellation-safe transaction, for every write.
+//! - [`mutation`]: idempotency + audit + a cancellation-safe transaction, for every write;
+//!   [`group`]: the same for many small writes committed together (12345's work orders).
 //! - [`error`]: what a use case answers when it does not succeed.
 //! - [`cases`], [`mediation`], [`requests`]: the use cases of the case workflow, of mediation
-//!   and of service requests (便民服务) in motion.
+//!   of service requests (便民服务) and of 12345's work orders ([`hotline`]); [`reports`]: what
+//!   the report intake's callers share.
 
 pub mod cases;
 pub mod error;
+pub mod group;
+pub mod hotline;
 pub mod mediation;
 pub mod mutation;
+pub mod reports;
 pub mod requests;
 
 use std::sync::Arc;
@@ -42,6 +47,8 @@ pub struct Context {
     pub workflow: crate::config::WorkflowSettings,
     /// Checkpoints of the audit chain's head, outside the database.
     pub anchor: Arc<crate::anchor::Anchor>,
+    /// Group commit of 12345 work orders.
+    pub work_orders: hotline::WorkOrders,
 }
 
 /// The region prefix a read may cover: the requested subtree (`raw`, may be empty for "all I

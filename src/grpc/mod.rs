@@ -1,6 +1,7 @@
-//! The gRPC surface: one file per service, the proto ↔ domain conversions, the error mapping,
-//! the middleware every request passes through, and the shared mutation machinery
-//! (idempotency + audit) every mutating RPC runs in.
+//! The gRPC surface, transport only: one file per service (each RPC converts the request into
+//! a use case's input, makes one `app` call and converts the answer back), the proto ↔ domain
+//! conversions, the error → status mapping, the edge check, the middleware every request
+//! passes through, pagination tokens and the live feed's streams.
 
 pub mod audit_service;
 pub mod case_service;
@@ -44,8 +45,6 @@ pub struct AppState {
     pub pages: PageTokens,
     /// The live feed of this server.
     pub feed: feed::Feed,
-    /// Group commit of 12345 work orders.
-    pub work_orders: crate::group::Group<pb::PushWorkOrderResult, hotline_service::GroupReads>,
 }
 
 /// Shared handle to the state.

@@ -14,6 +14,7 @@ use super::pb::{self, sync_report_result};
 use super::{State, convert, optional_uuid, principal, requested_prefix, time_range, uuid_field};
 use crate::app::error::ApiError;
 use crate::app::mutation;
+use crate::app::reports::{item_error, retention, submitter};
 use crate::attachments::Upload;
 use crate::crypto::PiiCipher;
 use crate::domain::Violation;
@@ -21,12 +22,9 @@ use crate::domain::pii::{Phone, Sealed};
 use crate::domain::region::RegionCode;
 use crate::domain::report::{MAX_ATTACHMENTS, MAX_BATCH, Outcome, ReportInput};
 use crate::store::audit::NewEvent;
-use std::sync::Arc;
 
-use crate::domain::principal::Principal;
 use crate::intake::Intake;
-use crate::store::audit::Actor;
-use crate::store::reports::{self, Accepted, Item, ItemError, ReportFilter, Submitter};
+use crate::store::reports::{self, Accepted, Item, ItemError, ReportFilter};
 
 /// The ReportService implementation.
 pub struct ReportApi {
@@ -227,14 +225,6 @@ fn accepted(a: Accepted) -> pb::SubmitReportResult {
     }
 }
 
-pub(crate) fn item_error(e: ItemError) -> ApiError {
-    match e {
-        ItemError::Invalid(v) => ApiError::InvalidArgument(v),
-        ItemError::Denied(m) => ApiError::PermissionDenied(m),
-        ItemError::Conflict(m) => ApiError::AlreadyExists(m),
-    }
-}
-
 /// A per-report error as a google.rpc.Status, with the same details a whole-call error has.
 fn rpc_status(e: ItemError) -> tonic_types::pb::Status {
     let s: Status = item_error(e).into();
@@ -248,23 +238,6 @@ fn rpc_status(e: ItemError) -> tonic_types::pb::Status {
     }
     // Rich errors carry the whole google.rpc.Status (code, message, BadRequest) in details.
     tonic_types::pb::Status::decode(s.details()).unwrap_or_else(|_| plain())
-}
-
-pub(crate) fn submitter(p: &Principal) -> Arc<Submitter> {
-    Arc::new(Submitter {
-        scope: p.scope.clone(),
-        actor: Actor {
-            sub: p.sub.clone(),
-            roles: p.role_names(),
-            request_id: String::new(),
-        },
-    })
-}
-
-/// How long a resend gets the first answer, for the intake.
-pub fn retention(state: &State) -> chrono::Duration {
-    chrono::Duration::from_std(state.app.idempotency_retention)
-        .unwrap_or(chrono::Duration::days(30))
 }
 
 #[tonic::async_trait]
@@ -321,7 +294,7 @@ impl ReportService for ReportApi {
                 report: report_input(r, "", &self.state.app.pii),
             })
             .collect();
-        let retention = retention(&self.state);
+        let retention = retention(&self.state.app);
         // Nearby reports together, one transaction each (see `reports::chunks`).
         let mut results: Vec<Option<reports::ItemResult>> = vec![None; items.len()];
         let places: Vec<Option<(Uuid, f64, f64)>> = items
