@@ -426,29 +426,44 @@ BEGIN
 END $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.mediation_case_figures(c mediation_cases)
+ RETURNS TABLE(dim smallint, key text, cases integer, succeeded integer, failed integer, decided integer, secs double precision, with_deadline integer, performed_on_time integer)
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+    SELECT x.dim, x.key, 1,
+           (c.outcome = 'SUCCEEDED')::int,
+           (c.outcome = 'FAILED')::int,
+           (c.outcome <> '')::int,
+           COALESCE(EXTRACT(EPOCH FROM (c.outcome_at - c.registered_at)), 0)::float8,
+           (c.outcome = 'SUCCEEDED' AND c.agreement_deadline IS NOT NULL)::int,
+           (c.outcome = 'SUCCEEDED' AND c.agreement_deadline IS NOT NULL AND COALESCE(c.performed, false))::int
+      FROM (VALUES (1::smallint, c.dispute_type), (2::smallint, c.team), (3::smallint, c.kind)) x(dim, key)
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.mediation_figures_add(plus mediation_cases[], minus mediation_cases[])
  RETURNS void
  LANGUAGE plpgsql
-AS $function$BEGIN
-
+AS $function$
+BEGIN
     WITH c AS (
-        SELECT r.*, 1 AS sign FROM unnest(plus) r
+        SELECT r AS row, 1 AS sign FROM unnest(plus) r
         UNION ALL
-        SELECT r.*, -1 FROM unnest(minus) r
+        SELECT r, -1 FROM unnest(minus) r
     ), d AS (
-        SELECT g.grain, g.period, c.region_code, x.dim, x.key,
-               c.sign AS cases,
-               c.sign * (c.outcome = 'SUCCEEDED')::int AS succeeded,
-               c.sign * (c.outcome = 'FAILED')::int AS failed,
-               c.sign * (c.outcome <> '')::int AS decided,
-               c.sign * COALESCE(EXTRACT(EPOCH FROM (c.outcome_at - c.registered_at)), 0)::float8 AS secs,
-               c.sign * (c.outcome = 'SUCCEEDED' AND c.agreement_deadline IS NOT NULL)::int AS with_deadline,
-               c.sign * (c.outcome = 'SUCCEEDED' AND c.agreement_deadline IS NOT NULL
-                         AND COALESCE(c.performed, false))::int AS performed_on_time
+        SELECT g.grain, g.period, (c.row).region_code, x.dim, x.key,
+               c.sign * x.cases AS cases,
+               c.sign * x.succeeded AS succeeded,
+               c.sign * x.failed AS failed,
+               c.sign * x.decided AS decided,
+               c.sign * x.secs AS secs,
+               c.sign * x.with_deadline AS with_deadline,
+               c.sign * x.performed_on_time AS performed_on_time
           FROM c
-         CROSS JOIN LATERAL (VALUES ((c.registered_at AT TIME ZONE 'UTC' + interval '8 hours')::date)) l(day)
+         CROSS JOIN LATERAL (VALUES (((c.row).registered_at AT TIME ZONE 'UTC' + interval '8 hours')::date)) l(day)
          CROSS JOIN LATERAL (VALUES ('day', l.day), ('month', date_trunc('month', l.day)::date)) g(grain, period)
-         CROSS JOIN LATERAL (VALUES (1::smallint, c.dispute_type), (2::smallint, c.team), (3::smallint, c.kind)) x(dim, key)
+         CROSS JOIN LATERAL mediation_case_figures(c.row) x
     )
     INSERT INTO mediation_figures AS f
     SELECT grain, period, region_code, dim, key, sum(cases), sum(succeeded), sum(failed),

@@ -556,7 +556,9 @@ pub fn spans(from: DateTime<Utc>, to: DateTime<Utc>) -> Spans {
 /// Figures of the cases registered in `[from, to)` within `prefix`, by dispute type, team and
 /// kind, and in total (the sum over the kinds: every case has one). The figures come from
 /// `mediation_figures` (kept by triggers, migration 7) at the coarsest grain that fits (see
-/// [`spans`]); only cases of partial days are read one by one. An agreement counts as
+/// [`spans`]); only cases of partial days are read one by one. What one case contributes is
+/// defined once, by the SQL function `mediation_case_figures` (migration 17), which the
+/// triggers and this query both call. An agreement counts as
 /// performed on time when the first follow-up recorded on it found it performed.
 pub async fn stats(
     conn: &mut AsyncPgConnection,
@@ -582,12 +584,9 @@ pub async fn stats(
               FROM mediation_figures
              WHERE grain = 'day' AND period >= $7 AND period < $8 AND region_code >= $1 AND region_code < $2
             UNION ALL
-            SELECT x.dim, x.key, 1, (c.outcome = 'SUCCEEDED')::int, (c.outcome = 'FAILED')::int,
-                   (c.outcome <> '')::int, COALESCE(EXTRACT(EPOCH FROM (c.outcome_at - c.registered_at)), 0)::float8,
-                   (c.outcome = 'SUCCEEDED' AND c.agreement_deadline IS NOT NULL)::int,
-                   (c.outcome = 'SUCCEEDED' AND c.agreement_deadline IS NOT NULL AND COALESCE(c.performed, false))::int
+            SELECT x.dim, x.key, x.cases, x.succeeded, x.failed, x.decided, x.secs, x.with_deadline, x.performed_on_time
               FROM mediation_cases c
-             CROSS JOIN LATERAL (VALUES (1::smallint, c.dispute_type), (2::smallint, c.team), (3::smallint, c.kind)) x(dim, key)
+             CROSS JOIN LATERAL mediation_case_figures(c) x
              WHERE c.region_code LIKE $13
                AND ((c.registered_at >= $9 AND c.registered_at < $10) OR (c.registered_at >= $11 AND c.registered_at < $12)))
          SELECT dim::int4 AS dim, key, sum(cases)::int8 AS cases, sum(succeeded)::int8 AS succeeded,
