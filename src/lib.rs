@@ -32,6 +32,7 @@ pub mod import;
 pub mod intake;
 pub mod keys;
 pub mod outbox;
+pub mod sealer;
 pub mod sla;
 pub mod startup;
 pub mod store;

@@ -271,7 +271,7 @@ impl App {
     /// Marks the server SERVING, starts watching the database and expiring old
     /// idempotency keys.
     pub async fn ready(&mut self) {
-        self.sealer = tokio::spawn(store::audit::Sealer::run(
+        self.sealer = tokio::spawn(crate::sealer::Sealer::run(
             self.state.app.pool.clone(),
             self.state.app.anchor.clone(),
             self.shutdown.subscribe(),

@@ -13,13 +13,12 @@ use uuid::Uuid;
 use super::Context;
 use super::error::ApiError;
 use super::mutation::{self, Resend};
-use crate::domain::calendar::Calendar;
 use crate::domain::payloads::ReportSplit;
 use crate::domain::principal::{Principal, Role};
 use crate::domain::workflow::{self, Action, Args, CaseFlow};
 use crate::store::audit::NewEvent;
 use crate::store::cases::{self, Case};
-use crate::store::{calendar, categories, reports};
+use crate::store::{categories, reports};
 
 /// A validated TransitionCase.
 #[derive(Debug, Clone)]
@@ -45,14 +44,6 @@ pub struct Merge {
 pub struct Split {
     pub report_id: Uuid,
     pub comment: String,
-}
-
-/// The working-day calendar, as stored, with the configured office hours.
-pub async fn calendar(ctx: &Context, conn: &mut AsyncPgConnection) -> Result<Calendar, ApiError> {
-    Ok(Calendar::new(
-        calendar::load(conn).await?,
-        ctx.workflow.office_hours.clone(),
-    ))
 }
 
 /// The workflow state of a stored case; a status the workflow does not know is a bug.
@@ -126,7 +117,7 @@ where
                 handle_days: handle.map_or(defaults.handle_days, |d| d as u32),
                 escalate_days: defaults.escalate_days,
             };
-            let cal = calendar(&ctx2, conn).await?;
+            let cal = super::calendar(&ctx2, conn).await?;
             let next = workflow::plan(
                 &flow,
                 t.action,
@@ -213,7 +204,7 @@ where
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("case {} not found", m.target)))?;
             // 12345 requests of the absorbed cases now follow the target.
-            let cal = calendar(&ctx2, conn).await?;
+            let cal = super::calendar(&ctx2, conn).await?;
             let now = ctx2.workflow.clock.now();
             super::requests::follow_case(conn, audit, &merged.case, None, "", now, &cal).await?;
             audit.push(NewEvent::ok(
@@ -319,7 +310,7 @@ pub async fn follow_mediation(
         )
     };
     let saved = save(conn, audit, &case, &next, kind, &comment).await?;
-    let cal = calendar(ctx, conn).await?;
+    let cal = super::calendar(ctx, conn).await?;
     super::requests::follow_case(conn, audit, &saved, None, &comment, now, &cal).await?;
     Ok(())
 }

@@ -92,3 +92,14 @@ pub async fn check_unit_in_town(
         ))
     }
 }
+
+/// The working-day calendar, as stored, with the configured office hours.
+pub async fn calendar(
+    ctx: &Context,
+    conn: &mut diesel_async::AsyncPgConnection,
+) -> Result<crate::domain::calendar::Calendar, ApiError> {
+    Ok(crate::domain::calendar::Calendar::new(
+        crate::store::calendar::load(conn).await?,
+        ctx.workflow.office_hours.clone(),
+    ))
+}

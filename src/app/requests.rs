@@ -443,7 +443,7 @@ where
                     })?;
                 Some(found)
             };
-            let cal = super::cases::calendar(&ctx2, conn).await?;
+            let cal = super::calendar(&ctx2, conn).await?;
             let item_days = item
                 .as_ref()
                 .and_then(|i| i.time_limit_days)
@@ -525,7 +525,7 @@ where
             };
             let limits = ctx2.workflow.service_limits;
             args.reopen_days = service::limit_days(kind, urgency, item_days, limits);
-            let cal = super::cases::calendar(&ctx2, conn).await?;
+            let cal = super::calendar(&ctx2, conn).await?;
             let actor = actor(&who2, &sr);
             let saved = transition(conn, audit, &sr, action, actor, &args, now, &cal).await?;
             Ok(present(view(conn, saved).await?))

@@ -6,16 +6,16 @@
 //! and from which the sealer reads the event's columns back. They commit or roll back with the
 //! transaction. A sealer (`audit_seal`, one short transaction under the chain's lock) then
 //! numbers the pending events of committed transactions, chains their hashes and moves them
-//! into `audit_events`: writers never wait for each other's commits. Each server runs a
-//! [`Sealer`] woken by its own commits; a reader that must see everything committed so far
-//! calls [`seal`] first. Each event's hash is SHA-256 over the previous hash and a canonical
+//! into `audit_events`: writers never wait for each other's commits. Each server runs
+//! a sealer (`src/sealer.rs`) woken by its own commits; a reader that must see everything
+//! committed so far calls [`seal`] first. Each event's hash is SHA-256 over the previous hash and a canonical
 //! encoding of its content, so editing, deleting or reordering any event breaks the chain at
 //! that point. A trigger refuses UPDATE and DELETE; the chain catches whoever bypasses the
 //! trigger.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -156,64 +156,10 @@ pub fn committed() {
 
 static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
-/// A server's sealer: seals after each audited commit of this process (see [`committed`]) and
-/// at least every [`Sealer::POLL`] (for the commits of other replicas and of the CLI).
-pub struct Sealer;
-
-impl Sealer {
-    pub const POLL: std::time::Duration = std::time::Duration::from_millis(50);
-    /// How long a woken sealer waits for more commits before sealing.
-    pub const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
-
-    /// How often the sealer vacuums the pending table (a queue of short-lived rows: autovacuum
-    /// looks at it only once a minute, and dead rows slow every look for pending ones).
-    pub const VACUUM: std::time::Duration = std::time::Duration::from_secs(1);
-
-    /// Runs until `stop` turns true; records a checkpoint of the head in `anchor` whenever
-    /// it moved, at most every [`crate::anchor::Anchor::EVERY`].
-    pub async fn run(
-        pool: super::Pool,
-        anchor: std::sync::Arc<crate::anchor::Anchor>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) {
-        let mut vacuumed = std::time::Instant::now();
-        let mut anchored: Option<std::time::Instant> = None;
-        loop {
-            // Register before sealing, so a commit during the seal wakes the next round.
-            let woken = WAKE.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            match pool.get().await {
-                Ok(mut conn) => {
-                    if let Err(e) = seal(&mut conn).await {
-                        tracing::warn!(error = %e, "audit: sealing failed; retrying");
-                    }
-                    if anchored.is_none_or(|t| t.elapsed() >= crate::anchor::Anchor::EVERY) {
-                        anchored = Some(std::time::Instant::now());
-                        if let Err(e) = anchor.record(&mut conn).await {
-                            tracing::warn!(error = %e, "audit: recording a checkpoint failed");
-                        }
-                    }
-                    if vacuumed.elapsed() >= Self::VACUUM {
-                        vacuumed = std::time::Instant::now();
-                        if let Err(e) = conn.batch_execute("VACUUM audit_pending").await {
-                            tracing::debug!(error = %e, "audit: vacuum of the pending table failed");
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "audit: no connection to seal with"),
-            }
-            let was_woken = tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                _ = &mut woken => true,
-                _ = tokio::time::sleep(Self::POLL) => false,
-            };
-            if was_woken {
-                // Let a few more commits gather: one seal (and one fsync) for them all.
-                tokio::time::sleep(Self::GATHER).await;
-            }
-        }
-    }
+/// Resolves once [`committed`] is next called (register it before sealing, so a commit during
+/// the seal wakes the next round).
+pub fn woken() -> tokio::sync::futures::Notified<'static> {
+    WAKE.notified()
 }
 
 /// SHA-256 over the previous hash and the canonical JSON array of the event's content:

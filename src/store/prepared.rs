@@ -43,9 +43,50 @@ pub fn walk<'a, 'b>(
 /// `prepared!(pub struct Name = "SQL with $1 …" { field: Generic => SqlType, … })`.
 /// Binds are numbered in field order; each field may hold any Rust value that serializes to
 /// its SQL type (borrowed or owned). Load rows with `QueryableByName` types, or `execute`.
+///
+/// `prepared!(pub struct Name = call "function" { param: Generic => SqlType, … })` calls a SQL
+/// function with named arguments (`function(param => $1, …)`): each field binds the parameter
+/// of its own name, so the Rust side and the function's signature are coupled by name, never by
+/// position (a misspelt or missing name fails to prepare, in every test that writes).
 #[macro_export]
 macro_rules! prepared {
     (@unit $g:ident) => { () };
+    ($(#[$m:meta])* $vis:vis struct $name:ident = call $func:literal { $($field:ident : $g:ident => $sqlty:ty),* $(,)? }) => {
+        $(#[$m])*
+        $vis struct $name<$($g),*> {
+            $(pub $field: $g,)*
+        }
+
+        impl<$($g),*> diesel::query_builder::QueryId for $name<$($g),*> {
+            type QueryId = $name<$($crate::prepared!(@unit $g)),*>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl<$($g),*> diesel::query_builder::Query for $name<$($g),*> {
+            type SqlType = diesel::sql_types::Untyped;
+        }
+
+        impl<$($g),*> diesel::query_builder::QueryFragment<diesel::pg::Pg> for $name<$($g),*>
+        where
+            $($g: diesel::serialize::ToSql<$sqlty, diesel::pg::Pg>,)*
+        {
+            fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>) -> diesel::QueryResult<()> {
+                out.push_sql(concat!("SELECT ", $func, "("));
+                let mut first = true;
+                $(
+                    if !first {
+                        out.push_sql(", ");
+                    }
+                    first = false;
+                    out.push_sql(concat!(stringify!($field), " => "));
+                    out.push_bind_param::<$sqlty, _>(&self.$field)?;
+                )*
+                let _ = first;
+                out.push_sql(")");
+                Ok(())
+            }
+        }
+    };
     ($(#[$m:meta])* $vis:vis struct $name:ident = $sql:literal { $($field:ident : $g:ident => $sqlty:ty),* $(,)? }) => {
         $(#[$m])*
         $vis struct $name<$($g),*> {

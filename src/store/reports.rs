@@ -809,52 +809,52 @@ async fn write(
         .filter(|d| d.existing && d.added > 0)
         .collect();
     WriteIntake {
-        b1: new.iter().map(|d| d.case_id).collect::<Vec<_>>(),
-        b2: new.iter().map(|d| d.case_no.as_str()).collect::<Vec<_>>(),
-        b3: new.iter().map(|d| d.category.as_str()).collect::<Vec<_>>(),
-        b4: new.iter().map(|d| d.grid_code.as_str()).collect::<Vec<_>>(),
-        b5: new
+        case_ids: new.iter().map(|d| d.case_id).collect::<Vec<_>>(),
+        case_nos: new.iter().map(|d| d.case_no.as_str()).collect::<Vec<_>>(),
+        case_cats: new.iter().map(|d| d.category.as_str()).collect::<Vec<_>>(),
+        case_grids: new.iter().map(|d| d.grid_code.as_str()).collect::<Vec<_>>(),
+        case_regions: new
             .iter()
             .map(|d| d.region_code.as_str())
             .collect::<Vec<_>>(),
-        b6: new.iter().map(|d| d.owner.as_str()).collect::<Vec<_>>(),
-        b7: new.iter().map(|d| d.lat).collect::<Vec<_>>(),
-        b8: new.iter().map(|d| d.lng).collect::<Vec<_>>(),
-        b9: new.iter().map(|d| d.first).collect::<Vec<_>>(),
-        b10: new.iter().map(|d| d.last).collect::<Vec<_>>(),
-        b11: new.iter().map(|d| d.added).collect::<Vec<_>>(),
-        b12: new.iter().map(|d| d.flags.join(",")).collect::<Vec<_>>(),
-        b13: old.iter().map(|d| d.case_id).collect::<Vec<_>>(),
-        b14: old.iter().map(|d| d.added).collect::<Vec<_>>(),
-        b15: old.iter().map(|d| d.first).collect::<Vec<_>>(),
-        b16: old.iter().map(|d| d.last).collect::<Vec<_>>(),
-        b17: rows.iter().map(|x| x.report_id).collect::<Vec<_>>(),
-        b18: inputs
+        case_owners: new.iter().map(|d| d.owner.as_str()).collect::<Vec<_>>(),
+        case_lats: new.iter().map(|d| d.lat).collect::<Vec<_>>(),
+        case_lngs: new.iter().map(|d| d.lng).collect::<Vec<_>>(),
+        case_firsts: new.iter().map(|d| d.first).collect::<Vec<_>>(),
+        case_lasts: new.iter().map(|d| d.last).collect::<Vec<_>>(),
+        case_counts: new.iter().map(|d| d.added).collect::<Vec<_>>(),
+        case_flags: new.iter().map(|d| d.flags.join(",")).collect::<Vec<_>>(),
+        ext_ids: old.iter().map(|d| d.case_id).collect::<Vec<_>>(),
+        ext_counts: old.iter().map(|d| d.added).collect::<Vec<_>>(),
+        ext_firsts: old.iter().map(|d| d.first).collect::<Vec<_>>(),
+        ext_lasts: old.iter().map(|d| d.last).collect::<Vec<_>>(),
+        r_ids: rows.iter().map(|x| x.report_id).collect::<Vec<_>>(),
+        r_cids: inputs
             .iter()
             .map(|x| x.client_report_id)
             .collect::<Vec<_>>(),
-        b19: inputs
+        r_hashes: inputs
             .iter()
             .map(|x| x.payload_hash.as_slice())
             .collect::<Vec<_>>(),
-        b20: inputs.iter().map(|x| x.source).collect::<Vec<_>>(),
-        b21: inputs
+        r_sources: inputs.iter().map(|x| x.source).collect::<Vec<_>>(),
+        r_systems: inputs
             .iter()
             .map(|x| x.source_system.as_str())
             .collect::<Vec<_>>(),
-        b22: inputs
+        r_codes: inputs
             .iter()
             .map(|x| x.category_code.as_str())
             .collect::<Vec<_>>(),
-        b23: rows.iter().map(|x| x.unified.as_str()).collect::<Vec<_>>(),
-        b24: inputs.iter().map(|x| x.title.as_str()).collect::<Vec<_>>(),
-        b25: inputs
+        r_unified: rows.iter().map(|x| x.unified.as_str()).collect::<Vec<_>>(),
+        r_titles: inputs.iter().map(|x| x.title.as_str()).collect::<Vec<_>>(),
+        r_descriptions: inputs
             .iter()
             .map(|x| x.description.as_str())
             .collect::<Vec<_>>(),
-        b26: inputs.iter().map(|x| x.lat).collect::<Vec<_>>(),
-        b27: inputs.iter().map(|x| x.lng).collect::<Vec<_>>(),
-        b28: inputs
+        r_lats: inputs.iter().map(|x| x.lat).collect::<Vec<_>>(),
+        r_lngs: inputs.iter().map(|x| x.lng).collect::<Vec<_>>(),
+        r_claims: inputs
             .iter()
             .map(|x| {
                 x.claimed_grid
@@ -863,44 +863,44 @@ async fn write(
                     .unwrap_or_default()
             })
             .collect::<Vec<_>>(),
-        b29: rows
+        r_grids: rows
             .iter()
             .map(|x| x.resolved_grid.as_str())
             .collect::<Vec<_>>(),
-        b30: rows.iter().map(|x| x.region.as_str()).collect::<Vec<_>>(),
-        b31: rows.iter().map(|x| x.owner.as_str()).collect::<Vec<_>>(),
-        b32: inputs.iter().map(|x| x.occurred_at).collect::<Vec<_>>(),
-        b33: inputs
+        r_regions: rows.iter().map(|x| x.region.as_str()).collect::<Vec<_>>(),
+        r_owners: rows.iter().map(|x| x.owner.as_str()).collect::<Vec<_>>(),
+        r_occurred: inputs.iter().map(|x| x.occurred_at).collect::<Vec<_>>(),
+        r_reporters: inputs
             .iter()
             .map(|x| x.reporter_id.as_str())
             .collect::<Vec<_>>(),
-        b34: inputs
+        r_attachments: inputs
             .iter()
             .map(|x| x.attachments.join(","))
             .collect::<Vec<_>>(),
-        b35: rows
+        r_submitters: rows
             .iter()
             .map(|x| subs[x.item].actor.sub.as_str())
             .collect::<Vec<_>>(),
-        b36: rows
+        r_cases: rows
             .iter()
             .map(|x| drafts[x.case].case_id)
             .collect::<Vec<_>>(),
-        b37: rows.iter().map(|x| x.flags.join(",")).collect::<Vec<_>>(),
-        b38: rows.iter().map(|x| x.outcome as i16).collect::<Vec<_>>(),
-        b39: rows
+        r_flags: rows.iter().map(|x| x.flags.join(",")).collect::<Vec<_>>(),
+        r_outcomes: rows.iter().map(|x| x.outcome as i16).collect::<Vec<_>>(),
+        r_reasons: rows
             .iter()
             .map(|x| x.reason.to_string())
             .collect::<Vec<_>>(),
-        b40: inputs
+        r_phones: inputs
             .iter()
             .map(|x| x.reporter_phone.as_ref().map(|p| p.enc.as_slice()))
             .collect::<Vec<_>>(),
-        b41: inputs
+        r_phone_ixs: inputs
             .iter()
             .map(|x| x.reporter_phone.as_ref().map(|p| p.index.as_slice()))
             .collect::<Vec<_>>(),
-        b42: events,
+        events,
     }
     .execute(conn)
     .await?;
@@ -989,20 +989,51 @@ crate::prepared!(struct Candidates = "SELECT p.k AS idx, c.case_id, c.case_no, c
                   AND c.last_reported_at >= p.t0 AND c.first_reported_at <= p.t1) c" { b1: B1 => Array<Integer>, b2: B2 => Array<Text>, b3: B3 => Array<Double>, b4: B4 => Array<Double>, b5: B5 => Array<Double>, b6: B6 => Array<Double>, b7: B7 => Array<Timestamptz>, b8: B8 => Array<Timestamptz> });
 crate::prepared!(struct NextSerials = "SELECT nextval('case_serial') AS serial FROM generate_series(1, $1)" { b1: B1 => Integer });
 // The intake's write, one round trip (`intake_write`, migration 12): new cases, the existing
-// cases the batch extends, its reports and their audit events.
-crate::prepared!(struct WriteIntake = "SELECT intake_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42)" {
-    b1: B1 => Array<SqlUuid>, b2: B2 => Array<Text>, b3: B3 => Array<Text>, b4: B4 => Array<Text>, b5: B5 => Array<Text>,
-    b6: B6 => Array<Text>, b7: B7 => Array<Double>, b8: B8 => Array<Double>, b9: B9 => Array<Timestamptz>,
-    b10: B10 => Array<Timestamptz>, b11: B11 => Array<Integer>, b12: B12 => Array<Text>,
-    b13: B13 => Array<SqlUuid>, b14: B14 => Array<Integer>, b15: B15 => Array<Timestamptz>, b16: B16 => Array<Timestamptz>,
-    b17: B17 => Array<SqlUuid>, b18: B18 => Array<SqlUuid>, b19: B19 => Array<diesel::sql_types::Bytea>, b20: B20 => Array<Int2>,
-    b21: B21 => Array<Text>, b22: B22 => Array<Text>, b23: B23 => Array<Text>, b24: B24 => Array<Text>, b25: B25 => Array<Text>,
-    b26: B26 => Array<Double>, b27: B27 => Array<Double>, b28: B28 => Array<Text>, b29: B29 => Array<Text>, b30: B30 => Array<Text>,
-    b31: B31 => Array<Text>, b32: B32 => Array<Timestamptz>, b33: B33 => Array<Text>, b34: B34 => Array<Text>, b35: B35 => Array<Text>,
-    b36: B36 => Array<SqlUuid>, b37: B37 => Array<Text>, b38: B38 => Array<Int2>, b39: B39 => Array<Text>,
-    b40: B40 => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>>,
-    b41: B41 => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>>,
-    b42: B42 => Array<Text>,
+// cases the batch extends, its reports and their audit events, each bound to the function's
+// parameter of the same name.
+crate::prepared!(struct WriteIntake = call "intake_write" {
+    case_ids: CaseIds => Array<SqlUuid>,
+    case_nos: CaseNos => Array<Text>,
+    case_cats: CaseCats => Array<Text>,
+    case_grids: CaseGrids => Array<Text>,
+    case_regions: CaseRegions => Array<Text>,
+    case_owners: CaseOwners => Array<Text>,
+    case_lats: CaseLats => Array<Double>,
+    case_lngs: CaseLngs => Array<Double>,
+    case_firsts: CaseFirsts => Array<Timestamptz>,
+    case_lasts: CaseLasts => Array<Timestamptz>,
+    case_counts: CaseCounts => Array<Integer>,
+    case_flags: CaseFlags => Array<Text>,
+    ext_ids: ExtIds => Array<SqlUuid>,
+    ext_counts: ExtCounts => Array<Integer>,
+    ext_firsts: ExtFirsts => Array<Timestamptz>,
+    ext_lasts: ExtLasts => Array<Timestamptz>,
+    r_ids: RIds => Array<SqlUuid>,
+    r_cids: RCids => Array<SqlUuid>,
+    r_hashes: RHashes => Array<diesel::sql_types::Bytea>,
+    r_sources: RSources => Array<Int2>,
+    r_systems: RSystems => Array<Text>,
+    r_codes: RCodes => Array<Text>,
+    r_unified: RUnified => Array<Text>,
+    r_titles: RTitles => Array<Text>,
+    r_descriptions: RDescriptions => Array<Text>,
+    r_lats: RLats => Array<Double>,
+    r_lngs: RLngs => Array<Double>,
+    r_claims: RClaims => Array<Text>,
+    r_grids: RGrids => Array<Text>,
+    r_regions: RRegions => Array<Text>,
+    r_owners: ROwners => Array<Text>,
+    r_occurred: ROccurred => Array<Timestamptz>,
+    r_reporters: RReporters => Array<Text>,
+    r_attachments: RAttachments => Array<Text>,
+    r_submitters: RSubmitters => Array<Text>,
+    r_cases: RCases => Array<SqlUuid>,
+    r_flags: RFlags => Array<Text>,
+    r_outcomes: ROutcomes => Array<Int2>,
+    r_reasons: RReasons => Array<Text>,
+    r_phones: RPhones => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>>,
+    r_phone_ixs: RPhoneIxs => Array<diesel::sql_types::Nullable<diesel::sql_types::Bytea>>,
+    events: Events => Array<Text>,
 });
 
 #[cfg(test)]
