@@ -298,7 +298,7 @@ pub struct WorkflowSettings {
     pub repeat_caller_threshold: u32,
     pub repeat_caller_window: Duration,
     /// Service requests' time limits by kind and urgency.
-    pub service_limits: crate::domain::service::TimeLimits,
+    pub service_limits: crate::domain::request::TimeLimits,
     /// The workflow's clock (tests set a manual one).
     pub clock: Clock,
 }
@@ -475,7 +475,7 @@ impl Settings {
                     "30days",
                     "repeat_caller_window",
                 )?,
-                service_limits: crate::domain::service::TimeLimits {
+                service_limits: crate::domain::request::TimeLimits {
                     enquiry_help_days: positive(o.enquiry_limit_days, 3, "enquiry_limit_days")?,
                     complaint_days: positive(o.complaint_limit_days, 13, "complaint_limit_days")?,
                     service_days: positive(o.service_limit_days, 13, "service_limit_days")?,

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use crate::app::error::ApiError;
 use crate::config::HotlineSettings;
 use crate::store::Pool;
-use crate::store::service::{self as db, OutboxRow};
+use crate::store::requests::{self as db, OutboxRow};
 
 /// Updates claimed per step.
 pub const BATCH: i64 = 128;

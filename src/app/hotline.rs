@@ -18,10 +18,10 @@ use crate::domain::pii::{Person, Sealed};
 use crate::domain::principal::Principal;
 use crate::domain::region::RegionCode;
 use crate::domain::report::ReportInput;
-use crate::domain::service::{self, Kind, Urgency};
+use crate::domain::request::{self, Kind, Urgency};
 use crate::store::audit::NewEvent;
 use crate::store::reports::{self, Item};
-use crate::store::service::{self as db, HotlineOrder, OrderData};
+use crate::store::requests::{self as db, HotlineOrder, OrderData};
 use crate::store::{self as st};
 
 /// The source system 12345 category codes are mapped from.
@@ -305,7 +305,7 @@ pub async fn push(ctx: &Context, p: &Principal, o: Order) -> Result<Pushed, ApiE
                     }
                 };
                 let deadline = o.deadline.or_else(|| {
-                    service::deadline(o.kind, o.urgency, None, ctx.workflow.service_limits, now, &cal)
+                    request::deadline(o.kind, o.urgency, None, ctx.workflow.service_limits, now, &cal)
                 });
                 let serial = match serial {
                     Some(s) => s,

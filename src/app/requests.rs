@@ -1,5 +1,5 @@
 //! Service requests (便民服务) in motion: filed at the window (CreateServiceRequest), one
-//! transition (rules in `domain::service`) with its audit event and, for a request from 12345,
+//! transition (rules in `domain::request`) with its audit event and, for a request from 12345,
 //! the update the platform must hear; and requests from located work orders following their
 //! case of the one net.
 //!
@@ -20,11 +20,11 @@ use crate::domain::calendar::{Calendar, local_day};
 use crate::domain::pii::Person;
 use crate::domain::principal::{Principal, Role};
 use crate::domain::region::RegionCode;
-use crate::domain::service::{self, Action, Actor, Args, Kind, Status, UpdateKind, Urgency};
+use crate::domain::request::{self, Action, Actor, Args, Kind, Status, UpdateKind, Urgency};
 use crate::domain::workflow::{self, Refusal};
 use crate::store::audit::NewEvent;
 use crate::store::cases::Case;
-use crate::store::service::{self as db, HotlineOrder, ServiceRequest};
+use crate::store::requests::{self as db, HotlineOrder, ServiceRequest};
 use crate::store::{self as st};
 
 /// A refusal of the request workflow, worded for requests.
@@ -84,7 +84,7 @@ pub async fn transition(
             sr.request_no, sr.status
         ))
     })?;
-    let next = service::plan(&flow, action, actor, args, now, cal).map_err(refused)?;
+    let next = request::plan(&flow, action, actor, args, now, cal).map_err(refused)?;
     let saved = db::save_flow(conn, sr.sr_id, &next).await?;
     let mut after = saved.audit_view();
     after["action"] = json!(action.as_str());
@@ -246,8 +246,8 @@ pub async fn catch_up(
 pub const WINDOW: [Role; 3] = [Role::WindowClerk, Role::TownOperator, Role::Admin];
 
 /// What the caller is, relative to `sr`.
-pub fn actor(p: &Principal, sr: &ServiceRequest) -> service::Actor {
-    service::Actor {
+pub fn actor(p: &Principal, sr: &ServiceRequest) -> request::Actor {
+    request::Actor {
         window: p.has_any(&WINDOW),
         hotline: p.has(Role::Hotline) && sr.hotline_order_no.is_some(),
         assignee: !p.has(Role::Hotline) && p.acts_for(&sr.assignee),
@@ -449,7 +449,7 @@ where
                 .and_then(|i| i.time_limit_days)
                 .map(|d| d as u32);
             let limits = ctx2.workflow.service_limits;
-            let deadline = service::deadline(n.kind, n.urgency, item_days, limits, now, &cal);
+            let deadline = request::deadline(n.kind, n.urgency, item_days, limits, now, &cal);
             let fresh = Fresh {
                 kind: n.kind,
                 urgency: n.urgency,
@@ -524,7 +524,7 @@ where
                 _ => None,
             };
             let limits = ctx2.workflow.service_limits;
-            args.reopen_days = service::limit_days(kind, urgency, item_days, limits);
+            args.reopen_days = request::limit_days(kind, urgency, item_days, limits);
             let cal = super::calendar(&ctx2, conn).await?;
             let actor = actor(&who2, &sr);
             let saved = transition(conn, audit, &sr, action, actor, &args, now, &cal).await?;

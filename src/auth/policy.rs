@@ -129,7 +129,7 @@ pub fn access(path: &str) -> Option<Access> {
         "/gridhub.v1.ServiceRequestService/CreateServiceRequest" => Access::Roles(WINDOW),
         "/gridhub.v1.ServiceRequestService/GetServiceRequest" => Access::Roles(REQUEST_READERS),
         "/gridhub.v1.ServiceRequestService/ListServiceRequests" => Access::Roles(REQUEST_READERS),
-        // Which action each role may take is the workflow's rule (domain::service).
+        // Which action each role may take is the workflow's rule (domain::request).
         "/gridhub.v1.ServiceRequestService/TransitionServiceRequest" => {
             Access::Roles(REQUEST_ACTORS)
         }

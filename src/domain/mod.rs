@@ -12,7 +12,7 @@ pub mod pii;
 pub mod principal;
 pub mod region;
 pub mod report;
-pub mod service;
+pub mod request;
 pub mod workflow;
 
 /// One problem with one input field, reported to the client as a

@@ -446,7 +446,7 @@ pub fn catalog_item(i: store::catalog::CatalogItem) -> pb::CatalogItem {
 
 /// Stored request kind ↔ proto.
 pub fn request_kind_to_pb(s: &str) -> pb::RequestKind {
-    use crate::domain::service::Kind;
+    use crate::domain::request::Kind;
     match Kind::parse(s) {
         Some(Kind::Enquiry) => pb::RequestKind::Enquiry,
         Some(Kind::Help) => pb::RequestKind::Help,
@@ -459,8 +459,8 @@ pub fn request_kind_to_pb(s: &str) -> pb::RequestKind {
 }
 
 /// Proto request kind → domain (`None` when unset or unknown).
-pub fn request_kind_from_pb(v: i32) -> Option<crate::domain::service::Kind> {
-    use crate::domain::service::Kind;
+pub fn request_kind_from_pb(v: i32) -> Option<crate::domain::request::Kind> {
+    use crate::domain::request::Kind;
     Some(match pb::RequestKind::try_from(v).ok()? {
         pb::RequestKind::Unspecified => return None,
         pb::RequestKind::Enquiry => Kind::Enquiry,
@@ -473,8 +473,8 @@ pub fn request_kind_from_pb(v: i32) -> Option<crate::domain::service::Kind> {
 }
 
 /// Proto urgency → domain (unset: 一般; `None` when unknown).
-pub fn urgency_from_pb(v: i32) -> Option<crate::domain::service::Urgency> {
-    use crate::domain::service::Urgency;
+pub fn urgency_from_pb(v: i32) -> Option<crate::domain::request::Urgency> {
+    use crate::domain::request::Urgency;
     Some(match pb::Urgency::try_from(v).ok()? {
         pb::Urgency::Unspecified | pb::Urgency::Normal => Urgency::Normal,
         pb::Urgency::Urgent => Urgency::Urgent,
@@ -484,7 +484,7 @@ pub fn urgency_from_pb(v: i32) -> Option<crate::domain::service::Urgency> {
 
 /// Stored status ↔ proto.
 pub fn request_status_to_pb(s: &str) -> pb::ServiceRequestStatus {
-    use crate::domain::service::Status;
+    use crate::domain::request::Status;
     match Status::parse(s) {
         Some(Status::Accepted) => pb::ServiceRequestStatus::Accepted,
         Some(Status::Assigned) => pb::ServiceRequestStatus::Assigned,
@@ -498,7 +498,7 @@ pub fn request_status_to_pb(s: &str) -> pb::ServiceRequestStatus {
 
 /// Proto status → stored spelling.
 pub fn request_status_from_pb(v: i32) -> Option<&'static str> {
-    use crate::domain::service::Status;
+    use crate::domain::request::Status;
     Some(
         match pb::ServiceRequestStatus::try_from(v).ok()? {
             pb::ServiceRequestStatus::Unspecified => return None,
@@ -546,14 +546,14 @@ pub fn person(cipher: &PiiCipher, enc: &[u8], viewer: &Principal) -> pb::Applica
 /// A stored request on the wire, applicant masked for the viewer; `OVERDUE` is added to the
 /// flags of an open request past its deadline at `now`.
 pub fn service_request(
-    r: store::service::ServiceRequest,
-    order: Option<&store::service::HotlineOrder>,
+    r: store::requests::ServiceRequest,
+    order: Option<&store::requests::HotlineOrder>,
     case_id: Option<uuid::Uuid>,
     cipher: &PiiCipher,
     viewer: &Principal,
     now: DateTime<Utc>,
 ) -> pb::ServiceRequest {
-    let open = crate::domain::service::Status::parse(&r.status).is_some_and(|s| s.is_open());
+    let open = crate::domain::request::Status::parse(&r.status).is_some_and(|s| s.is_open());
     let mut flags: Vec<String> = r.flags.iter().flatten().cloned().collect();
     if open && r.deadline.is_some_and(|d| d < now) {
         flags.push("OVERDUE".into());
@@ -563,9 +563,9 @@ pub fn service_request(
         id: r.sr_id.to_string(),
         request_no: r.request_no,
         kind: request_kind_to_pb(&r.kind) as i32,
-        urgency: match crate::domain::service::Urgency::parse(&r.urgency) {
-            Some(crate::domain::service::Urgency::Urgent) => pb::Urgency::Urgent,
-            Some(crate::domain::service::Urgency::Critical) => pb::Urgency::Critical,
+        urgency: match crate::domain::request::Urgency::parse(&r.urgency) {
+            Some(crate::domain::request::Urgency::Urgent) => pb::Urgency::Urgent,
+            Some(crate::domain::request::Urgency::Critical) => pb::Urgency::Critical,
             _ => pb::Urgency::Normal,
         } as i32,
         catalog_item_code: r.catalog_item_code,
@@ -581,12 +581,12 @@ pub fn service_request(
         on_behalf: r.on_behalf,
         filed_by: r.filed_by,
         reply: r.reply,
-        satisfaction: match crate::domain::service::Satisfaction::parse(&r.satisfaction) {
-            Some(crate::domain::service::Satisfaction::Satisfied) => pb::Satisfaction::Satisfied,
-            Some(crate::domain::service::Satisfaction::Basic) => {
+        satisfaction: match crate::domain::request::Satisfaction::parse(&r.satisfaction) {
+            Some(crate::domain::request::Satisfaction::Satisfied) => pb::Satisfaction::Satisfied,
+            Some(crate::domain::request::Satisfaction::Basic) => {
                 pb::Satisfaction::BasicallySatisfied
             }
-            Some(crate::domain::service::Satisfaction::Dissatisfied) => {
+            Some(crate::domain::request::Satisfaction::Dissatisfied) => {
                 pb::Satisfaction::Dissatisfied
             }
             None => pb::Satisfaction::Unspecified,
@@ -615,13 +615,13 @@ pub fn service_request(
 }
 
 /// An outbox row as PullUpdates shows it.
-pub fn hotline_update(row: &store::service::OutboxRow) -> pb::HotlineUpdate {
+pub fn hotline_update(row: &store::requests::OutboxRow) -> pb::HotlineUpdate {
     let p = crate::domain::payloads::HotlineUpdate::read(&row.payload).unwrap_or_default();
-    let kind = match crate::domain::service::UpdateKind::parse(&p.kind) {
-        Some(crate::domain::service::UpdateKind::Signed) => pb::UpdateKind::UpdateSigned,
-        Some(crate::domain::service::UpdateKind::Replied) => pb::UpdateKind::UpdateReplied,
-        Some(crate::domain::service::UpdateKind::Returned) => pb::UpdateKind::UpdateReturned,
-        Some(crate::domain::service::UpdateKind::ExtensionRequested) => {
+    let kind = match crate::domain::request::UpdateKind::parse(&p.kind) {
+        Some(crate::domain::request::UpdateKind::Signed) => pb::UpdateKind::UpdateSigned,
+        Some(crate::domain::request::UpdateKind::Replied) => pb::UpdateKind::UpdateReplied,
+        Some(crate::domain::request::UpdateKind::Returned) => pb::UpdateKind::UpdateReturned,
+        Some(crate::domain::request::UpdateKind::ExtensionRequested) => {
             pb::UpdateKind::UpdateExtensionRequested
         }
         None => pb::UpdateKind::Unspecified,

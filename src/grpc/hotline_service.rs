@@ -19,7 +19,7 @@ use crate::domain::Violation;
 use crate::domain::pii::Person;
 use crate::domain::principal::Principal;
 use crate::domain::region::{RegionCode, RegionLevel};
-use crate::store::service::{self as db};
+use crate::store::requests::{self as db};
 
 /// Updates per PullUpdates call by default and at most.
 const PULL_DEFAULT: i64 = 100;

@@ -1,5 +1,5 @@
 //! ServiceRequestService: requests at the service window (便民服务"一窗口") and from 12345,
-//! their workflow (rules in `domain::service`, motion in `requests`) and the units' figures.
+//! their workflow (rules in `domain::request`, motion in `requests`) and the units' figures.
 
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
@@ -17,8 +17,8 @@ use crate::domain::Violation;
 use crate::domain::pii::Person;
 use crate::domain::principal::Principal;
 use crate::domain::region::{RegionCode, RegionLevel};
-use crate::domain::service::{self, Action, Args, Kind, Satisfaction};
-use crate::store::service::{self as db, ServiceRequest};
+use crate::domain::request::{self, Action, Args, Kind, Satisfaction};
+use crate::store::requests::{self as db, ServiceRequest};
 
 crate::idempotent!(
     pb::CreateServiceRequestRequest,
@@ -185,10 +185,10 @@ impl TryFrom<&pb::TransitionServiceRequestRequest> for Transition {
         if r.assignee.chars().count() > 64 {
             v.push(Violation::new("assignee", "at most 64 characters"));
         }
-        if !(0..=service::MAX_EXTENSION_DAYS as i32).contains(&r.extension_working_days) {
+        if !(0..=request::MAX_EXTENSION_DAYS as i32).contains(&r.extension_working_days) {
             v.push(Violation::new(
                 "extension_working_days",
-                format!("between 1 and {}", service::MAX_EXTENSION_DAYS),
+                format!("between 1 and {}", request::MAX_EXTENSION_DAYS),
             ));
         }
         let satisfaction = match pb::Satisfaction::try_from(r.satisfaction) {

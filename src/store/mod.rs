@@ -18,8 +18,8 @@ pub mod postgis;
 pub mod prepared;
 pub mod regions;
 pub mod reports;
+pub mod requests;
 pub mod schema;
-pub mod service;
 pub mod stats;
 pub mod workers;
 

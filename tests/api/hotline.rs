@@ -659,7 +659,7 @@ async fn a_dead_receiver_for_one_order_makes_dead_letters_while_others_flow() {
     rx.set(Arc::new(|_, _| Answer::Ok));
     let state = app.state().clone();
     let mut conn = state.app.pool.get().await.unwrap();
-    let n = gridhub::store::service::requeue(&mut conn, None, Utc::now())
+    let n = gridhub::store::requests::requeue(&mut conn, None, Utc::now())
         .await
         .unwrap();
     assert_eq!(n, 1);

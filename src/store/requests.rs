@@ -7,7 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::schema::{hotline_orders, hotline_outbox, reports, service_requests};
-use crate::domain::service::{Flow, Satisfaction, Status};
+use crate::domain::request::{Flow, Satisfaction, Status};
 
 /// A stored request.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
