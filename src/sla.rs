@@ -34,9 +34,9 @@ use uuid::Uuid;
 
 use crate::app::error::ApiError;
 use crate::app::mutation;
+use crate::app::pii::{self, Sight};
 use crate::config::WorkflowSettings;
 use crate::crypto::PiiCipher;
-use crate::domain::pii::Phone;
 use crate::domain::workflow::{self, Mark};
 use crate::store::alerts::{self, Alert, kind};
 use crate::store::audit::{Actor, NewEvent};
@@ -322,12 +322,12 @@ impl Ticker {
         .load(conn)
         .await?;
         for c in callers {
-            let masked = c
-                .enc
-                .as_deref()
-                .and_then(|e| self.pii.open(e, "reports.reporter_phone_enc"))
-                .map(|p| Phone::from_trusted(p).masked())
-                .unwrap_or_else(|| "***".into());
+            let masked = pii::phone(
+                &self.pii,
+                c.enc.as_deref(),
+                "reports.reporter_phone_enc",
+                Sight::Masked,
+            );
             let days = window.num_days();
             let a = Alert {
                 alert_id: Uuid::now_v7(),

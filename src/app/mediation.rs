@@ -13,9 +13,9 @@ use uuid::Uuid;
 use super::Context;
 use super::error::{ApiError, refusal};
 use super::mutation::{self, Resend};
+use super::pii::{self, Sight};
 use crate::domain::calendar::local_day;
 use crate::domain::mediation::{self, Action, Facts, Status};
-use crate::domain::pii::{Phone, mask_middle, mask_name};
 use crate::domain::principal::{Principal, Role};
 use crate::domain::region::RegionCode;
 use crate::domain::workflow::Refusal;
@@ -98,7 +98,8 @@ pub struct FollowUp {
     pub close: bool,
 }
 
-/// A party as the viewer may see it: in clear for a `pii_reader`, masked for anyone else.
+/// A party as the viewer may see it ([`Sight`]): in clear for a `pii_reader`, masked for
+/// anyone else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartyView {
     pub role: String,
@@ -148,8 +149,8 @@ pub async fn views(
     cases: Vec<MediationCase>,
     viewer: &Principal,
 ) -> Result<Vec<View>, ApiError> {
-    let unmasked = viewer.has(Role::PiiReader);
-    if unmasked {
+    let sight = Sight::of(viewer);
+    if sight == Sight::Whole {
         for c in &cases {
             audit.push(NewEvent::ok(
                 "pii.read",
@@ -166,50 +167,37 @@ pub async fn views(
         .await?
         .into_iter()
         .map(|full| View {
-            parties: full
-                .parties
-                .iter()
-                .map(|p| party(ctx, p, unmasked))
-                .collect(),
+            parties: full.parties.iter().map(|p| party(ctx, p, sight)).collect(),
             full,
             today,
         })
         .collect())
 }
 
-/// One party opened, and masked unless `unmasked`.
-fn party(ctx: &Context, p: &PartyRow, unmasked: bool) -> PartyView {
-    let pii = &ctx.pii;
-    let open = |b: &Option<Vec<u8>>, what: &'static str| {
-        b.as_ref()
-            .and_then(|b| pii.open(b, what))
-            .unwrap_or_default()
-    };
-    let name = pii
-        .open(&p.name_enc, "mediation_parties.name_enc")
-        .unwrap_or_else(|| "***".into());
-    let id_number = open(&p.id_number_enc, "mediation_parties.id_number_enc");
-    let phone = open(&p.phone_enc, "mediation_parties.phone_enc");
-    let address = open(&p.address_enc, "mediation_parties.address_enc");
-    let role = p.role.clone();
-    if unmasked {
-        return PartyView {
-            role,
-            name,
-            id_number,
-            phone,
-            address,
-        };
-    }
-    let unless_empty = |s: String, mask: &dyn Fn(String) -> String| {
-        if s.is_empty() { s } else { mask(s) }
-    };
+/// One party as `sight` lets the viewer see it.
+fn party(ctx: &Context, p: &PartyRow, sight: Sight) -> PartyView {
+    let c = &ctx.pii;
     PartyView {
-        role,
-        name: mask_name(&name),
-        id_number: unless_empty(id_number, &|s| mask_middle(&s, 6, 4)),
-        phone: unless_empty(phone, &|s| Phone::from_trusted(s).masked()),
-        address: unless_empty(address, &|_| "***".into()),
+        role: p.role.clone(),
+        name: pii::name(c, &p.name_enc, "mediation_parties.name_enc", sight),
+        id_number: pii::id_number(
+            c,
+            p.id_number_enc.as_deref(),
+            "mediation_parties.id_number_enc",
+            sight,
+        ),
+        phone: pii::phone(
+            c,
+            p.phone_enc.as_deref(),
+            "mediation_parties.phone_enc",
+            sight,
+        ),
+        address: pii::address(
+            c,
+            p.address_enc.as_deref(),
+            "mediation_parties.address_enc",
+            sight,
+        ),
     }
 }
 
@@ -295,18 +283,20 @@ async fn repeat_disputes(
         if disputes.len() < REPEAT_THRESHOLD {
             continue;
         }
-        let who = p
-            .id_number_enc
-            .as_ref()
-            .and_then(|b| ctx.pii.open(b, "mediation_parties.id_number_enc"))
-            .map(|i| mask_middle(&i, 6, 4))
-            .or_else(|| {
-                p.phone_enc
-                    .as_ref()
-                    .and_then(|b| ctx.pii.open(b, "mediation_parties.phone_enc"))
-                    .map(|ph| Phone::from_trusted(ph).masked())
-            })
-            .unwrap_or_default();
+        let who = match p.id_number_enc.as_deref() {
+            Some(enc) => pii::id_number(
+                &ctx.pii,
+                Some(enc),
+                "mediation_parties.id_number_enc",
+                Sight::Masked,
+            ),
+            None => pii::phone(
+                &ctx.pii,
+                p.phone_enc.as_deref(),
+                "mediation_parties.phone_enc",
+                Sight::Masked,
+            ),
+        };
         let key = hex::encode(
             p.id_index
                 .as_deref()

@@ -7,6 +7,7 @@
 //! - [`mutation`]: idempotency + audit + a cancellation-safe transaction, for every write;
 //!   [`group`]: the same for many small writes committed together (12345's work orders).
 //! - [`error`]: what a use case answers when it does not succeed.
+//! - [`pii`]: the one boundary where personal data is opened and shown whole or masked.
 //! - [`cases`], [`mediation`], [`requests`]: the use cases of the case workflow, of mediation
 //!   of service requests (便民服务) and of 12345's work orders ([`hotline`]); [`reports`]: what
 //!   the report intake's callers share.
@@ -17,6 +18,7 @@ pub mod group;
 pub mod hotline;
 pub mod mediation;
 pub mod mutation;
+pub mod pii;
 pub mod reports;
 pub mod requests;
 

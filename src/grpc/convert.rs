@@ -1,12 +1,13 @@
-//! Conversions between stored rows / domain types and proto messages. Personal data is
-//! masked here, in one place, unless the caller holds `pii_reader`.
+//! Conversions between stored rows / domain types and proto messages. Personal data is opened
+//! and masked (unless the caller holds `pii_reader`) by `app::pii`, the one boundary.
 
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::pb;
+use crate::app::pii::{self, Sight};
 use crate::crypto::PiiCipher;
-use crate::domain::pii::Phone;
-use crate::domain::principal::{Principal, Role};
+
+use crate::domain::principal::Principal;
 use crate::domain::region::RegionLevel;
 use crate::store;
 
@@ -80,18 +81,7 @@ pub fn region(r: store::regions::Region, boundary_geojson: Option<String>) -> pb
 
 /// Decrypts a stored phone and shows it whole or masked depending on the caller.
 pub fn phone(cipher: &PiiCipher, enc: Option<&[u8]>, viewer: &Principal) -> String {
-    let Some(enc) = enc else { return String::new() };
-    match cipher.open(enc, "phone") {
-        Some(p) => {
-            let p = Phone::from_trusted(p);
-            if viewer.has(Role::PiiReader) {
-                p.expose().to_owned()
-            } else {
-                p.masked()
-            }
-        }
-        None => "***".to_owned(),
-    }
+    pii::phone(cipher, enc, "phone", Sight::of(viewer))
 }
 
 /// A stored worker on the wire, phone masked for the viewer.
@@ -515,31 +505,17 @@ pub fn request_status_from_pb(v: i32) -> Option<&'static str> {
 
 /// Decrypts a stored person; shown whole to `pii_reader`, masked to everyone else.
 pub fn person(cipher: &PiiCipher, enc: &[u8], viewer: &Principal) -> pb::Applicant {
-    let p = match cipher
-        .open(enc, "applicant")
-        .map(|s| serde_json::from_str::<crate::domain::pii::Person>(&s))
-    {
-        Some(Ok(p)) => p,
-        other => {
-            if other.is_some() {
-                tracing::error!("a stored applicant is not a person");
-            }
-            return pb::Applicant {
-                name: "***".into(),
-                phone: "***".into(),
-                id_number: String::new(),
-            };
-        }
-    };
-    let p = if viewer.has(Role::PiiReader) {
-        p
-    } else {
-        p.masked()
-    };
-    pb::Applicant {
-        name: p.name,
-        phone: p.phone,
-        id_number: p.id_number,
+    match pii::person(cipher, enc, "applicant", Sight::of(viewer)) {
+        Some(p) => pb::Applicant {
+            name: p.name,
+            phone: p.phone,
+            id_number: p.id_number,
+        },
+        None => pb::Applicant {
+            name: pii::UNREADABLE.into(),
+            phone: pii::UNREADABLE.into(),
+            id_number: String::new(),
+        },
     }
 }
 

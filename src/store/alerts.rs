@@ -34,6 +34,7 @@ pub mod kind {
 }
 
 /// Stores `a` unless an alert with its `dedup_key` exists; returns it when new.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn raise(conn: &mut AsyncPgConnection, a: &Alert) -> QueryResult<Option<Alert>> {
     diesel::insert_into(alerts::table)
         .values(a)
@@ -46,6 +47,7 @@ pub async fn raise(conn: &mut AsyncPgConnection, a: &Alert) -> QueryResult<Optio
 }
 
 /// Alerts within `prefix` before `before` (ids are time-ordered), newest first.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
 pub async fn list(
     conn: &mut AsyncPgConnection,
     prefix: &str,

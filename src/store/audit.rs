@@ -100,6 +100,7 @@ pub struct Event {
 /// recorded as pending now, each as the canonical text of its content (see [`tail`]: every
 /// field of the event is in it), and sealed (numbered, chained and stored column by column
 /// from that text) after the commit: see [`seal`].
+#[tracing::instrument(level = "debug", skip_all, fields(events = events.len()))]
 pub async fn append(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
@@ -134,6 +135,7 @@ pub fn text(actor: &Actor, e: &NewEvent) -> String {
 
 /// Seals the pending events of committed transactions into the chain (all of them, in
 /// batches); returns how many. Call outside a transaction: each batch commits on its own.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn seal(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     let mut total = 0i64;
     loop {
@@ -221,6 +223,7 @@ fn tail<R: serde::Serialize>(
 }
 
 /// The chain's head: its last event's seq and hash.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn head(conn: &mut AsyncPgConnection) -> QueryResult<Option<(i64, Vec<u8>)>> {
     audit_events::table
         .order(audit_events::seq.desc())
@@ -231,6 +234,7 @@ pub async fn head(conn: &mut AsyncPgConnection) -> QueryResult<Option<(i64, Vec<
 }
 
 /// The hash of event `seq`, if it is there.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn hash_at(conn: &mut AsyncPgConnection, seq: i64) -> QueryResult<Option<Vec<u8>>> {
     audit_events::table
         .find(seq)
@@ -250,6 +254,7 @@ pub struct ChainReport {
 }
 
 /// Walks the whole chain in seq order, recomputing every hash.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn verify(conn: &mut AsyncPgConnection) -> QueryResult<ChainReport> {
     let mut expected_seq = 1i64;
     let mut prev = vec![0u8; 32];
@@ -313,6 +318,7 @@ pub struct EventFilter {
 }
 
 /// Events matching the filter after `after_seq`, oldest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(
     conn: &mut AsyncPgConnection,
     f: &EventFilter,

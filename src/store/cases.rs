@@ -106,6 +106,7 @@ pub struct CaseWithReports {
 }
 
 /// One case, if it lies within `prefix`.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, case_id = %id))]
 pub async fn get(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -126,6 +127,7 @@ pub async fn get(
 }
 
 /// Locks a case row for update, if it lies within `prefix`.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, case_id = %id))]
 pub async fn lock(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -154,6 +156,7 @@ pub struct CaseFilter {
 }
 
 /// Cases within `prefix` before `before` (ids are time-ordered), newest first.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
 pub async fn list(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -194,6 +197,7 @@ pub async fn list(
 }
 
 /// Writes the workflow state `flow` of case `id`, bumping its version; returns the new row.
+#[tracing::instrument(level = "debug", skip_all, fields(case_id = %id))]
 pub async fn save_flow(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -224,6 +228,7 @@ pub async fn save_flow(
 }
 
 /// The reports' ids and merge reasons of a case, oldest first.
+#[tracing::instrument(level = "debug", skip_all, fields(case_id = %id))]
 pub async fn report_reasons(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -237,6 +242,7 @@ pub async fn report_reasons(
 }
 
 /// Cases by id (any region: callers have already scoped the ids).
+#[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len()))]
 pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Case>> {
     cases::table
         .filter(cases::case_id.eq_any(ids))
@@ -248,6 +254,7 @@ pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<V
 /// Moves every report of the `sources` into `target` and saves each source's workflow state
 /// as planned (MERGED, by `workflow::merge_into`), pointing at the target; returns the saved
 /// sources in the order given.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn merge(
     conn: &mut AsyncPgConnection,
     target: &Case,
@@ -279,6 +286,7 @@ pub async fn merge(
 }
 
 /// Recomputes a case's report count and time span from its reports; bumps its version.
+#[tracing::instrument(level = "debug", skip_all, fields(case_id = %id))]
 pub async fn refresh(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
     diesel::sql_query(
         "UPDATE cases c SET report_count = s.n, first_reported_at = COALESCE(s.f, c.first_reported_at),
@@ -294,6 +302,7 @@ pub async fn refresh(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> 
 
 /// Takes `report` out of `from` into a new case of its own (numbered `case_no`); `from` keeps
 /// its other reports (`workflow::split_from`). Returns the new case's id.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn split(
     conn: &mut AsyncPgConnection,
     from: &Case,
@@ -343,6 +352,7 @@ pub async fn split(
 }
 
 /// A new case number for the town of `region`.
+#[tracing::instrument(level = "debug", skip_all, fields(region = region))]
 pub async fn next_case_no(conn: &mut AsyncPgConnection, region: &str) -> QueryResult<String> {
     let serial = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
         "nextval('case_serial')",

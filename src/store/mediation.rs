@@ -127,6 +127,7 @@ pub struct Full {
 }
 
 /// A new case number for the town of `region`: `TJ` + town code + serial.
+#[tracing::instrument(level = "debug", skip_all, fields(region = region))]
 pub async fn next_case_no(conn: &mut AsyncPgConnection, region: &str) -> QueryResult<String> {
     let serial = diesel::select(diesel::dsl::sql::<BigInt>("nextval('mediation_serial')"))
         .get_result::<i64>(conn)
@@ -138,6 +139,7 @@ pub async fn next_case_no(conn: &mut AsyncPgConnection, region: &str) -> QueryRe
 }
 
 /// Stores a new case with its parties.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(
     conn: &mut AsyncPgConnection,
     case: &MediationCase,
@@ -155,6 +157,7 @@ pub async fn insert(
 }
 
 /// One case, if within `prefix`.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, mediation_case_id = %id))]
 pub async fn get_case(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -173,6 +176,7 @@ pub async fn get_case(
 }
 
 /// Everything recorded on `case`.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn full(conn: &mut AsyncPgConnection, case: MediationCase) -> QueryResult<Full> {
     full_many(conn, vec![case])
         .await?
@@ -182,6 +186,7 @@ pub async fn full(conn: &mut AsyncPgConnection, case: MediationCase) -> QueryRes
 
 /// Everything recorded on each of `cases`: four queries whatever their number, sent together
 /// (pipelined on the one connection), so they cost one round trip.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn full_many(
     conn: &mut AsyncPgConnection,
     cases: Vec<MediationCase>,
@@ -243,6 +248,7 @@ pub struct Filter {
 }
 
 /// Cases within `prefix` before `before` (ids are time-ordered), newest first.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
 pub async fn list(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -281,6 +287,7 @@ pub async fn list(
 /// The cases within `prefix` where a party's ID-number index (or, without one, phone index) is
 /// the one given, registered at or after `since`, newest first, in one query (the parties'
 /// match is a subquery).
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
 pub async fn cases_of_person(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -307,6 +314,7 @@ pub async fn cases_of_person(
 }
 
 /// Appends a session (numbered after the last).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn add_session(conn: &mut AsyncPgConnection, s: &SessionRow) -> QueryResult<()> {
     diesel::insert_into(mediation_sessions::table)
         .values(s)
@@ -316,6 +324,7 @@ pub async fn add_session(conn: &mut AsyncPgConnection, s: &SessionRow) -> QueryR
 }
 
 /// Appends an agreement version.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn add_agreement(conn: &mut AsyncPgConnection, a: &AgreementRow) -> QueryResult<()> {
     diesel::insert_into(mediation_agreements::table)
         .values(a)
@@ -325,6 +334,7 @@ pub async fn add_agreement(conn: &mut AsyncPgConnection, a: &AgreementRow) -> Qu
 }
 
 /// Schedules a follow-up.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn add_follow_up(conn: &mut AsyncPgConnection, f: &FollowUpRow) -> QueryResult<()> {
     diesel::insert_into(mediation_follow_ups::table)
         .values(f)
@@ -334,6 +344,7 @@ pub async fn add_follow_up(conn: &mut AsyncPgConnection, f: &FollowUpRow) -> Que
 }
 
 /// Records the latest agreement's performance deadline on the case.
+#[tracing::instrument(level = "debug", skip_all, fields(mediation_case_id = %id))]
 pub async fn set_agreement_deadline(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -347,6 +358,7 @@ pub async fn set_agreement_deadline(
 }
 
 /// Records what the first follow-up found (later ones do not change it).
+#[tracing::instrument(level = "debug", skip_all, fields(mediation_case_id = %id))]
 pub async fn set_first_performed(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -364,6 +376,7 @@ pub async fn set_first_performed(
 }
 
 /// Moves the open follow-up `number` to `due`.
+#[tracing::instrument(level = "debug", skip_all, fields(mediation_case_id = %case_id))]
 pub async fn reschedule_follow_up(
     conn: &mut AsyncPgConnection,
     case_id: Uuid,
@@ -378,6 +391,7 @@ pub async fn reschedule_follow_up(
 }
 
 /// Fills in the follow-up `number`.
+#[tracing::instrument(level = "debug", skip_all, fields(mediation_case_id = %case_id))]
 pub async fn complete_follow_up(
     conn: &mut AsyncPgConnection,
     case_id: Uuid,
@@ -411,6 +425,7 @@ pub struct Header {
 }
 
 /// Writes a case's header, bumping its version.
+#[tracing::instrument(level = "debug", skip_all, fields(mediation_case_id = %id))]
 pub async fn save_header(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -560,6 +575,7 @@ pub fn spans(from: DateTime<Utc>, to: DateTime<Utc>) -> Spans {
 /// defined once, by the SQL function `mediation_case_figures` (migration 17), which the
 /// triggers and this query both call. An agreement counts as
 /// performed on time when the first follow-up recorded on it found it performed.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
 pub async fn stats(
     conn: &mut AsyncPgConnection,
     prefix: &str,

@@ -27,6 +27,7 @@ use crate::domain::region::RegionCode;
 use crate::domain::report::{self, Outcome, ReportInput, flags};
 
 /// The region a stored report was located in.
+#[tracing::instrument(level = "debug", skip_all, fields(report_id = %id))]
 pub async fn region_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<String> {
     reports::table
         .find(id)
@@ -240,6 +241,7 @@ struct Place {
 /// Stores a batch. `items` are valid reports (or their validation errors, passed through in
 /// place); returns one result per item, in order. Records one audit event per new report
 /// itself, by the report's sender, in the statement that writes the reports.
+#[tracing::instrument(level = "debug", skip_all, fields(items = items.len()))]
 pub async fn ingest(
     conn: &mut AsyncPgConnection,
     grids: &GridCache,
@@ -908,6 +910,7 @@ async fn write(
 }
 
 /// One report, if it lies within `prefix`.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, report_id = %id))]
 pub async fn get(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -934,6 +937,7 @@ pub struct ReportFilter {
 }
 
 /// Reports matching the filter before `before` (report ids are time-ordered), newest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(
     conn: &mut AsyncPgConnection,
     f: &ReportFilter,

@@ -105,6 +105,7 @@ pub struct HotlineOrder {
 }
 
 /// Inserts a request.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(conn: &mut AsyncPgConnection, r: &ServiceRequest) -> QueryResult<()> {
     diesel::insert_into(service_requests::table)
         .values(r)
@@ -114,6 +115,7 @@ pub async fn insert(conn: &mut AsyncPgConnection, r: &ServiceRequest) -> QueryRe
 }
 
 /// A new request serial (see [`request_no`]).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn next_serial(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     diesel::select(diesel::dsl::sql::<BigInt>(
         "nextval('service_request_serial')",
@@ -128,6 +130,7 @@ pub fn request_no(region: &str, serial: i64) -> String {
 }
 
 /// Inserts requests with their work orders: two multi-row statements, pipelined.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert_with_orders(
     mut conn: &AsyncPgConnection,
     r: &[ServiceRequest],
@@ -146,13 +149,17 @@ pub async fn insert_with_orders(
     Ok(())
 }
 
+/// Per order number: the order as stored, or the request serial reserved for a new one.
+pub type LockedOrders = Vec<(String, Option<HotlineOrder>, Option<i64>)>;
+
 /// The work orders `nos`, locked (their advisory locks in key order, then the rows for
 /// update), in one round trip: each existing order, and for each order not yet received a
 /// reserved request serial (migration 8).
+#[tracing::instrument(level = "debug", skip_all, fields(orders = nos.len()))]
 pub async fn lock_orders(
     conn: &mut AsyncPgConnection,
     nos: &[String],
-) -> QueryResult<Vec<(String, Option<HotlineOrder>, Option<i64>)>> {
+) -> QueryResult<LockedOrders> {
     let rows: Vec<LockedOrder> = diesel::sql_query("SELECT * FROM hotline_orders_locked($1)")
         .bind::<diesel::sql_types::Array<Text>, _>(nos)
         .load(conn)
@@ -216,6 +223,7 @@ struct LockedOrder {
 }
 
 /// One request, if within `prefix`.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, sr_id = %id))]
 pub async fn get(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -231,6 +239,7 @@ pub async fn get(
 }
 
 /// Locks one request for update, if within `prefix`.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, sr_id = %id))]
 pub async fn lock(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -257,6 +266,7 @@ pub struct Filter {
 }
 
 /// Requests within `prefix` before `before` (ids are time-ordered), newest first.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
 pub async fn list(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -293,6 +303,7 @@ pub async fn list(
 /// Writes the workflow state of request `id`, bumping its version; returns the new row. A new
 /// reply (`replied_at` set where the row has none or another) is kept in `service_request_replies`, which the
 /// figures count.
+#[tracing::instrument(level = "debug", skip_all, fields(sr_id = %id))]
 pub async fn save_flow(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -346,6 +357,7 @@ pub struct OrderData {
 }
 
 /// Applies a newer work order version's data to its request; returns the new row.
+#[tracing::instrument(level = "debug", skip_all, fields(sr_id = %id))]
 pub async fn save_order_data(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -370,6 +382,7 @@ pub async fn save_order_data(
 
 /// A work order, locked for update, after taking the order's advisory lock (so two first
 /// pushes of one order cannot both insert); one round trip (migration 8).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn lock_order(
     conn: &mut AsyncPgConnection,
     order_no: &str,
@@ -382,6 +395,7 @@ pub async fn lock_order(
 }
 
 /// Records that `version` (with `hash`) of an order was applied.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn save_order_version(
     conn: &mut AsyncPgConnection,
     order_no: &str,
@@ -401,6 +415,7 @@ pub async fn save_order_version(
 }
 
 /// The work order of a request.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn order_of(
     conn: &mut AsyncPgConnection,
     sr_id: Uuid,
@@ -414,6 +429,7 @@ pub async fn order_of(
 }
 
 /// The case a located work order's report is in now.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn case_of_order(
     conn: &mut AsyncPgConnection,
     order: &HotlineOrder,
@@ -431,6 +447,7 @@ pub async fn case_of_order(
 
 /// The requests whose located work orders' reports are in `case_id`, locked for update, in
 /// id order.
+#[tracing::instrument(level = "debug", skip_all, fields(sr_id = %case_id))]
 pub async fn following_case(
     conn: &mut AsyncPgConnection,
     case_id: Uuid,
@@ -471,6 +488,7 @@ pub struct OutboxRow {
 }
 
 /// Updates after `seq` within `prefix`, in commit order.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
 pub async fn updates_after(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -490,6 +508,7 @@ pub async fn updates_after(
 /// Claims up to `limit` due updates for delivery, locking them (rows another replica holds
 /// are skipped): per work order only the oldest undelivered update, so order is kept, and
 /// nothing behind a dead letter.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
@@ -511,6 +530,7 @@ pub async fn claim_due(
 }
 
 /// Marks an update delivered.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn mark_delivered(
     conn: &mut AsyncPgConnection,
     seq: i64,
@@ -529,6 +549,7 @@ pub async fn mark_delivered(
 }
 
 /// Records a failed attempt: retry at `next`, or a dead letter when `next` is `None`.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn mark_failed(
     conn: &mut AsyncPgConnection,
     seq: i64,
@@ -562,6 +583,7 @@ pub async fn mark_failed(
 }
 
 /// Outbox rows in `state` (all states when `None`), oldest first.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn outbox(
     conn: &mut AsyncPgConnection,
     state: Option<&str>,
@@ -580,6 +602,7 @@ pub async fn outbox(
 
 /// Puts dead letters (all, or those with these update ids) back in the queue with a fresh
 /// attempt count; returns how many.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn requeue(
     conn: &mut AsyncPgConnection,
     ids: Option<&[Uuid]>,
@@ -624,6 +647,7 @@ pub struct UnitFigures {
 /// Figures per handling unit of the requests accepted in `[from, to)` within `prefix`.
 /// Replies are those the unit made, each counted (also one a 不满意 reopened later), on time
 /// against the deadline in force then; every 不满意 counts against the request's unit.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
 pub async fn unit_figures(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -685,6 +709,7 @@ pub struct Totals {
 
 /// See [`Totals`]. Replies count as in [`unit_figures`]: every reply made. Callbacks count every recorded result: the latest one per request plus
 /// each earlier 不满意.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
 pub async fn totals(
     conn: &mut AsyncPgConnection,
     prefix: &str,

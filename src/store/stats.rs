@@ -58,6 +58,7 @@ const COLS: &str = "status, category, region_code, assignee, overdue, cases, clo
 /// Figures of cases within `prefix` first reported on local days `[from, to)`; merged cases
 /// are left out. Regions of a town or larger read whole months from the monthly rollups and
 /// only the days of partial months (and the deltas not folded yet) day by day.
+#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
 pub async fn dashboard(
     conn: &mut AsyncPgConnection,
     prefix: &str,
@@ -191,6 +192,7 @@ async fn fine(
 
 /// Folds pending deltas into `case_stats` (one folder at a time across replicas); returns how
 /// many delta rows were folded.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn fold(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     diesel::select(diesel::dsl::sql::<Int8>("case_stats_fold()"))
         .get_result(conn)
