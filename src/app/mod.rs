@@ -19,6 +19,7 @@ pub mod hotline;
 pub mod mediation;
 pub mod mutation;
 pub mod pii;
+pub mod registry;
 pub mod reports;
 pub mod requests;
 

@@ -12,6 +12,7 @@ use super::pb::{self, ImportSummary};
 use super::{State, convert, principal, requested_prefix};
 use crate::app::error::ApiError;
 use crate::app::mutation::{self, Resend};
+use crate::app::registry::{self, DepartmentInput, WorkerInput};
 use crate::domain::Violation;
 use crate::domain::geojson;
 use crate::domain::pii::Phone;
@@ -418,89 +419,11 @@ impl RegionService for RegionApi {
     ) -> Result<Response<pb::Worker>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let w = r.worker.clone().unwrap_or_default();
-        let mut v = Vec::new();
-        if !valid_id(&w.worker_id) {
-            v.push(Violation::new(
-                "worker.worker_id",
-                "1-64 characters of letters, digits, '-', '_' or '.'",
-            ));
-        }
-        if w.name.trim().is_empty() {
-            v.push(Violation::new("worker.name", "must not be empty"));
-        }
-        let phone = (!w.phone.is_empty())
-            .then(|| Phone::parse(&w.phone, "worker.phone"))
-            .transpose()
-            .unwrap_or_else(|e| {
-                v.push(e);
-                None
-            });
-        let region = RegionCode::parse(&w.region_code)
-            .map_err(|e| v.push(Violation::new("worker.region_code", e.to_string())))
-            .ok();
-        let mut grids = Vec::new();
-        for (i, g) in w.grid_codes.iter().enumerate() {
-            match (RegionCode::parse(g), &region) {
-                (Ok(c), Some(reg)) if c.level().is_grid() && c.is_within(reg) => {
-                    grids.push(c.to_string())
-                }
-                _ => v.push(Violation::new(
-                    format!("worker.grid_codes[{i}]"),
-                    "must be a grid code inside worker.region_code",
-                )),
-            }
-        }
-        let Some(region) = region.filter(|_| v.is_empty()) else {
-            return Err(ApiError::InvalidArgument(v).into());
-        };
-        in_scope(&p, Some(&region))?;
-        let state = self.state.clone();
-        let viewer = p.clone();
-        let out = mutation::run(&self.state.app, &p, Resend::of("RegionService/UpsertWorker", &r), move |conn, audit| {
-            async move {
-                let mut wanted = grids.clone();
-                wanted.push(region.to_string());
-                let found: HashSet<String> = regions::existing(conn, "", &wanted).await?.into_iter().collect();
-                let mut v = Vec::new();
-                if !found.contains(region.as_str()) {
-                    v.push(Violation::new("worker.region_code", "unknown region"));
-                }
-                for (i, g) in grids.iter().enumerate() {
-                    if !found.contains(g) {
-                        v.push(Violation::new(format!("worker.grid_codes[{i}]"), "unknown grid"));
-                    }
-                }
-                if !v.is_empty() {
-                    return Err(ApiError::InvalidArgument(v));
-                }
-                let before = workers::find(conn, &w.worker_id).await?;
-                if let Some(b) = before.as_ref().filter(|b| !viewer.scope.contains(&b.region_code)) {
-                    return Err(ApiError::PermissionDenied(format!("worker {} belongs to a region outside yours", b.worker_id)));
-                }
-                let stored = workers::upsert(
-                    conn,
-                    workers::NewWorker {
-                        worker_id: &w.worker_id,
-                        name: w.name.trim(),
-                        phone_enc: phone.as_ref().map(|ph| state.app.pii.encrypt(ph.expose())),
-                        phone_index: phone.as_ref().map(|ph| state.app.pii.blind_index(ph.expose())),
-                        region_code: region.as_str(),
-                        grid_codes: grids.iter().cloned().map(Some).collect(),
-                        active: w.active,
-                    },
-                )
-                .await?;
-                let masked = |x: &workers::Worker| {
-                    let m = convert::worker(x.clone(), &state.app.pii, &Principal { roles: vec![], ..viewer.clone() });
-                    json!({"name": m.name, "phone": m.phone, "region_code": m.region_code, "grid_codes": m.grid_codes, "active": m.active})
-                };
-                audit.push(NewEvent::ok("worker.upsert", "worker", &stored.worker_id, &stored.region_code, before.as_ref().map(masked), Some(masked(&stored))));
-                Ok(convert::worker(stored, &state.app.pii, &viewer))
-            }
-            .boxed()
-        })
-        .await?;
+        let resend = Resend::of("RegionService/UpsertWorker", &r);
+        let w = WorkerInput::try_from(r)?;
+        let (ctx, viewer) = (self.state.app.clone(), p.clone());
+        let show = move |w| convert::worker(w, &ctx.pii, &viewer);
+        let out = registry::upsert_worker(&self.state.app, &p, resend, w, show).await?;
         Ok(Response::new(out))
     }
 
@@ -547,74 +470,10 @@ impl RegionService for RegionApi {
     ) -> Result<Response<pb::Department>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let d = r.department.clone().unwrap_or_default();
-        let mut v = Vec::new();
-        if !valid_id(&d.code) {
-            v.push(Violation::new(
-                "department.code",
-                "1-64 characters of letters, digits, '-', '_' or '.'",
-            ));
-        }
-        if d.name.trim().is_empty() {
-            v.push(Violation::new("department.name", "must not be empty"));
-        }
-        let region = RegionCode::parse(&d.region_code)
-            .map_err(|e| v.push(Violation::new("department.region_code", e.to_string())))
-            .ok();
-        let Some(region) = region.filter(|_| v.is_empty()) else {
-            return Err(ApiError::InvalidArgument(v).into());
-        };
-        in_scope(&p, Some(&region))?;
-        let scope = p.scope.clone();
-        let out = mutation::run(
-            &self.state.app,
-            &p,
-            Resend::of("RegionService/UpsertDepartment", &r),
-            move |conn, audit| {
-                async move {
-                    if regions::existing(conn, "", &[region.to_string()])
-                        .await?
-                        .is_empty()
-                    {
-                        return Err(ApiError::invalid(
-                            "department.region_code",
-                            "unknown region",
-                        ));
-                    }
-                    let before = departments::find(conn, &d.code).await?;
-                    if let Some(b) = before.as_ref().filter(|b| !scope.contains(&b.region_code)) {
-                        return Err(ApiError::PermissionDenied(format!(
-                            "department {} belongs to a region outside yours",
-                            b.code
-                        )));
-                    }
-                    let stored = departments::upsert(
-                        conn,
-                        departments::NewDepartment {
-                            code: &d.code,
-                            name: d.name.trim(),
-                            region_code: region.as_str(),
-                            kind: d.kind.trim(),
-                            active: d.active,
-                        },
-                    )
-                    .await?;
-                    let snap =
-                        |x: &departments::Department| serde_json::to_value(x).unwrap_or_default();
-                    audit.push(NewEvent::ok(
-                        "department.upsert",
-                        "department",
-                        &stored.code,
-                        &stored.region_code,
-                        before.as_ref().map(snap),
-                        Some(snap(&stored)),
-                    ));
-                    Ok(convert::department(stored))
-                }
-                .boxed()
-            },
-        )
-        .await?;
+        let resend = Resend::of("RegionService/UpsertDepartment", &r);
+        let d = DepartmentInput::try_from(r)?;
+        let show = convert::department;
+        let out = registry::upsert_department(&self.state.app, &p, resend, d, show).await?;
         Ok(Response::new(out))
     }
 
@@ -647,6 +506,111 @@ impl RegionService for RegionApi {
             departments: rows.into_iter().map(convert::department).collect(),
             next_page_token,
         }))
+    }
+}
+
+impl TryFrom<pb::UpsertDepartmentRequest> for DepartmentInput {
+    type Error = ApiError;
+
+    fn try_from(r: pb::UpsertDepartmentRequest) -> Result<DepartmentInput, ApiError> {
+        let pb::UpsertDepartmentRequest {
+            department,
+            request_id: _,
+        } = r;
+        let pb::Department {
+            code,
+            name,
+            region_code,
+            kind,
+            active,
+            updated_at: _,
+        } = department.unwrap_or_default();
+        let mut v = Vec::new();
+        if !valid_id(&code) {
+            v.push(Violation::new(
+                "department.code",
+                "1-64 characters of letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if name.trim().is_empty() {
+            v.push(Violation::new("department.name", "must not be empty"));
+        }
+        let region = RegionCode::parse(&region_code)
+            .map_err(|e| v.push(Violation::new("department.region_code", e.to_string())))
+            .ok();
+        let Some(region) = region.filter(|_| v.is_empty()) else {
+            return Err(ApiError::InvalidArgument(v));
+        };
+        Ok(DepartmentInput {
+            code,
+            name: name.trim().to_owned(),
+            region,
+            kind: kind.trim().to_owned(),
+            active,
+        })
+    }
+}
+
+impl TryFrom<pb::UpsertWorkerRequest> for WorkerInput {
+    type Error = ApiError;
+
+    fn try_from(r: pb::UpsertWorkerRequest) -> Result<WorkerInput, ApiError> {
+        let pb::UpsertWorkerRequest {
+            worker,
+            request_id: _,
+        } = r;
+        let pb::Worker {
+            worker_id,
+            name,
+            phone,
+            region_code,
+            grid_codes,
+            active,
+            updated_at: _,
+        } = worker.unwrap_or_default();
+        let mut v = Vec::new();
+        if !valid_id(&worker_id) {
+            v.push(Violation::new(
+                "worker.worker_id",
+                "1-64 characters of letters, digits, '-', '_' or '.'",
+            ));
+        }
+        if name.trim().is_empty() {
+            v.push(Violation::new("worker.name", "must not be empty"));
+        }
+        let phone = (!phone.is_empty())
+            .then(|| Phone::parse(&phone, "worker.phone"))
+            .transpose()
+            .unwrap_or_else(|e| {
+                v.push(e);
+                None
+            });
+        let region = RegionCode::parse(&region_code)
+            .map_err(|e| v.push(Violation::new("worker.region_code", e.to_string())))
+            .ok();
+        let mut grids = Vec::new();
+        for (i, g) in grid_codes.iter().enumerate() {
+            match (RegionCode::parse(g), &region) {
+                (Ok(c), Some(reg)) if c.level().is_grid() && c.is_within(reg) => {
+                    grids.push(c.to_string())
+                }
+                _ => v.push(Violation::new(
+                    format!("worker.grid_codes[{i}]"),
+                    "must be a grid code inside worker.region_code",
+                )),
+            }
+        }
+        let Some(region) = region.filter(|_| v.is_empty()) else {
+            return Err(ApiError::InvalidArgument(v));
+        };
+        Ok(WorkerInput {
+            worker_id,
+            name: name.trim().to_owned(),
+            phone,
+            region,
+            grids,
+            active,
+        })
     }
 }
 
