@@ -1,13 +1,20 @@
-//! What the report intake's callers share: who submits, how long a resend is remembered, and
-//! a per-report refusal as an error.
+//! Reports into the one net: a batch synced from a phone ([`sync`]), and what the intake's
+//! callers share (who submits, how long a resend is remembered, a per-report refusal as an
+//! error).
 
 use std::sync::Arc;
 
+use futures::FutureExt;
+use uuid::Uuid;
+
 use super::Context;
 use super::error::ApiError;
+use super::mutation;
+use crate::domain::Violation;
 use crate::domain::principal::Principal;
+use crate::domain::report::ReportInput;
 use crate::store::audit::Actor;
-use crate::store::reports::{ItemError, Submitter};
+use crate::store::reports::{self, Item, ItemError, ItemResult, Submitter};
 
 /// The submitter of reports sent by `p`: its scope, and its identity for the audit trail.
 pub fn submitter(p: &Principal) -> Arc<Submitter> {
@@ -33,4 +40,48 @@ pub fn item_error(e: ItemError) -> ApiError {
         ItemError::Denied(m) => ApiError::PermissionDenied(m),
         ItemError::Conflict(m) => ApiError::AlreadyExists(m),
     }
+}
+
+/// SyncReports: a batch from one sender (a phone back online). Each report is valid or not on
+/// its own (`inputs[k]`: the report or its violations); valid ones are merged into cases in
+/// transactions of nearby reports (`reports::chunks`), and one report's refusal never fails its
+/// neighbours. Returns one result per report, in order.
+pub async fn sync(
+    ctx: &Context,
+    who: &Principal,
+    inputs: Vec<Result<ReportInput, Vec<Violation>>>,
+) -> Result<Vec<ItemResult>, ApiError> {
+    let by = submitter(who);
+    let retention = retention(ctx);
+    let places: Vec<Option<(Uuid, f64, f64)>> = inputs
+        .iter()
+        .map(|r| r.as_ref().ok().map(|r| (r.client_report_id, r.lat, r.lng)))
+        .collect();
+    let mut results: Vec<Option<ItemResult>> = vec![None; inputs.len()];
+    let mut items: Vec<Option<Item>> = inputs
+        .into_iter()
+        .map(|report| {
+            Some(Item {
+                by: by.clone(),
+                report,
+            })
+        })
+        .collect();
+    for chunk in reports::chunks(&places) {
+        let part: Vec<Item> = chunk.iter().filter_map(|&i| items[i].take()).collect();
+        let grids = ctx.grids.clone();
+        // The intake records its own audit events (by each report's sender).
+        let stored = mutation::audited(ctx, who, move |conn, _| {
+            async move { Ok(reports::ingest(conn, &grids, part, retention).await?) }.boxed()
+        })
+        .await?;
+        for (i, r) in chunk.into_iter().zip(stored) {
+            results[i] = Some(r);
+        }
+    }
+    // A report left out of every chunk is a bug, not a shorter answer.
+    results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| ApiError::Internal("a report was in no chunk".into())))
+        .collect()
 }

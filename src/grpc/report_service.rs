@@ -14,7 +14,8 @@ use super::pb::{self, sync_report_result};
 use super::{State, convert, optional_uuid, principal, requested_prefix, time_range, uuid_field};
 use crate::app::error::ApiError;
 use crate::app::mutation;
-use crate::app::reports::{item_error, retention, submitter};
+use crate::app::reports::{item_error, submitter};
+use crate::app::{self};
 use crate::attachments::Upload;
 use crate::crypto::PiiCipher;
 use crate::domain::Violation;
@@ -286,54 +287,18 @@ impl ReportService for ReportApi {
             )
             .into());
         }
-        let by = submitter(&p);
-        let items: Vec<Item> = batch
-            .iter()
-            .map(|r| Item {
-                by: by.clone(),
-                report: report_input(r, "", &self.state.app.pii),
-            })
-            .collect();
-        let retention = retention(&self.state.app);
-        // Nearby reports together, one transaction each (see `reports::chunks`).
-        let mut results: Vec<Option<reports::ItemResult>> = vec![None; items.len()];
-        let places: Vec<Option<(Uuid, f64, f64)>> = items
-            .iter()
-            .map(|it| {
-                it.report
-                    .as_ref()
-                    .ok()
-                    .map(|r| (r.client_report_id, r.lat, r.lng))
-            })
-            .collect();
-        let chunks = reports::chunks(&places);
-        let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
-        for chunk in chunks {
-            let part: Vec<Item> = chunk.iter().filter_map(|&i| items[i].take()).collect();
-            let grids = self.state.app.grids.clone();
-            // The intake records its own audit events (by each report's sender).
-            let stored = mutation::audited(&self.state.app, &p, move |conn, _| {
-                async move { Ok(reports::ingest(conn, &grids, part, retention).await?) }.boxed()
-            })
-            .await?;
-            for (i, r) in chunk.into_iter().zip(stored) {
-                results[i] = Some(r);
-            }
-        }
-        // One result per report, in order: a report left out of every chunk is a bug, not a
-        // shorter answer.
-        let results = results
+        let pii = &self.state.app.pii;
+        let inputs = batch.iter().map(|r| report_input(r, "", pii)).collect();
+        let results = app::reports::sync(&self.state.app, &p, inputs)
+            .await?
             .into_iter()
-            .map(|r| {
-                let r = r.ok_or_else(|| ApiError::Internal("a report was in no chunk".into()))?;
-                Ok(pb::SyncReportResult {
-                    result: Some(match r {
-                        Ok(a) => sync_report_result::Result::Ok(accepted(a)),
-                        Err(e) => sync_report_result::Result::Error(rpc_status(e)),
-                    }),
-                })
+            .map(|r| pb::SyncReportResult {
+                result: Some(match r {
+                    Ok(a) => sync_report_result::Result::Ok(accepted(a)),
+                    Err(e) => sync_report_result::Result::Error(rpc_status(e)),
+                }),
             })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+            .collect();
         Ok(Response::new(pb::SyncReportsResponse { results }))
     }
 
