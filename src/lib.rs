@@ -9,9 +9,16 @@
 //! - [`store`] is the PostgreSQL layer: pool, migrations, the generated `schema.rs`, one
 //!   module per table, the audit chain and the idempotency store.
 //! - [`auth`] verifies JWTs and applies the role policy to every RPC in one tower layer.
-//! - [`grpc`] has one file per service, the proto ↔ domain conversions and the error mapping.
+//! - [`app`] holds the use cases: authorization (scope, role, unit, masking), the domain rule
+//!   and the store calls, each write inside the one mutation runner; background jobs call it.
+//! - [`grpc`] is transport only: one file per service (request → use case input, one `app`
+//!   call, answer → proto), the conversions, the error mapping, the edge check, the feed.
 //! - [`embedded_pg`] runs the private PostgreSQL cluster used when no `DATABASE_URL` is set.
-//! - [`anchor`] keeps signed checkpoints of the audit chain's head outside the database.
+//! - [`anchor`] keeps signed checkpoints of the audit chain's head outside the database;
+//!   [`sealer`] seals committed events into the chain; [`sla`], [`intake`] and [`outbox`] are
+//!   the other background jobs.
+//! - CLI tools ([`import`], [`export`], [`keys`], [`demo`], [`bench`]) use the library; the
+//!   server's modules never use them.
 
 pub mod anchor;
 pub mod app;
