@@ -85,3 +85,59 @@ pub async fn sync(
         .map(|r| r.ok_or_else(|| ApiError::Internal("a report was in no chunk".into())))
         .collect()
 }
+
+/// An attachment as stored: its content address (SHA-256), type and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub sha: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+}
+
+/// UploadAttachment, once its bytes are checked (`attachments::Upload`): the bytes are stored
+/// first, then the row, so a row never points at missing bytes; an upload belongs to the
+/// caller's region (reports cite only attachments of their own region). Content-addressed,
+/// so a second upload of the same bytes changes nothing and is not audited again.
+pub async fn store_attachment(
+    ctx: &Context,
+    who: &Principal,
+    upload: crate::attachments::Upload,
+) -> Result<Stored, ApiError> {
+    let (sha, content_type, bytes) = upload
+        .finish()
+        .map_err(|e| ApiError::invalid("data", e.to_string()))?;
+    ctx.blobs
+        .put(&sha, &bytes)
+        .await
+        .map_err(|e| ApiError::Internal(format!("storing attachment: {e}")))?;
+    let size = bytes.len() as i64;
+    let (region, sub) = (who.scope.prefix().to_owned(), who.sub.clone());
+    mutation::audited(ctx, who, move |conn, audit| {
+        async move {
+            use crate::store::attachments;
+            let new = attachments::record(conn, &sha, &content_type, size, &sub, &region).await?;
+            let (content_type, size_bytes) = attachments::find(conn, &sha)
+                .await?
+                .unwrap_or((content_type, size));
+            if new {
+                audit.push(crate::store::audit::NewEvent::ok(
+                    "attachment.upload",
+                    "attachment",
+                    &sha,
+                    &region,
+                    None,
+                    Some(
+                        serde_json::json!({"content_type": content_type, "size_bytes": size_bytes}),
+                    ),
+                ));
+            }
+            Ok(Stored {
+                sha,
+                content_type,
+                size_bytes,
+            })
+        }
+        .boxed()
+    })
+    .await
+}

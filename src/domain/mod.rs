@@ -3,6 +3,7 @@
 
 pub mod calendar;
 pub mod catalog;
+pub mod figures;
 pub mod geojson;
 pub mod geometry;
 pub mod mediation;

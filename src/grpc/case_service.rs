@@ -224,12 +224,7 @@ impl CaseService for CaseApi {
             r.page_size,
             &r.page_token,
         )?;
-        let before = page
-            .after
-            .as_deref()
-            .map(Uuid::parse_str)
-            .transpose()
-            .map_err(|_| ApiError::invalid("page_token", "malformed"))?;
+        let before = page.after_uuid()?;
         let f = CaseFilter {
             statuses: r.statuses.clone(),
             category: Some(r.unified_category.clone()).filter(|c| !c.is_empty()),
@@ -375,12 +370,7 @@ impl CaseService for CaseApi {
             r.page_size,
             &r.page_token,
         )?;
-        let before = page
-            .after
-            .as_deref()
-            .map(Uuid::parse_str)
-            .transpose()
-            .map_err(|_| ApiError::invalid("page_token", "malformed"))?;
+        let before = page.after_uuid()?;
         let kind = (!r.kind.is_empty()).then_some(r.kind.as_str());
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = alerts::list(&mut conn, &prefix, kind, before, page.fetch_limit())

@@ -16,6 +16,7 @@ use crate::app::mediation::{Ending, FollowUp, NewMediation, NewParty, NewSession
 use crate::app::mutation::{self, Resend};
 use crate::app::{self};
 use crate::domain::Violation;
+use crate::domain::figures::rate;
 use crate::domain::mediation::{self, Status as MStatus};
 use crate::domain::pii::{IdNumber, Phone};
 use crate::domain::region::{RegionCode, RegionLevel};
@@ -106,6 +107,29 @@ fn parties(raw: &[pb::Party], v: &mut Vec<Violation>) -> Vec<NewParty> {
         v.push(Violation::new("parties", "name at least one APPLICANT"));
     }
     out
+}
+
+/// The statuses a list asks for, in their stored spelling.
+fn statuses(raw: &[i32]) -> Result<Vec<String>, ApiError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let st = match pb::MediationStatus::try_from(*s) {
+                Ok(pb::MediationStatus::Registered) => MStatus::Registered,
+                Ok(pb::MediationStatus::InMediation) => MStatus::InMediation,
+                Ok(pb::MediationStatus::Succeeded) => MStatus::Succeeded,
+                Ok(pb::MediationStatus::Failed) => MStatus::Failed,
+                Ok(pb::MediationStatus::ClosedMediation) => MStatus::Closed,
+                _ => {
+                    return Err(ApiError::invalid(
+                        format!("statuses[{i}]"),
+                        "unknown status",
+                    ));
+                }
+            };
+            Ok(st.as_str().to_owned())
+        })
+        .collect()
 }
 
 /// A case on the wire, as the use case let the viewer see it.
@@ -484,22 +508,7 @@ impl MediationService for MediationApi {
         let p = principal(&req)?;
         let r = req.into_inner();
         let prefix = requested_prefix(&p, &r.region_code)?;
-        let mut statuses = Vec::new();
-        for (i, s) in r.statuses.iter().enumerate() {
-            let st = match pb::MediationStatus::try_from(*s) {
-                Ok(pb::MediationStatus::Registered) => MStatus::Registered,
-                Ok(pb::MediationStatus::InMediation) => MStatus::InMediation,
-                Ok(pb::MediationStatus::Succeeded) => MStatus::Succeeded,
-                Ok(pb::MediationStatus::Failed) => MStatus::Failed,
-                Ok(pb::MediationStatus::ClosedMediation) => MStatus::Closed,
-                _ => {
-                    return Err(
-                        ApiError::invalid(format!("statuses[{i}]"), "unknown status").into(),
-                    );
-                }
-            };
-            statuses.push(st.as_str().to_owned());
-        }
+        let statuses = statuses(&r.statuses)?;
         let f = db::Filter {
             statuses,
             team: Some(r.team.trim().to_owned()).filter(|t| !t.is_empty()),
@@ -519,11 +528,7 @@ impl MediationService for MediationApi {
             r.page_size,
             &r.page_token,
         )?;
-        let before = page
-            .after
-            .as_deref()
-            .map(|a| Uuid::parse_str(a).map_err(|_| ApiError::invalid("page_token", "corrupt")))
-            .transpose()?;
+        let before = page.after_uuid()?;
         let limit = page.fetch_limit();
         let state = self.state.clone();
         let who = p.clone();
@@ -586,48 +591,13 @@ impl MediationService for MediationApi {
         let p = principal(&req)?;
         let r = req.into_inner();
         let prefix = requested_prefix(&p, &r.region_code)?;
-        let (from, to) = super::time_range(r.from.as_ref(), r.to.as_ref())?;
         let now = self.state.app.workflow.clock.now();
-        let from = from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        let to = to.unwrap_or(now + Duration::days(1));
-        if from >= to {
-            return Err(ApiError::invalid("to", "must be after from").into());
-        }
+        let (from, to) = super::figures_period(r.from.as_ref(), r.to.as_ref(), now)?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let rows = db::stats(&mut conn, &prefix, from, to)
             .await
             .map_err(ApiError::from)?;
-        let fig = |x: &db::Figures| pb::MediationFigures {
-            key: x.key.clone(),
-            cases: x.cases,
-            succeeded: x.succeeded,
-            failed: x.failed,
-            success_rate: if x.succeeded + x.failed > 0 {
-                f64::from(x.succeeded) / f64::from(x.succeeded + x.failed)
-            } else {
-                0.0
-            },
-            average_days_to_outcome: x.days_to_outcome,
-            performed_on_time: x.performed_on_time,
-            with_deadline: x.with_deadline,
-        };
-        let pick = |set: i32| {
-            rows.iter()
-                .filter(|x| x.set == set)
-                .map(fig)
-                .collect::<Vec<_>>()
-        };
-        Ok(Response::new(pb::MediationStats {
-            total: Some(
-                rows.iter()
-                    .find(|x| x.set == 0)
-                    .map(fig)
-                    .unwrap_or_default(),
-            ),
-            by_type: pick(1),
-            by_team: pick(2),
-            by_kind: pick(3),
-        }))
+        Ok(Response::new(mediation_stats(&rows)))
     }
 
     async fn find_person_disputes(
@@ -671,5 +641,35 @@ impl MediationService for MediationApi {
             mediation_cases: out.into_iter().map(view).collect(),
             next_page_token: String::new(),
         }))
+    }
+}
+
+/// The mediation figures on the wire: the total (set 0) and by type, team and kind (sets 1–3);
+/// the success rate by `domain::figures::rate`, of the cases decided.
+fn mediation_stats(rows: &[db::Figures]) -> pb::MediationStats {
+    let fig = |x: &db::Figures| pb::MediationFigures {
+        key: x.key.clone(),
+        cases: x.cases,
+        succeeded: x.succeeded,
+        failed: x.failed,
+        success_rate: rate(
+            i64::from(x.succeeded),
+            i64::from(x.succeeded) + i64::from(x.failed),
+        ),
+        average_days_to_outcome: x.days_to_outcome,
+        performed_on_time: x.performed_on_time,
+        with_deadline: x.with_deadline,
+    };
+    let pick = |set: i32| rows.iter().filter(|x| x.set == set).map(fig).collect();
+    pb::MediationStats {
+        total: Some(
+            rows.iter()
+                .find(|x| x.set == 0)
+                .map(fig)
+                .unwrap_or_default(),
+        ),
+        by_type: pick(1),
+        by_team: pick(2),
+        by_kind: pick(3),
     }
 }

@@ -78,6 +78,22 @@ pub fn time_range(
     Ok((one(start, "start_time")?, one(end, "end_time")?))
 }
 
+/// The period a figures request covers: `[from, to)` as given, from the beginning and up to
+/// tomorrow when left open; INVALID_ARGUMENT when it is empty.
+pub fn figures_period(
+    from: Option<&prost_types::Timestamp>,
+    to: Option<&prost_types::Timestamp>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), ApiError> {
+    let (from, to) = time_range(from, to)?;
+    let from = from.unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+    let to = to.unwrap_or(now + chrono::Duration::days(1));
+    if from >= to {
+        return Err(ApiError::invalid("to", "must be after from"));
+    }
+    Ok((from, to))
+}
+
 /// A required UUID field.
 pub fn uuid_field(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::parse_str(raw).map_err(|_| ApiError::invalid(field, "must be a UUID"))

@@ -64,6 +64,15 @@ impl Page {
         self.size + 1
     }
 
+    /// The key to resume after, for lists keyed by UUID (ids are time-ordered, newest first).
+    pub fn after_uuid(&self) -> Result<Option<uuid::Uuid>, ApiError> {
+        self.after
+            .as_deref()
+            .map(uuid::Uuid::parse_str)
+            .transpose()
+            .map_err(|_| ApiError::invalid("page_token", "malformed"))
+    }
+
     /// Trims the extra row and returns the next page token (empty at the end).
     pub fn finish<T>(
         &self,

@@ -1,9 +1,7 @@
 //! ReportService: reports into one net (intake, offline batches, attachments, browsing).
 
 use chrono::Utc;
-use futures::FutureExt;
 use prost::Message;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
@@ -13,7 +11,6 @@ use super::pb::report_service_server::ReportService;
 use super::pb::{self, sync_report_result};
 use super::{State, convert, optional_uuid, principal, requested_prefix, time_range, uuid_field};
 use crate::app::error::ApiError;
-use crate::app::mutation;
 use crate::app::reports::{item_error, submitter};
 use crate::app::{self};
 use crate::attachments::Upload;
@@ -22,7 +19,6 @@ use crate::domain::Violation;
 use crate::domain::pii::{Phone, Sealed};
 use crate::domain::region::RegionCode;
 use crate::domain::report::{MAX_ATTACHMENTS, MAX_BATCH, Outcome, ReportInput};
-use crate::store::audit::NewEvent;
 
 use crate::intake::Intake;
 use crate::store::reports::{self, Accepted, Item, ItemError, ReportFilter};
@@ -337,12 +333,7 @@ impl ReportService for ReportApi {
             r.page_size,
             &r.page_token,
         )?;
-        let before = page
-            .after
-            .as_deref()
-            .map(Uuid::parse_str)
-            .transpose()
-            .map_err(|_| ApiError::invalid("page_token", "malformed"))?;
+        let before = page.after_uuid()?;
         let f = ReportFilter {
             prefix: prefix.clone(),
             case_id,
@@ -384,53 +375,12 @@ impl ReportService for ReportApi {
                 .map_err(|e| ApiError::invalid("data", e.to_string()))?;
         }
         let upload = upload.ok_or_else(|| ApiError::invalid("data", "empty upload"))?;
-        let (sha, content_type, bytes) = upload
-            .finish()
-            .map_err(|e| ApiError::invalid("data", e.to_string()))?;
-        // Bytes first, then the row: a row never points at missing bytes.
-        self.state
-            .app
-            .blobs
-            .put(&sha, &bytes)
-            .await
-            .map_err(|e| ApiError::Internal(format!("storing attachment: {e}")))?;
-        let size = bytes.len() as i64;
-        let region = p.scope.prefix().to_owned();
-        let sub = p.sub.clone();
-        let out = mutation::audited(&self.state.app, &p, move |conn, audit| {
-            async move {
-                let new = crate::store::attachments::record(
-                    conn,
-                    &sha,
-                    &content_type,
-                    size,
-                    &sub,
-                    &region,
-                )
-                .await?;
-                let (content_type, size_bytes) = crate::store::attachments::find(conn, &sha)
-                    .await?
-                    .unwrap_or((content_type, size));
-                if new {
-                    audit.push(NewEvent::ok(
-                        "attachment.upload",
-                        "attachment",
-                        &sha,
-                        &region,
-                        None,
-                        Some(json!({"content_type": content_type, "size_bytes": size_bytes})),
-                    ));
-                }
-                Ok(pb::Attachment {
-                    attachment_id: sha,
-                    content_type,
-                    size_bytes,
-                })
-            }
-            .boxed()
-        })
-        .await?;
-        Ok(Response::new(out))
+        let stored = app::reports::store_attachment(&self.state.app, &p, upload).await?;
+        Ok(Response::new(pb::Attachment {
+            attachment_id: stored.sha,
+            content_type: stored.content_type,
+            size_bytes: stored.size_bytes,
+        }))
     }
 }
 

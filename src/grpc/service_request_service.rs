@@ -1,7 +1,6 @@
 //! ServiceRequestService: requests at the service window (便民服务"一窗口") and from 12345,
 //! their workflow (rules in `domain::request`, motion in `requests`) and the units' figures.
 
-use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -14,6 +13,7 @@ use crate::app::error::ApiError;
 use crate::app::mutation::Resend;
 use crate::app::requests::{self, NewRequest, RequestView, Transition};
 use crate::domain::Violation;
+use crate::domain::figures::rate;
 use crate::domain::pii::Person;
 use crate::domain::principal::Principal;
 use crate::domain::region::{RegionCode, RegionLevel};
@@ -284,11 +284,7 @@ impl ServiceRequestService for ServiceRequestApi {
             r.page_size,
             &r.page_token,
         )?;
-        let before = page
-            .after
-            .as_deref()
-            .map(|a| Uuid::parse_str(a).map_err(|_| ApiError::invalid("page_token", "corrupt")))
-            .transpose()?;
+        let before = page.after_uuid()?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = db::list(&mut conn, &prefix, &f, before, page.fetch_limit())
             .await
@@ -325,13 +321,8 @@ impl ServiceRequestService for ServiceRequestApi {
         let p = principal(&req)?;
         let r = req.into_inner();
         let prefix = requested_prefix(&p, &r.region_code)?;
-        let (from, to) = super::time_range(r.from.as_ref(), r.to.as_ref())?;
         let now = self.state.app.workflow.clock.now();
-        let from = from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        let to = to.unwrap_or(now + chrono::Duration::days(1));
-        if from >= to {
-            return Err(ApiError::invalid("to", "must be after from").into());
-        }
+        let (from, to) = super::figures_period(r.from.as_ref(), r.to.as_ref(), now)?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let t = db::totals(&mut conn, &prefix, from, to)
             .await
@@ -339,31 +330,30 @@ impl ServiceRequestService for ServiceRequestApi {
         let units = db::unit_figures(&mut conn, &prefix, from, to, now)
             .await
             .map_err(ApiError::from)?;
-        let ratio = |a: i32, b: i32| {
-            if b > 0 {
-                f64::from(a) / f64::from(b)
-            } else {
-                0.0
-            }
-        };
-        Ok(Response::new(pb::ServiceRequestStats {
-            total: t.total,
-            from_hotline: t.from_hotline,
-            on_time_rate: ratio(t.replied_on_time, t.replied),
-            satisfaction_rate: ratio(t.satisfied, t.callbacks),
-            units: units
-                .into_iter()
-                .map(|u| pb::ServiceUnitFigures {
-                    unit: u.unit,
-                    assigned: u.assigned,
-                    replied: u.replied,
-                    replied_on_time: u.replied_on_time,
-                    satisfied: u.satisfied,
-                    dissatisfied: u.dissatisfied,
-                    reopened: u.reopened,
-                    overdue: u.overdue,
-                })
-                .collect(),
-        }))
+        Ok(Response::new(request_stats(t, units)))
+    }
+}
+
+/// The request figures on the wire; the rates by `domain::figures::rate`.
+fn request_stats(t: db::Totals, units: Vec<db::UnitFigures>) -> pb::ServiceRequestStats {
+    let rate = |a: i32, b: i32| rate(i64::from(a), i64::from(b));
+    pb::ServiceRequestStats {
+        total: t.total,
+        from_hotline: t.from_hotline,
+        on_time_rate: rate(t.replied_on_time, t.replied),
+        satisfaction_rate: rate(t.satisfied, t.callbacks),
+        units: units
+            .into_iter()
+            .map(|u| pb::ServiceUnitFigures {
+                unit: u.unit,
+                assigned: u.assigned,
+                replied: u.replied,
+                replied_on_time: u.replied_on_time,
+                satisfied: u.satisfied,
+                dissatisfied: u.dissatisfied,
+                reopened: u.reopened,
+                overdue: u.overdue,
+            })
+            .collect(),
     }
 }
