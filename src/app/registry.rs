@@ -1,5 +1,6 @@
-//! The registry's writes: departments and grid workers of the caller's region, each upsert
-//! audited (a worker's phone sealed, and masked in the trail).
+//! The registry's writes: regions and grids imported, departments and grid workers upserted,
+//! all within the caller's region and audited (a worker's phone sealed, and masked in the
+//! trail).
 
 use std::collections::HashSet;
 
@@ -12,12 +13,13 @@ use super::error::ApiError;
 use super::mutation::{self, Resend};
 use super::pii::{self, Sight};
 use crate::domain::Violation;
+use crate::domain::geojson::GridFeature;
 use crate::domain::pii::Phone;
 use crate::domain::principal::Principal;
-use crate::domain::region::RegionCode;
+use crate::domain::region::{RegionCode, RegionLevel};
 use crate::store::audit::NewEvent;
 use crate::store::departments::{self, Department};
-use crate::store::regions;
+use crate::store::regions::{self, RegionInput, Rejected, UpsertCounts};
 use crate::store::workers::{self, Worker};
 
 /// A validated UpsertDepartment.
@@ -178,6 +180,171 @@ where
                 Some(snap(&stored)),
             ));
             Ok(present(stored))
+        }
+        .boxed()
+    })
+    .await
+}
+
+/// The longest common prefix of region codes that is itself a whole code (for audit scoping).
+pub fn common_region(codes: impl Iterator<Item = String>, fallback: &str) -> String {
+    let mut prefix: Option<String> = None;
+    for c in codes {
+        prefix = Some(match prefix {
+            None => c,
+            Some(p) => p
+                .chars()
+                .zip(c.chars())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect(),
+        });
+    }
+    let p = prefix.unwrap_or_default();
+    let whole = [18, 15, 12, 9, 6, 4, 2]
+        .into_iter()
+        .find(|l| p.len() >= *l)
+        .map(|l| p[..l].to_owned());
+    whole.unwrap_or_else(|| fallback.to_owned())
+}
+
+fn import_event(
+    kind: &str,
+    request_id: &str,
+    region: String,
+    (c, rejected): (&UpsertCounts, usize),
+    count: usize,
+) -> NewEvent {
+    let id = if request_id.is_empty() {
+        uuid::Uuid::now_v7().to_string()
+    } else {
+        request_id.to_owned()
+    };
+    NewEvent::ok(
+        &format!("{kind}.import"),
+        &format!("{kind}_import"),
+        &id,
+        &region,
+        None,
+        Some(
+            json!({"records": count, "created": c.created, "updated": c.updated, "unchanged": c.unchanged, "rejected": rejected}),
+        ),
+    )
+}
+
+/// How an import's outcome is shown: what it created, updated and left, and what it rejected.
+pub type Summary<R> = fn(UpsertCounts, Vec<Rejected>) -> R;
+
+/// ImportRegions: region records of the caller's region (validated, each once), upserted level
+/// by level in one transaction with one audit event.
+pub async fn import_regions<R>(
+    ctx: &Context,
+    who: &Principal,
+    resend: Resend,
+    rows: Vec<(u64, RegionInput)>,
+    summary: Summary<R>,
+) -> Result<R, ApiError>
+where
+    R: Message + Default + Send + 'static,
+{
+    if let Some((i, row)) = rows.iter().find(|(_, r)| !who.scope.contains(&r.code)) {
+        return Err(ApiError::PermissionDenied(format!(
+            "records[{i}]: region {} is outside your region {}",
+            row.code, who.scope
+        )));
+    }
+    let count = rows.len();
+    let region = common_region(rows.iter().map(|(_, r)| r.code.clone()), who.scope.prefix());
+    let rid = resend.request_id.clone();
+    mutation::run(ctx, who, resend, move |conn, audit| {
+        async move {
+            let (counts, rejected) = regions::import(conn, rows, |_| {}).await?;
+            let c = (&counts, rejected.len());
+            audit.push(import_event("region", &rid, region, c, count));
+            Ok(summary(counts, rejected))
+        }
+        .boxed()
+    })
+    .await
+}
+
+/// ImportGrids: grid polygons of the caller's region, valid as PostGIS sees them, each under a
+/// known parent (a village, or a grid of the same import for a micro-grid); rejected ones are
+/// listed, the rest upserted with one audit event.
+pub async fn import_grids<R>(
+    ctx: &Context,
+    who: &Principal,
+    resend: Resend,
+    grids: Vec<GridFeature>,
+    summary: Summary<R>,
+) -> Result<R, ApiError>
+where
+    R: Message + Default + Send + 'static,
+{
+    if let Some(g) = grids.iter().find(|g| !who.scope.contains(g.code.as_str())) {
+        return Err(ApiError::PermissionDenied(format!(
+            "features[{}]: grid {} is outside your region {}",
+            g.index, g.code, who.scope
+        )));
+    }
+    let region = common_region(grids.iter().map(|g| g.code.to_string()), who.scope.prefix());
+    let rid = resend.request_id.clone();
+    mutation::run(ctx, who, resend, move |conn, audit| {
+        async move {
+            let invalid = regions::invalid_geometries(conn, &grids).await?;
+            if !invalid.is_empty() {
+                let v = invalid
+                    .into_iter()
+                    .map(|(i, why)| {
+                        Violation::new(
+                            format!("features[{}].geometry", grids[i].index),
+                            format!("invalid polygon: {why}"),
+                        )
+                    })
+                    .collect();
+                return Err(ApiError::InvalidArgument(v));
+            }
+            // Parents may be villages (already stored) or grids of this same import.
+            let mut parents: Vec<String> =
+                grids.iter().map(|g| g.parent_code.to_string()).collect();
+            parents.sort();
+            parents.dedup();
+            let mut known: HashSet<String> = regions::existing(conn, "", &parents)
+                .await?
+                .into_iter()
+                .collect();
+            let mut ordered = grids;
+            ordered.sort_by_key(|g| (g.code.level(), g.index));
+            let (mut ok, mut rejected) = (Vec::new(), Vec::new());
+            for g in ordered {
+                if known.contains(g.parent_code.as_str()) {
+                    known.insert(g.code.to_string());
+                    ok.push(g);
+                } else {
+                    rejected.push(Rejected {
+                        index: g.index as u64,
+                        code: g.code.to_string(),
+                        reason: format!("parent {} is unknown", g.parent_code),
+                    });
+                }
+            }
+            // Grids before micro-grids: a micro-grid's parent may be a grid of this import.
+            let (micro, grids): (Vec<_>, Vec<_>) = ok
+                .iter()
+                .cloned()
+                .partition(|g| g.code.level() == RegionLevel::MicroGrid);
+            let mut counts = regions::upsert_grids(conn, &grids).await?;
+            counts += regions::upsert_grids(conn, &micro).await?;
+            rejected.sort_by_key(|r| r.index);
+            let c = (&counts, rejected.len());
+            audit.push(import_event(
+                "grid",
+                &rid,
+                region,
+                c,
+                ok.len() + rejected.len(),
+            ));
+            Ok(summary(counts, rejected))
         }
         .boxed()
     })

@@ -2,8 +2,6 @@
 
 use std::collections::HashSet;
 
-use futures::FutureExt;
-use serde_json::json;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::pagination::Page;
@@ -11,14 +9,15 @@ use super::pb::region_service_server::RegionService;
 use super::pb::{self, ImportSummary};
 use super::{State, convert, principal, requested_prefix};
 use crate::app::error::ApiError;
-use crate::app::mutation::{self, Resend};
+use crate::app::mutation::Resend;
+#[cfg(test)]
+use crate::app::registry::common_region;
 use crate::app::registry::{self, DepartmentInput, WorkerInput};
 use crate::domain::Violation;
 use crate::domain::geojson;
 use crate::domain::pii::Phone;
 use crate::domain::principal::Principal;
-use crate::domain::region::{RegionCode, RegionLevel};
-use crate::store::audit::NewEvent;
+use crate::domain::region::RegionCode;
 use crate::store::regions::{RegionInput, Rejected, UpsertCounts};
 use crate::store::{departments, regions, workers};
 
@@ -137,52 +136,6 @@ fn summary(c: UpsertCounts, rejected: Vec<Rejected>) -> ImportSummary {
     }
 }
 
-/// The longest common prefix of region codes that is itself a whole code (for audit scoping).
-fn common_region(codes: impl Iterator<Item = String>, fallback: &str) -> String {
-    let mut prefix: Option<String> = None;
-    for c in codes {
-        prefix = Some(match prefix {
-            None => c,
-            Some(p) => p
-                .chars()
-                .zip(c.chars())
-                .take_while(|(a, b)| a == b)
-                .map(|(a, _)| a)
-                .collect(),
-        });
-    }
-    let p = prefix.unwrap_or_default();
-    let whole = [18, 15, 12, 9, 6, 4, 2]
-        .into_iter()
-        .find(|l| p.len() >= *l)
-        .map(|l| p[..l].to_owned());
-    whole.unwrap_or_else(|| fallback.to_owned())
-}
-
-fn import_event(
-    kind: &str,
-    request_id: &str,
-    region: String,
-    s: &ImportSummary,
-    count: usize,
-) -> NewEvent {
-    let id = if request_id.is_empty() {
-        uuid::Uuid::now_v7().to_string()
-    } else {
-        request_id.to_owned()
-    };
-    NewEvent::ok(
-        &format!("{kind}.import"),
-        &format!("{kind}_import"),
-        &id,
-        &region,
-        None,
-        Some(
-            json!({"records": count, "created": s.created, "updated": s.updated, "unchanged": s.unchanged, "rejected": s.rejected}),
-        ),
-    )
-}
-
 #[tonic::async_trait]
 impl RegionService for RegionApi {
     async fn import_regions(
@@ -204,13 +157,6 @@ impl RegionService for RegionApi {
                 .into());
             }
             if let Some(row) = region_record(i, &r, &mut seen, &mut v) {
-                if !p.scope.contains(&row.code) {
-                    return Err(ApiError::PermissionDenied(format!(
-                        "records[{i}]: region {} is outside your region {}",
-                        row.code, p.scope
-                    ))
-                    .into());
-                }
                 rows.push((i as u64, row));
             }
             if i == 0 {
@@ -224,28 +170,12 @@ impl RegionService for RegionApi {
         if !v.is_empty() {
             return Err(ApiError::InvalidArgument(v).into());
         }
-        let count = rows.len();
-        let region = common_region(rows.iter().map(|(_, r)| r.code.clone()), p.scope.prefix());
-        let rid = request_id.clone();
-        let s = mutation::run(
-            &self.state.app,
-            &p,
-            Resend {
-                method: "RegionService/ImportRegions",
-                request_id,
-                payload,
-            },
-            move |conn, audit| {
-                async move {
-                    let (counts, rejected) = regions::import(conn, rows, |_| {}).await?;
-                    let s = summary(counts, rejected);
-                    audit.push(import_event("region", &rid, region, &s, count));
-                    Ok(s)
-                }
-                .boxed()
-            },
-        )
-        .await?;
+        let resend = Resend {
+            method: "RegionService/ImportRegions",
+            request_id,
+            payload,
+        };
+        let s = registry::import_regions(&self.state.app, &p, resend, rows, summary).await?;
         Ok(Response::new(s))
     }
 
@@ -256,80 +186,8 @@ impl RegionService for RegionApi {
         let p = principal(&req)?;
         let r = req.into_inner();
         let grids = geojson::parse_grids(&r.geojson).map_err(ApiError::InvalidArgument)?;
-        if let Some(g) = grids.iter().find(|g| !p.scope.contains(g.code.as_str())) {
-            return Err(ApiError::PermissionDenied(format!(
-                "features[{}]: grid {} is outside your region {}",
-                g.index, g.code, p.scope
-            ))
-            .into());
-        }
-        let region = common_region(grids.iter().map(|g| g.code.to_string()), p.scope.prefix());
-        let rid = r.request_id.clone();
-        let s = mutation::run(
-            &self.state.app,
-            &p,
-            Resend::of("RegionService/ImportGrids", &r),
-            move |conn, audit| {
-                async move {
-                    let invalid = regions::invalid_geometries(conn, &grids).await?;
-                    if !invalid.is_empty() {
-                        let v = invalid
-                            .into_iter()
-                            .map(|(i, why)| {
-                                Violation::new(
-                                    format!("features[{}].geometry", grids[i].index),
-                                    format!("invalid polygon: {why}"),
-                                )
-                            })
-                            .collect();
-                        return Err(ApiError::InvalidArgument(v));
-                    }
-                    // Parents may be villages (already stored) or grids of this same import.
-                    let mut parents: Vec<String> =
-                        grids.iter().map(|g| g.parent_code.to_string()).collect();
-                    parents.sort();
-                    parents.dedup();
-                    let mut known: HashSet<String> = regions::existing(conn, "", &parents)
-                        .await?
-                        .into_iter()
-                        .collect();
-                    let mut ordered = grids;
-                    ordered.sort_by_key(|g| (g.code.level(), g.index));
-                    let (mut ok, mut rejected) = (Vec::new(), Vec::new());
-                    for g in ordered {
-                        if known.contains(g.parent_code.as_str()) {
-                            known.insert(g.code.to_string());
-                            ok.push(g);
-                        } else {
-                            rejected.push(Rejected {
-                                index: g.index as u64,
-                                code: g.code.to_string(),
-                                reason: format!("parent {} is unknown", g.parent_code),
-                            });
-                        }
-                    }
-                    // Grids before micro-grids: a micro-grid's parent may be a grid of this import.
-                    let (micro, grids): (Vec<_>, Vec<_>) = ok
-                        .iter()
-                        .cloned()
-                        .partition(|g| g.code.level() == RegionLevel::MicroGrid);
-                    let mut counts = regions::upsert_grids(conn, &grids).await?;
-                    counts += regions::upsert_grids(conn, &micro).await?;
-                    rejected.sort_by_key(|r| r.index);
-                    let s = summary(counts, rejected);
-                    audit.push(import_event(
-                        "grid",
-                        &rid,
-                        region,
-                        &s,
-                        ok.len() + s.rejected as usize,
-                    ));
-                    Ok(s)
-                }
-                .boxed()
-            },
-        )
-        .await?;
+        let resend = Resend::of("RegionService/ImportGrids", &r);
+        let s = registry::import_grids(&self.state.app, &p, resend, grids, summary).await?;
         Ok(Response::new(s))
     }
 
