@@ -331,3 +331,47 @@ pub async fn refer_to_mediation(
     }
     Ok(())
 }
+
+/// Audit events read per PullChanges query.
+const PULL_PAGE: i64 = 500;
+
+/// PullChanges: the cases of the caller's region changed after `cursor` (an audit sequence
+/// number), each once, in the order of its latest change, at most `limit`; and the cursor to
+/// pass next time.
+pub async fn pull_changes(
+    ctx: &Context,
+    who: &Principal,
+    cursor: i64,
+    limit: usize,
+) -> Result<(Vec<Case>, i64), ApiError> {
+    let mut conn = ctx.pool.get().await?;
+    // Changes exist once their events are sealed: seal what has committed.
+    crate::store::audit::seal(&mut conn).await?;
+    // Cases in the order of their latest change up to where the page stops.
+    let mut order: Vec<Uuid> = Vec::new();
+    let mut latest: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
+    let mut next = cursor;
+    'scan: loop {
+        let events =
+            crate::store::feed::case_changes_after(&mut conn, next, who.scope.prefix(), PULL_PAGE)
+                .await?;
+        for e in &events {
+            if let Some(id) = crate::store::feed::case_of(e) {
+                if !latest.contains_key(&id) {
+                    if order.len() == limit {
+                        break 'scan;
+                    }
+                    order.push(id);
+                }
+                latest.insert(id, e.seq);
+            }
+            next = e.seq;
+        }
+        if (events.len() as i64) < PULL_PAGE {
+            break;
+        }
+    }
+    let mut rows = cases::by_ids(&mut conn, &order).await?;
+    rows.sort_by_key(|c| latest.get(&c.case_id).copied().unwrap_or(0));
+    Ok((rows, next))
+}

@@ -2,7 +2,6 @@
 //! workflow (TransitionCase, rules in `domain::workflow`), the live feed (WatchCases, see
 //! `feed`), PullChanges for mobile clients, the dashboard and the early warnings.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 
 use chrono::Duration;
@@ -32,8 +31,6 @@ crate::idempotent!(
 
 /// Events a subscriber's stream buffers before it counts as slow.
 const SUBSCRIBER_BUFFER: usize = 256;
-/// Events read per PullChanges query.
-const PULL_PAGE: i64 = 500;
 
 /// The CaseService implementation.
 pub struct CaseApi {
@@ -395,46 +392,7 @@ impl CaseService for CaseApi {
             0 => 100,
             n => n.min(1000) as usize,
         };
-        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
-        // Changes exist once their events are sealed: seal what has committed.
-        crate::store::audit::seal(&mut conn)
-            .await
-            .map_err(ApiError::from)?;
-        // Cases in the order of their latest change up to where the page stops.
-        let mut order: Vec<Uuid> = Vec::new();
-        let mut latest: HashMap<Uuid, i64> = HashMap::new();
-        let mut next = cursor;
-        'scan: loop {
-            let events = db::feed::case_changes_after(&mut conn, next, p.scope.prefix(), PULL_PAGE)
-                .await
-                .map_err(ApiError::from)?;
-            for e in &events {
-                let Some(fe) = feed::to_event(e) else {
-                    next = e.seq;
-                    continue;
-                };
-                let Ok(id) = Uuid::parse_str(&fe.event.case_id) else {
-                    next = e.seq;
-                    continue;
-                };
-                if !latest.contains_key(&id) {
-                    if order.len() == limit {
-                        break 'scan;
-                    }
-                    order.push(id);
-                }
-                latest.insert(id, e.seq);
-                next = e.seq;
-            }
-            if (events.len() as i64) < PULL_PAGE {
-                break;
-            }
-        }
-        order.sort_by_key(|id| latest[id]);
-        let mut rows = cases::by_ids(&mut conn, &order)
-            .await
-            .map_err(ApiError::from)?;
-        rows.sort_by_key(|c| latest.get(&c.case_id).copied().unwrap_or(0));
+        let (rows, next) = app::cases::pull_changes(&self.state.app, &p, cursor, limit).await?;
         Ok(Response::new(pb::PullChangesResponse {
             cases: rows
                 .into_iter()

@@ -76,11 +76,13 @@ pub fn to_event(e: &Event) -> Option<FeedEvent> {
         region_code: e.region_code.clone(),
         ..Default::default()
     };
-    let id = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_default();
+    // Which case an event is about is decided once, for the feed and PullChanges alike.
+    ev.case_id = store::feed::case_of(e)
+        .map(|u| u.to_string())
+        .unwrap_or_default();
     match (e.entity_type.as_str(), e.action.as_str()) {
         ("case", action) => {
             let c = CaseChange::read(after).unwrap_or_default();
-            ev.case_id = e.entity_id.clone();
             ev.kind = match action {
                 "case.merge" => "MERGED".to_owned(),
                 "case.absorb" => "ABSORBED".to_owned(),
@@ -99,7 +101,6 @@ pub fn to_event(e: &Event) -> Option<FeedEvent> {
         }
         ("report", "report.accept") => {
             let r = ReportAccepted::read(after).unwrap_or_default();
-            ev.case_id = id(r.case_id);
             ev.case_no = r.case_no;
             ev.unified_category = r.unified_category;
             if r.outcome == "CREATED" {
@@ -112,7 +113,6 @@ pub fn to_event(e: &Event) -> Option<FeedEvent> {
         }
         ("report", "report.split") => {
             let r = ReportSplit::read(after).unwrap_or_default();
-            ev.case_id = id(r.case_id);
             ev.case_no = r.case_no;
             ev.unified_category = r.unified_category.unwrap_or_default();
             ev.comment = r.comment.unwrap_or_default();
@@ -122,7 +122,6 @@ pub fn to_event(e: &Event) -> Option<FeedEvent> {
         ("alert", _) => {
             let a: store::alerts::Alert = serde_json::from_value(after?.clone()).ok()?;
             ev.kind = "ALERT".to_owned();
-            ev.case_id = a.case_id.map(|c| c.to_string()).unwrap_or_default();
             ev.unified_category = a.category.clone();
             ev.alert = Some(convert::alert(a));
         }

@@ -78,3 +78,17 @@ pub async fn case_changes_after(
         .load(conn)
         .await
 }
+
+/// The case an audit event of the feed is about: a case's own event, a report accepted into
+/// or split off into a case, an alert about a case. `None` for any other event.
+pub fn case_of(e: &Event) -> Option<uuid::Uuid> {
+    use crate::domain::payloads::{ReportAccepted, ReportSplit};
+    let after = e.after.as_ref();
+    match (e.entity_type.as_str(), e.action.as_str()) {
+        ("case", _) => uuid::Uuid::parse_str(&e.entity_id).ok(),
+        ("report", "report.accept") => ReportAccepted::read(after)?.case_id,
+        ("report", "report.split") => ReportSplit::read(after)?.case_id,
+        ("alert", _) => after?.get("case_id")?.as_str()?.parse().ok(),
+        _ => None,
+    }
+}
