@@ -203,16 +203,16 @@ impl CaseService for CaseApi {
         let r = req.get_ref();
         let prefix = requested_prefix(&p, &r.region_code)?;
         let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
-        let filter = format!(
-            "{}|{}|{}|{}|{}|{:?}|{:?}",
-            prefix,
-            r.statuses.join(","),
-            r.unified_category,
-            r.overdue_only,
-            r.assignee,
+        let f = CaseFilter {
+            statuses: r.statuses.clone(),
+            category: Some(r.unified_category.clone()).filter(|c| !c.is_empty()),
+            overdue_only: r.overdue_only,
+            assignee: Some(r.assignee.clone()).filter(|a| !a.is_empty()),
             start,
-            end
-        );
+            end,
+        };
+        // A page token is bound to the whole filter it was issued for.
+        let filter = format!("{prefix}|{f:?}");
         let page = Page::parse(
             &self.state,
             &p,
@@ -222,14 +222,6 @@ impl CaseService for CaseApi {
             &r.page_token,
         )?;
         let before = page.after_uuid()?;
-        let f = CaseFilter {
-            statuses: r.statuses.clone(),
-            category: Some(r.unified_category.clone()).filter(|c| !c.is_empty()),
-            overdue_only: r.overdue_only,
-            assignee: Some(r.assignee.clone()).filter(|a| !a.is_empty()),
-            start,
-            end,
-        };
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = cases::list(&mut conn, &prefix, &f, before, page.fetch_limit())
             .await

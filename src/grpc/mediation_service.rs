@@ -606,36 +606,7 @@ impl MediationService for MediationApi {
     ) -> Result<Response<pb::ListMediationCasesResponse>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let (id_index, phone_index) = match (r.id_number.trim(), r.phone.trim()) {
-            ("", "") => {
-                return Err(ApiError::invalid("id_number", "give an ID number or a phone").into());
-            }
-            (id, "") => (
-                Some(
-                    self.state.app.pii.blind_index(
-                        IdNumber::parse(id, "id_number")
-                            .map_err(|e| ApiError::InvalidArgument(vec![e]))?
-                            .expose(),
-                    ),
-                ),
-                None,
-            ),
-            ("", ph) => (
-                None,
-                Some(
-                    self.state.app.pii.blind_index(
-                        Phone::parse(ph, "phone")
-                            .map_err(|e| ApiError::InvalidArgument(vec![e]))?
-                            .expose(),
-                    ),
-                ),
-            ),
-            _ => {
-                return Err(
-                    ApiError::invalid("phone", "give an ID number or a phone, not both").into(),
-                );
-            }
-        };
+        let (id_index, phone_index) = person_key(&r, &self.state.app.pii)?;
         let out = app::mediation::find_person(&self.state.app, &p, id_index, phone_index).await?;
         Ok(Response::new(pb::ListMediationCasesResponse {
             mediation_cases: out.into_iter().map(view).collect(),
@@ -672,4 +643,48 @@ fn mediation_stats(rows: &[db::Figures]) -> pb::MediationStats {
         by_team: pick(2),
         by_kind: pick(3),
     }
+}
+
+/// The blind indexes (ID number, phone) FindPersonDisputes looks a person up by.
+type PersonIndexes = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The blind index of the one person FindPersonDisputes looks for: by ID number or by phone.
+fn person_key(
+    r: &pb::FindPersonDisputesRequest,
+    pii: &crate::crypto::PiiCipher,
+) -> Result<PersonIndexes, ApiError> {
+    Ok(match (r.id_number.trim(), r.phone.trim()) {
+        ("", "") => {
+            return Err(ApiError::invalid(
+                "id_number",
+                "give an ID number or a phone",
+            ));
+        }
+        (id, "") => (
+            Some(
+                pii.blind_index(
+                    IdNumber::parse(id, "id_number")
+                        .map_err(|e| ApiError::InvalidArgument(vec![e]))?
+                        .expose(),
+                ),
+            ),
+            None,
+        ),
+        ("", ph) => (
+            None,
+            Some(
+                pii.blind_index(
+                    Phone::parse(ph, "phone")
+                        .map_err(|e| ApiError::InvalidArgument(vec![e]))?
+                        .expose(),
+                ),
+            ),
+        ),
+        _ => {
+            return Err(ApiError::invalid(
+                "phone",
+                "give an ID number or a phone, not both",
+            ));
+        }
+    })
 }

@@ -321,10 +321,16 @@ impl ReportService for ReportApi {
         let prefix = requested_prefix(&p, &r.region_code)?;
         let case_id = optional_uuid(&r.case_id, "case_id")?;
         let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
-        let filter = format!(
-            "{}|{}|{}|{}|{:?}|{:?}",
-            prefix, r.case_id, r.unified_category, r.flag, start, end
-        );
+        let f = ReportFilter {
+            prefix,
+            case_id,
+            unified_category: (!r.unified_category.is_empty()).then(|| r.unified_category.clone()),
+            flag: (!r.flag.is_empty()).then(|| r.flag.clone()),
+            start,
+            end,
+        };
+        // A page token is bound to the whole filter it was issued for.
+        let filter = format!("{f:?}");
         let page = Page::parse(
             &self.state,
             &p,
@@ -334,14 +340,6 @@ impl ReportService for ReportApi {
             &r.page_token,
         )?;
         let before = page.after_uuid()?;
-        let f = ReportFilter {
-            prefix: prefix.clone(),
-            case_id,
-            unified_category: (!r.unified_category.is_empty()).then(|| r.unified_category.clone()),
-            flag: (!r.flag.is_empty()).then(|| r.flag.clone()),
-            start,
-            end,
-        };
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = reports::list(&mut conn, &f, before, page.fetch_limit())
             .await

@@ -257,14 +257,7 @@ impl ServiceRequestService for ServiceRequestApi {
         let p = principal(&req)?;
         let r = req.into_inner();
         let prefix = requested_prefix(&p, &r.region_code)?;
-        let mut statuses = Vec::new();
-        for (i, s) in r.statuses.iter().enumerate() {
-            statuses.push(
-                convert::request_status_from_pb(*s)
-                    .ok_or_else(|| ApiError::invalid(format!("statuses[{i}]"), "unknown status"))?
-                    .to_owned(),
-            );
-        }
+        let statuses = request_statuses(&r.statuses)?;
         let now = self.state.app.workflow.clock.now();
         let f = db::Filter {
             statuses,
@@ -272,18 +265,13 @@ impl ServiceRequestService for ServiceRequestApi {
             hotline_order_no: Some(r.hotline_order_no.trim().to_owned()).filter(|a| !a.is_empty()),
             overdue_at: r.overdue_only.then_some(now),
         };
+        // A page token is bound to the filter it was issued for (not to `now`).
         let filter = format!(
             "{prefix}|{:?}|{:?}|{:?}|{}",
             f.statuses, f.assignee, f.hotline_order_no, r.overdue_only
         );
-        let page = Page::parse(
-            &self.state,
-            &p,
-            "ListServiceRequests",
-            &filter,
-            r.page_size,
-            &r.page_token,
-        )?;
+        let (size, token) = (r.page_size, &r.page_token);
+        let page = Page::parse(&self.state, &p, "ListServiceRequests", &filter, size, token)?;
         let before = page.after_uuid()?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = db::list(&mut conn, &prefix, &f, before, page.fetch_limit())
@@ -356,4 +344,18 @@ fn request_stats(t: db::Totals, units: Vec<db::UnitFigures>) -> pb::ServiceReque
             })
             .collect(),
     }
+}
+
+/// The statuses a list asks for, in their stored spelling.
+fn request_statuses(raw: &[i32]) -> Result<Vec<String>, ApiError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, s)| match convert::request_status_from_pb(*s) {
+            Some(s) => Ok(s.to_owned()),
+            None => Err(ApiError::invalid(
+                format!("statuses[{i}]"),
+                "unknown status",
+            )),
+        })
+        .collect()
 }
