@@ -13,6 +13,7 @@
 //!   the report intake's callers share.
 
 pub mod cases;
+pub mod catalog;
 pub mod error;
 pub mod group;
 pub mod hotline;

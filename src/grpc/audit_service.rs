@@ -27,24 +27,6 @@ impl AuditService for AuditApi {
             return Err(ApiError::invalid("entity_type", "is required with entity_id").into());
         }
         let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
-        let filter = format!(
-            "{}|{}|{}|{:?}|{:?}",
-            r.entity_type, r.entity_id, prefix, start, end
-        );
-        let page = Page::parse(
-            &self.state,
-            &p,
-            "ListAuditEvents",
-            &filter,
-            r.page_size,
-            &r.page_token,
-        )?;
-        let after: i64 = match &page.after {
-            Some(s) => s
-                .parse()
-                .map_err(|_| ApiError::invalid("page_token", "malformed"))?,
-            None => 0,
-        };
         let f = audit::EventFilter {
             prefix,
             entity_type: (!r.entity_type.is_empty()).then(|| r.entity_type.clone()),
@@ -52,6 +34,10 @@ impl AuditService for AuditApi {
             start,
             end,
         };
+        // A page token is bound to the whole filter it was issued for.
+        let (filter, size, token) = (format!("{f:?}"), r.page_size, &r.page_token);
+        let page = Page::parse(&self.state, &p, "ListAuditEvents", &filter, size, token)?;
+        let after = page.after_seq()?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         // Everything committed so far, sealed into the chain.
         audit::seal(&mut conn).await.map_err(ApiError::from)?;

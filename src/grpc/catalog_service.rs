@@ -1,7 +1,6 @@
 //! CatalogService: the towns' 权责清单, versioned (rules in `domain::catalog`).
 
 use chrono::NaiveDate;
-use futures::FutureExt;
 use tonic::{Request, Response, Status};
 
 use super::pagination::Page;
@@ -9,7 +8,8 @@ use super::pb;
 use super::pb::catalog_service_server::CatalogService;
 use super::{State, convert, principal};
 use crate::app::error::ApiError;
-use crate::app::mutation::{self, Resend};
+use crate::app::mutation::Resend;
+use crate::app::{self};
 use crate::domain::Violation;
 use crate::domain::catalog::{self, RawItem};
 use crate::domain::principal::Principal;
@@ -17,9 +17,6 @@ use crate::domain::region::{RegionCode, RegionLevel};
 use crate::store::catalog as db;
 
 crate::idempotent!(pb::ImportCatalogRequest);
-
-/// Most items in one import.
-const MAX_ITEMS: usize = 10_000;
 
 /// The CatalogService implementation.
 pub struct CatalogApi {
@@ -105,39 +102,8 @@ impl CatalogService for CatalogApi {
             (false, false) => Err(vec![Violation::new("csv", "give items or csv, not both")]),
         }
         .map_err(ApiError::InvalidArgument)?;
-        if items.len() > MAX_ITEMS {
-            return Err(
-                ApiError::invalid("items", format!("at most {MAX_ITEMS} per import")).into(),
-            );
-        }
-        if let Some(i) = items.iter().find(|i| !p.scope.contains(&i.town_code)) {
-            return Err(ApiError::PermissionDenied(format!(
-                "town {} is outside your region {}",
-                i.town_code, p.scope
-            ))
-            .into());
-        }
-        let now = self.state.app.workflow.clock.now();
-        let by = p.sub.clone();
-        let out = mutation::run(
-            &self.state.app,
-            &p,
-            Resend::of("CatalogService/ImportCatalog", &r),
-            move |conn, audit| {
-                async move {
-                    let (s, new) = db::import(conn, items, &by, now).await?;
-                    audit.extend(db::audit_events(&new));
-                    Ok(pb::ImportCatalogResponse {
-                        created: s.created,
-                        versioned: s.versioned,
-                        unchanged: s.unchanged,
-                        withdrawn: s.withdrawn,
-                    })
-                }
-                .boxed()
-            },
-        )
-        .await?;
+        let resend = Resend::of("CatalogService/ImportCatalog", &r);
+        let out = app::catalog::import(&self.state.app, &p, resend, items, summary).await?;
         Ok(Response::new(out))
     }
 
@@ -155,14 +121,8 @@ impl CatalogService for CatalogApi {
             Err(_) => return Err(ApiError::invalid("kind", "unknown kind").into()),
         };
         let filter = format!("{town}|{on}|{:?}|{}", kind, r.history);
-        let page = Page::parse(
-            &self.state,
-            &p,
-            "ListCatalogItems",
-            &filter,
-            r.page_size,
-            &r.page_token,
-        )?;
+        let (size, token) = (r.page_size, &r.page_token);
+        let page = Page::parse(&self.state, &p, "ListCatalogItems", &filter, size, token)?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let rows = if r.history {
             db::history(&mut conn, &town, None).await
@@ -219,5 +179,15 @@ impl CatalogService for CatalogApi {
                 ApiError::NotFound(format!("no item {code} of {town} for that day or version"))
                     .into()
             })
+    }
+}
+
+/// What an import did, on the wire.
+fn summary(s: db::Summary) -> pb::ImportCatalogResponse {
+    pb::ImportCatalogResponse {
+        created: s.created,
+        versioned: s.versioned,
+        unchanged: s.unchanged,
+        withdrawn: s.withdrawn,
     }
 }

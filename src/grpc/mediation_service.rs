@@ -520,14 +520,8 @@ impl MediationService for MediationApi {
             "{prefix}|{:?}|{:?}|{}",
             f.statuses, f.team, r.follow_up_overdue
         );
-        let page = Page::parse(
-            &self.state,
-            &p,
-            "ListMediationCases",
-            &filter,
-            r.page_size,
-            &r.page_token,
-        )?;
+        let (size, token) = (r.page_size, &r.page_token);
+        let page = Page::parse(&self.state, &p, "ListMediationCases", &filter, size, token)?;
         let before = page.after_uuid()?;
         let limit = page.fetch_limit();
         let state = self.state.clone();

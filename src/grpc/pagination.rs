@@ -64,6 +64,14 @@ impl Page {
         self.size + 1
     }
 
+    /// The sequence number to resume after (0: from the start), for lists keyed by one.
+    pub fn after_seq(&self) -> Result<i64, ApiError> {
+        self.after.as_deref().map_or(Ok(0), |s| {
+            s.parse()
+                .map_err(|_| ApiError::invalid("page_token", "malformed"))
+        })
+    }
+
     /// The key to resume after, for lists keyed by UUID (ids are time-ordered, newest first).
     pub fn after_uuid(&self) -> Result<Option<uuid::Uuid>, ApiError> {
         self.after

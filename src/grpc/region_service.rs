@@ -221,15 +221,8 @@ impl RegionService for RegionApi {
             ),
         };
         let prefix = in_scope(&p, parent.as_ref())?;
-        let filter = format!("{}|{}", r.parent_code, r.level);
-        let page = Page::parse(
-            &self.state,
-            &p,
-            "ListRegions",
-            &filter,
-            r.page_size,
-            &r.page_token,
-        )?;
+        let (filter, size) = (format!("{}|{}", r.parent_code, r.level), r.page_size);
+        let page = Page::parse(&self.state, &p, "ListRegions", &filter, size, &r.page_token)?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = regions::list(
             &mut conn,

@@ -330,15 +330,8 @@ impl ReportService for ReportApi {
             end,
         };
         // A page token is bound to the whole filter it was issued for.
-        let filter = format!("{f:?}");
-        let page = Page::parse(
-            &self.state,
-            &p,
-            "ListReports",
-            &filter,
-            r.page_size,
-            &r.page_token,
-        )?;
+        let (filter, size) = (format!("{f:?}"), r.page_size);
+        let page = Page::parse(&self.state, &p, "ListReports", &filter, size, &r.page_token)?;
         let before = page.after_uuid()?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = reports::list(&mut conn, &f, before, page.fetch_limit())

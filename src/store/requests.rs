@@ -291,7 +291,7 @@ pub async fn list(
     }
     if let Some(t) = f.overdue_at {
         q = q
-            .filter(service_requests::status.eq_any(["ACCEPTED", "ASSIGNED", "SIGNED"]))
+            .filter(service_requests::status.eq_any(open_statuses()))
             .filter(service_requests::deadline.lt(t));
     }
     if let Some(b) = before {
@@ -740,3 +740,12 @@ pub async fn totals(
 }
 
 crate::prepared!(struct RecordReply = "INSERT INTO service_request_replies (sr_id, replied_at, unit, on_time) SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM service_requests WHERE sr_id = $1 AND replied_at IS NOT DISTINCT FROM $2)" { b1: B1 => diesel::sql_types::Uuid, b2: B2 => Timestamptz, b3: B3 => Text, b4: B4 => diesel::sql_types::Bool });
+
+/// The statuses in which a request can be overdue: the open ones (`Status::is_open`).
+fn open_statuses() -> Vec<&'static str> {
+    crate::domain::request::Status::ALL
+        .into_iter()
+        .filter(|s| s.is_open())
+        .map(|s| s.as_str())
+        .collect()
+}
