@@ -20,6 +20,7 @@ mod grids;
 mod hardening;
 mod hotline;
 mod idempotency;
+mod layers;
 mod lifecycle;
 mod mediation;
 mod python;
