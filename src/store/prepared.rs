@@ -87,7 +87,7 @@ macro_rules! prepared {
             }
         }
     };
-    ($(#[$m:meta])* $vis:vis struct $name:ident = $sql:literal { $($field:ident : $g:ident => $sqlty:ty),* $(,)? }) => {
+    ($(#[$m:meta])* $vis:vis struct $name:ident = $sql:tt { $($field:ident : $g:ident => $sqlty:ty),* $(,)? }) => {
         $(#[$m])*
         $vis struct $name<$($g),*> {
             $(pub $field: $g,)*

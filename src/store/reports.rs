@@ -982,7 +982,10 @@ crate::prepared!(struct FindExisting = "SELECT r.client_report_id, r.payload_has
 crate::prepared!(struct FindOwners = "SELECT code, fallback_owner FROM regions WHERE code = ANY($1)" { b1: B1 => Array<Text> });
 crate::prepared!(struct LockCells = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(c, 7270011) AS k FROM unnest($1::text[]) c ORDER BY 1) s" { b1: B1 => Array<Text> });
 // The box test is answered by the open cases' SP-GiST index on `location` (migration 12).
-crate::prepared!(struct Candidates = "SELECT p.k AS idx, c.case_id, c.case_no, c.lat, c.lng, c.first_reported_at, c.last_reported_at
+/// Open cases of the same category near each report and within its time window. The finished
+/// statuses are spelled here for the planner (a literal predicate); a test checks them against
+/// `Status::FINISHED`, the rule's home.
+const CANDIDATES_SQL: &str = "SELECT p.k AS idx, c.case_id, c.case_no, c.lat, c.lng, c.first_reported_at, c.last_reported_at
            FROM unnest($1::int4[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::timestamptz[], $8::timestamptz[])
                 AS p(k, cat, lat, lng, dlat, dlng, t0, t1)
            CROSS JOIN LATERAL (
@@ -990,7 +993,8 @@ crate::prepared!(struct Candidates = "SELECT p.k AS idx, c.case_id, c.case_no, c
                 WHERE c.location && ST_MakeEnvelope(p.lng - p.dlng, p.lat - p.dlat, p.lng + p.dlng, p.lat + p.dlat, 4326)
                   AND c.status NOT IN ('CLOSED', 'VOID', 'MERGED')
                   AND c.unified_category = p.cat
-                  AND c.last_reported_at >= p.t0 AND c.first_reported_at <= p.t1) c" { b1: B1 => Array<Integer>, b2: B2 => Array<Text>, b3: B3 => Array<Double>, b4: B4 => Array<Double>, b5: B5 => Array<Double>, b6: B6 => Array<Double>, b7: B7 => Array<Timestamptz>, b8: B8 => Array<Timestamptz> });
+                  AND c.last_reported_at >= p.t0 AND c.first_reported_at <= p.t1) c";
+crate::prepared!(struct Candidates = CANDIDATES_SQL { b1: B1 => Array<Integer>, b2: B2 => Array<Text>, b3: B3 => Array<Double>, b4: B4 => Array<Double>, b5: B5 => Array<Double>, b6: B6 => Array<Double>, b7: B7 => Array<Timestamptz>, b8: B8 => Array<Timestamptz> });
 crate::prepared!(struct NextSerials = "SELECT nextval('case_serial') AS serial FROM generate_series(1, $1)" { b1: B1 => Integer });
 // The intake's write, one round trip (`intake_write`, migration 12): new cases, the existing
 // cases the batch extends, its reports and their audit events, each bound to the function's
@@ -1043,6 +1047,16 @@ crate::prepared!(struct WriteIntake = call "intake_write" {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_candidate_query_skips_exactly_the_finished_statuses() {
+        let finished: Vec<String> = crate::domain::workflow::Status::FINISHED
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let predicate = format!("c.status NOT IN ({})", finished.join(", "));
+        assert!(CANDIDATES_SQL.contains(&predicate), "{predicate}");
+    }
 
     #[test]
     fn small_batches_are_one_transaction() {
