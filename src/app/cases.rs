@@ -14,7 +14,7 @@ use super::Context;
 use super::error::ApiError;
 use super::mutation::{self, Resend};
 use crate::domain::payloads::ReportSplit;
-use crate::domain::principal::{Principal, Role};
+use crate::domain::principal::{Principal, Role, Scope};
 use crate::domain::workflow::{self, Action, Args, CaseFlow};
 use crate::store::audit::NewEvent;
 use crate::store::cases::{self, Case};
@@ -100,7 +100,7 @@ where
     let now = ctx.workflow.clock.now();
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
-            let case = cases::lock(conn, who2.scope.prefix(), t.case_id)
+            let case = cases::lock(conn, &who2.scope, t.case_id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("case {} not found", t.case_id)))?;
             if case.version != t.expected_version {
@@ -162,7 +162,7 @@ pub async fn merge<R>(
 where
     R: Message + Default + Send + 'static,
 {
-    let (ctx2, prefix) = (ctx.clone(), who.scope.prefix().to_owned());
+    let (ctx2, scope) = (ctx.clone(), who.scope.clone());
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
             // Lock in id order, so concurrent merges cannot deadlock.
@@ -172,7 +172,7 @@ where
             let mut target = None;
             let mut sources = Vec::new();
             for id in all {
-                let c = cases::lock(conn, &prefix, id)
+                let c = cases::lock(conn, &scope, id)
                     .await?
                     .ok_or_else(|| ApiError::NotFound(format!("case {id} not found")))?;
                 let next = workflow::merge_into(&flow_of(&c)?)
@@ -200,7 +200,7 @@ where
                     Some(saved.change("MERGED", &m.comment)),
                 ));
             }
-            let merged = cases::get(conn, "", m.target)
+            let merged = cases::get(conn, &Scope::All, m.target)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("case {} not found", m.target)))?;
             // 12345 requests of the absorbed cases now follow the target.
@@ -234,13 +234,13 @@ pub async fn split<R>(
 where
     R: Message + Default + Send + 'static,
 {
-    let (prefix, by) = (who.scope.prefix().to_owned(), who.sub.clone());
+    let (scope, by) = (who.scope.clone(), who.sub.clone());
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
-            let report = reports::get(conn, &prefix, s.report_id)
+            let report = reports::get(conn, &scope, s.report_id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("report {} not found", s.report_id)))?;
-            let from = cases::lock(conn, "", report.case_id)
+            let from = cases::lock(conn, &Scope::All, report.case_id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound("case not found".into()))?;
             workflow::split_from(&flow_of(&from)?, from.report_count)
@@ -270,7 +270,7 @@ where
                     .to_json(),
                 ),
             ));
-            let c = cases::get(conn, "", new_id)
+            let c = cases::get(conn, &Scope::All, new_id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound("case not found".into()))?;
             Ok(show(c.case, c.reports))
@@ -292,7 +292,7 @@ pub async fn follow_mediation(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let (succeeded, referral) = outcome;
-    let Some(case) = cases::lock(conn, "", case_id).await? else {
+    let Some(case) = cases::lock(conn, &Scope::All, case_id).await? else {
         return Ok(());
     };
     let Some(next) = workflow::mediation_outcome(&flow_of(&case)?, succeeded, referral, now) else {
@@ -322,7 +322,7 @@ pub async fn refer_to_mediation(
     case_id: Uuid,
     mediation_no: &str,
 ) -> Result<(), ApiError> {
-    let Some(case) = cases::lock(conn, "", case_id).await? else {
+    let Some(case) = cases::lock(conn, &Scope::All, case_id).await? else {
         return Ok(());
     };
     if let Some(next) = workflow::referred_to_mediation(&flow_of(&case)?) {
@@ -353,8 +353,7 @@ pub async fn pull_changes(
     let mut next = cursor;
     'scan: loop {
         let events =
-            crate::store::feed::case_changes_after(&mut conn, next, who.scope.prefix(), PULL_PAGE)
-                .await?;
+            crate::store::feed::case_changes_after(&mut conn, next, &who.scope, PULL_PAGE).await?;
         for e in &events {
             if let Some(id) = crate::store::feed::case_of(e) {
                 if !latest.contains_key(&id) {

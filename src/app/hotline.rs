@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::requests::{self, Fresh, RequestView, created, fresh};
 use crate::domain::calendar::Calendar;
 use crate::domain::pii::{Person, Sealed};
-use crate::domain::principal::Principal;
+use crate::domain::principal::{Principal, Scope};
 use crate::domain::region::RegionCode;
 use crate::domain::report::ReportInput;
 use crate::domain::request::{self, Kind, Urgency};
@@ -144,7 +144,7 @@ impl GroupReads {
         if let Some(k) = self.regions.get(code) {
             return Ok(*k);
         }
-        let known = st::regions::get(conn, "", code).await?.is_some();
+        let known = st::regions::get(conn, &Scope::All, code).await?.is_some();
         self.regions.insert(code.to_owned(), known);
         Ok(known)
     }
@@ -369,7 +369,7 @@ pub async fn push(ctx: &Context, p: &Principal, o: Order) -> Result<Pushed, ApiE
                 let v = RequestView { request: sr, order: Some(ho), case_id };
                 return Ok(pushed(Outcome::Created, v, Vec::new(), msg));
             };
-            let sr = db::lock(conn, p.scope.prefix(), current.sr_id)
+            let sr = db::lock(conn, &p.scope, current.sr_id)
                 .await?
                 .ok_or_else(|| ApiError::PermissionDenied(format!("work order {} is outside your region", o.order_no)))?;
             if o.version == current.version {

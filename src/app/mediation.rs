@@ -16,7 +16,7 @@ use super::mutation::{self, Resend};
 use super::pii::{self, Sight};
 use crate::domain::calendar::local_day;
 use crate::domain::mediation::{self, Action, Facts, Status};
-use crate::domain::principal::{Principal, Role};
+use crate::domain::principal::{Principal, Role, Scope};
 use crate::domain::region::RegionCode;
 use crate::domain::workflow::Refusal;
 use crate::store::alerts::{Alert, kind as alert_kind};
@@ -214,14 +214,14 @@ async fn view(
         .ok_or_else(|| ApiError::Internal("a shown case went missing".into()))
 }
 
-/// Locks a case in `prefix` and checks its version.
+/// Locks a case in `scope` and checks its version.
 async fn locked(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     id: Uuid,
     expected: i64,
 ) -> Result<MediationCase, ApiError> {
-    let c = db::get_case(conn, prefix, id, true)
+    let c = db::get_case(conn, scope, id, true)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("mediation case {id} not found")))?;
     if expected < 1 {
@@ -270,11 +270,18 @@ async fn repeat_disputes(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let since = now - Duration::days(REPEAT_WINDOW_DAYS);
+    // Repeats are counted across the county (the first six digits of the town's code).
     let town = crate::domain::report::town_of(&m.region_code);
+    let county = Scope::parse(&town[..6.min(town.len())]).ok_or_else(|| {
+        ApiError::Internal(format!(
+            "mediation case {} has region {}",
+            m.case_no, m.region_code
+        ))
+    })?;
     for p in parties {
         let disputes = db::cases_of_person(
             conn,
-            &town[..6.min(town.len())],
+            &county,
             p.id_index.as_deref(),
             p.phone_index.as_deref(),
             since,
@@ -367,7 +374,7 @@ where
                     )
                 })?;
             if let Some(id) = m.linked_case_id
-                && crate::store::cases::get(conn, who2.scope.prefix(), id)
+                && crate::store::cases::get(conn, &who2.scope, id)
                     .await?
                     .is_none()
             {
@@ -454,7 +461,7 @@ where
     let now = ctx.workflow.clock.now();
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
-            let c = locked(conn, who2.scope.prefix(), s.id, s.expected_version).await?;
+            let c = locked(conn, &who2.scope, s.id, s.expected_version).await?;
             let next = mediation::plan(
                 status_of(&c)?,
                 Action::Session,
@@ -510,7 +517,7 @@ where
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
             let id = o.id;
-            let c = locked(conn, who2.scope.prefix(), id, o.expected_version).await?;
+            let c = locked(conn, &who2.scope, id, o.expected_version).await?;
             let status = status_of(&c)?;
             let succeeded = matches!(o.ending, Ending::Agreement { .. });
             let action = match (succeeded, status) {
@@ -620,7 +627,7 @@ where
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
             let id = f.id;
-            let c = locked(conn, who2.scope.prefix(), id, f.expected_version).await?;
+            let c = locked(conn, &who2.scope, id, f.expected_version).await?;
             let status = status_of(&c)?;
             let a = actor(&who2, &c);
             let full = db::full(conn, c.clone()).await?;
@@ -682,7 +689,7 @@ pub async fn get(ctx: &Context, who: &Principal, id: Uuid) -> Result<View, ApiEr
     let (ctx2, who2) = (ctx.clone(), who.clone());
     mutation::audited(ctx, who, move |conn, audit| {
         async move {
-            let c = db::get_case(conn, who2.scope.prefix(), id, false)
+            let c = db::get_case(conn, &who2.scope, id, false)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("mediation case {id} not found")))?;
             view(&ctx2, conn, audit, c, &who2).await
@@ -706,7 +713,7 @@ pub async fn find_person(
             let prefix = who2.scope.prefix();
             let cases = db::cases_of_person(
                 conn,
-                prefix,
+                &who2.scope,
                 id_index.as_deref(),
                 phone_index.as_deref(),
                 DateTime::<Utc>::UNIX_EPOCH,

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use crate::attachments::BlobStore;
 use crate::crypto::PiiCipher;
-use crate::domain::principal::Principal;
+use crate::domain::principal::{Principal, Scope};
 use crate::domain::region::RegionCode;
 use crate::store::Pool;
 use error::ApiError;
@@ -55,20 +55,17 @@ pub struct Context {
     pub work_orders: hotline::WorkOrders,
 }
 
-/// The region prefix a read may cover: the requested subtree (`raw`, may be empty for "all I
-/// may see") inside the caller's scope; PERMISSION_DENIED when it reaches outside.
-pub fn requested_prefix(p: &Principal, raw: &str) -> Result<String, ApiError> {
+/// The region a read may cover: the requested subtree (`raw`, may be empty for "all I may
+/// see") inside the caller's scope; PERMISSION_DENIED when it reaches outside.
+pub fn requested_scope(p: &Principal, raw: &str) -> Result<Scope, ApiError> {
     let requested = if raw.is_empty() {
         None
     } else {
         Some(RegionCode::parse(raw).map_err(|e| ApiError::invalid("region_code", e.to_string()))?)
     };
-    p.scope
-        .narrow(requested.as_ref())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::PermissionDenied(format!("region {raw} is outside your region {}", p.scope))
-        })
+    p.scope.within(requested.as_ref()).ok_or_else(|| {
+        ApiError::PermissionDenied(format!("region {raw} is outside your region {}", p.scope))
+    })
 }
 
 /// Checks that `unit` (a department code or worker id) is active and belongs to the town of

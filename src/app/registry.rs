@@ -15,7 +15,7 @@ use super::pii::{self, Sight};
 use crate::domain::Violation;
 use crate::domain::geojson::GridFeature;
 use crate::domain::pii::Phone;
-use crate::domain::principal::Principal;
+use crate::domain::principal::{Principal, Scope};
 use crate::domain::region::{RegionCode, RegionLevel};
 use crate::store::audit::NewEvent;
 use crate::store::departments::{self, Department};
@@ -72,7 +72,7 @@ where
     let scope = who.scope.clone();
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
-            let known = regions::existing(conn, "", &[d.region.to_string()]).await?;
+            let known = regions::existing(conn, &Scope::All, &[d.region.to_string()]).await?;
             if known.is_empty() {
                 return Err(ApiError::invalid(
                     "department.region_code",
@@ -129,7 +129,7 @@ where
         async move {
             let mut wanted = w.grids.clone();
             wanted.push(w.region.to_string());
-            let found: HashSet<String> = regions::existing(conn, "", &wanted)
+            let found: HashSet<String> = regions::existing(conn, &Scope::All, &wanted)
                 .await?
                 .into_iter()
                 .collect();
@@ -309,7 +309,7 @@ where
                 grids.iter().map(|g| g.parent_code.to_string()).collect();
             parents.sort();
             parents.dedup();
-            let mut known: HashSet<String> = regions::existing(conn, "", &parents)
+            let mut known: HashSet<String> = regions::existing(conn, &Scope::All, &parents)
                 .await?
                 .into_iter()
                 .collect();

@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::mutation::{self, Resend};
 use crate::domain::calendar::{Calendar, local_day};
 use crate::domain::pii::Person;
-use crate::domain::principal::{Principal, Role};
+use crate::domain::principal::{Principal, Role, Scope};
 use crate::domain::region::RegionCode;
 use crate::domain::request::{self, Action, Actor, Args, Kind, Status, UpdateKind, Urgency};
 use crate::domain::workflow::{self, Refusal};
@@ -418,7 +418,7 @@ where
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
             let region = n.region.as_str();
-            if st::regions::get(conn, "", region).await?.is_none() {
+            if st::regions::get(conn, &Scope::All, region).await?.is_none() {
                 return Err(ApiError::invalid(
                     "region_code",
                     format!("{region} is not a known region"),
@@ -495,7 +495,7 @@ where
                 expected_version,
                 mut args,
             } = t;
-            let sr = db::lock(conn, who2.scope.prefix(), id)
+            let sr = db::lock(conn, &who2.scope, id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("service request {id} not found")))?;
             if sr.version != expected_version {

@@ -119,13 +119,15 @@ impl Scope {
             Scope::Subtree(root) => root.as_str(),
         }
     }
+}
 
-    /// The prefix to filter by when the caller asks for `requested` (or for everything it may
-    /// see when `None`). `None` means the request reaches outside the scope.
-    pub fn narrow<'a>(&'a self, requested: Option<&'a RegionCode>) -> Option<&'a str> {
+impl Scope {
+    /// The scope of a read that asks for `requested` (or for everything the caller may see
+    /// when `None`): the requested subtree if it lies inside this scope, else `None`.
+    pub fn within(&self, requested: Option<&RegionCode>) -> Option<Scope> {
         match requested {
-            None => Some(self.prefix()),
-            Some(code) if self.contains(code.as_str()) => Some(code.as_str()),
+            None => Some(self.clone()),
+            Some(code) if self.contains(code.as_str()) => Some(Scope::Subtree(code.clone())),
             Some(_) => None,
         }
     }
@@ -217,16 +219,16 @@ mod tests {
     }
 
     #[test]
-    fn narrow_refuses_outside_requests() {
+    fn within_refuses_outside_requests() {
         let s = Scope::parse("500110111201").unwrap();
-        assert_eq!(s.narrow(None), Some("500110111201"));
+        assert_eq!(s.within(None), Some(s.clone()));
         assert_eq!(
-            s.narrow(Some(&code("500110111201001"))),
-            Some("500110111201001")
+            s.within(Some(&code("500110111201001"))),
+            Scope::parse("500110111201001")
         );
-        assert_eq!(s.narrow(Some(&code("500110111200"))), None);
-        assert_eq!(s.narrow(Some(&code("500110111"))), None);
-        assert_eq!(Scope::All.narrow(Some(&code("11"))), Some("11"));
+        assert_eq!(s.within(Some(&code("500110111200"))), None);
+        assert_eq!(s.within(Some(&code("500110111"))), None);
+        assert_eq!(Scope::All.within(Some(&code("11"))), Scope::parse("11"));
     }
 
     #[test]

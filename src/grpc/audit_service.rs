@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use super::pagination::Page;
 use super::pb;
 use super::pb::audit_service_server::AuditService;
-use super::{State, convert, principal, requested_prefix, time_range};
+use super::{State, convert, principal, requested_scope, time_range};
 use crate::app::error::ApiError;
 use crate::store::audit;
 
@@ -22,13 +22,13 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         if r.entity_type.is_empty() && !r.entity_id.is_empty() {
             return Err(ApiError::invalid("entity_type", "is required with entity_id").into());
         }
         let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
         let f = audit::EventFilter {
-            prefix,
+            prefix: prefix.prefix().to_owned(),
             entity_type: (!r.entity_type.is_empty()).then(|| r.entity_type.clone()),
             entity_id: (!r.entity_id.is_empty()).then(|| r.entity_id.clone()),
             start,
@@ -56,7 +56,7 @@ impl AuditService for AuditApi {
         req: Request<pb::VerifyAuditChainRequest>,
     ) -> Result<Response<pb::VerifyAuditChainResponse>, Status> {
         let p = principal(&req)?;
-        requested_prefix(&p, &req.get_ref().region_code)?;
+        requested_scope(&p, &req.get_ref().region_code)?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         audit::seal(&mut conn).await.map_err(ApiError::from)?;
         let report = audit::verify(&mut conn).await.map_err(ApiError::from)?;

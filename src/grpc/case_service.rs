@@ -14,7 +14,7 @@ use super::feed::{self, Filter};
 use super::pagination::Page;
 use super::pb;
 use super::pb::case_service_server::CaseService;
-use super::{State, convert, principal, requested_prefix, time_range, uuid_field};
+use super::{State, convert, principal, requested_scope, time_range, uuid_field};
 use crate::app::cases::{Merge, Split, Transition};
 use crate::app::error::ApiError;
 use crate::app::mutation::Resend;
@@ -188,7 +188,7 @@ impl CaseService for CaseApi {
         let p = principal(&req)?;
         let id = uuid_field(&req.get_ref().case_id, "case_id")?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
-        let c = cases::get(&mut conn, p.scope.prefix(), id)
+        let c = cases::get(&mut conn, &p.scope, id)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("case {id} not found")))?;
@@ -201,7 +201,7 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::ListCasesResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
         let f = CaseFilter {
             statuses: r.statuses.clone(),
@@ -289,7 +289,7 @@ impl CaseService for CaseApi {
         let p = principal(&req)?;
         let r = req.get_ref();
         let filter = Filter {
-            prefix: requested_prefix(&p, &r.region_code)?,
+            scope: requested_scope(&p, &r.region_code)?,
             statuses: r.statuses.clone(),
             category: Some(r.unified_category.clone()).filter(|c| !c.is_empty()),
             exclude_alerts: r.exclude_alerts,
@@ -319,7 +319,7 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::Dashboard>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
         let local = |t: chrono::DateTime<chrono::Utc>| (t + Duration::hours(8)).date_naive();
         // Open ends: dates PostgreSQL can hold.
@@ -341,7 +341,11 @@ impl CaseService for CaseApi {
         let rows = stats::dashboard(&mut conn, &prefix, from, to)
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(convert::dashboard(prefix, rows, as_of)))
+        Ok(Response::new(convert::dashboard(
+            prefix.prefix().to_owned(),
+            rows,
+            as_of,
+        )))
     }
 
     async fn list_alerts(
@@ -350,7 +354,7 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::ListAlertsResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         let page = Page::parse(
             &self.state,
             &p,

@@ -41,7 +41,7 @@ impl FeedEvent {
     /// Whether a subscriber with this filter gets the event.
     pub fn matches(&self, f: &Filter) -> bool {
         let e = &self.event;
-        if !self.region_code.starts_with(&f.prefix) {
+        if !f.scope.contains(&self.region_code) {
             return false;
         }
         if e.kind == "ALERT" {
@@ -58,9 +58,10 @@ impl FeedEvent {
 }
 
 /// What a subscriber asked for (within its scope).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Filter {
-    pub prefix: String,
+    /// The region the subscriber watches (its own, or a subtree of it).
+    pub scope: crate::domain::principal::Scope,
     pub statuses: Vec<String>,
     pub category: Option<String>,
     pub exclude_alerts: bool,
@@ -313,7 +314,7 @@ pub async fn subscriber(
         loop {
             let events = match pool.get().await {
                 Ok(mut conn) => {
-                    store::feed::after(&mut conn, last, &filter.prefix, CATCH_UP_PAGE).await
+                    store::feed::after(&mut conn, last, &filter.scope, CATCH_UP_PAGE).await
                 }
                 Err(e) => {
                     let _ = tx

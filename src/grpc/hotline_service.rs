@@ -202,7 +202,7 @@ impl HotlineService for HotlineApi {
         crate::store::audit::seal(&mut conn)
             .await
             .map_err(ApiError::from)?;
-        let rows = db::updates_after(&mut conn, p.scope.prefix(), after, limit)
+        let rows = db::updates_after(&mut conn, &p.scope, after, limit)
             .await
             .map_err(ApiError::from)?;
         let next_cursor = rows.last().map(|r| r.seq).unwrap_or(after).to_string();

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::pagination::Page;
 use super::pb;
 use super::pb::mediation_service_server::MediationService;
-use super::{State, convert, principal, requested_prefix, uuid_field};
+use super::{State, convert, principal, requested_scope, uuid_field};
 use crate::app::error::ApiError;
 use crate::app::mediation::{Ending, FollowUp, NewMediation, NewParty, NewSession, Outcome, View};
 use crate::app::mutation::{self, Resend};
@@ -507,7 +507,7 @@ impl MediationService for MediationApi {
     ) -> Result<Response<pb::ListMediationCasesResponse>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         let statuses = statuses(&r.statuses)?;
         let f = db::Filter {
             statuses,
@@ -584,7 +584,7 @@ impl MediationService for MediationApi {
     ) -> Result<Response<pb::MediationStats>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         let now = self.state.app.workflow.clock.now();
         let (from, to) = super::figures_period(r.from.as_ref(), r.to.as_ref(), now)?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;

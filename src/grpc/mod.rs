@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tonic::Request;
 
 use crate::app::error::ApiError;
-pub use crate::app::requested_prefix;
+pub use crate::app::requested_scope;
 use crate::crypto::PageTokens;
 use crate::domain::principal::Principal;
 

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::pagination::Page;
 use super::pb::region_service_server::RegionService;
 use super::pb::{self, ImportSummary};
-use super::{State, convert, principal, requested_prefix};
+use super::{State, convert, principal, requested_scope};
 use crate::app::error::ApiError;
 use crate::app::mutation::Resend;
 #[cfg(test)]
@@ -16,7 +16,7 @@ use crate::app::registry::{self, DepartmentInput, WorkerInput};
 use crate::domain::Violation;
 use crate::domain::geojson;
 use crate::domain::pii::Phone;
-use crate::domain::principal::Principal;
+use crate::domain::principal::{Principal, Scope};
 use crate::domain::region::RegionCode;
 use crate::store::regions::{RegionInput, Rejected, UpsertCounts};
 use crate::store::{departments, regions, workers};
@@ -47,8 +47,8 @@ fn optional_code(raw: &str, field: &str) -> Result<Option<RegionCode>, ApiError>
     }
 }
 
-fn in_scope<'a>(p: &'a Principal, requested: Option<&'a RegionCode>) -> Result<&'a str, ApiError> {
-    p.scope.narrow(requested).ok_or_else(|| {
+fn in_scope(p: &Principal, requested: Option<&RegionCode>) -> Result<Scope, ApiError> {
+    p.scope.within(requested).ok_or_else(|| {
         ApiError::PermissionDenied(format!(
             "region {} is outside your region {}",
             requested.map(|c| c.as_str()).unwrap_or(""),
@@ -197,9 +197,9 @@ impl RegionService for RegionApi {
     ) -> Result<Response<pb::Region>, Status> {
         let p = principal(&req)?;
         let c = code(&req.get_ref().code, "code")?;
-        let prefix = in_scope(&p, Some(&c))?;
+        let scope = in_scope(&p, Some(&c))?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
-        let r = regions::get(&mut conn, prefix, c.as_str())
+        let r = regions::get(&mut conn, &scope, c.as_str())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("region {c} not found")))?;
@@ -220,13 +220,13 @@ impl RegionService for RegionApi {
                     .ok_or_else(|| ApiError::invalid("level", "unknown level"))?,
             ),
         };
-        let prefix = in_scope(&p, parent.as_ref())?;
+        let scope = in_scope(&p, parent.as_ref())?;
         let (filter, size) = (format!("{}|{}", r.parent_code, r.level), r.page_size);
         let page = Page::parse(&self.state, &p, "ListRegions", &filter, size, &r.page_token)?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
         let mut rows = regions::list(
             &mut conn,
-            prefix,
+            &scope,
             parent.as_ref().map(|c| c.as_str()),
             level.map(|l| l as i16),
             page.after.as_deref(),
@@ -255,7 +255,7 @@ impl RegionService for RegionApi {
             return Err(ApiError::InvalidArgument(v).into());
         }
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
-        let r = regions::locate(&mut conn, p.scope.prefix(), lat, lng)
+        let r = regions::locate(&mut conn, &p.scope, lat, lng)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| {
@@ -284,7 +284,7 @@ impl RegionService for RegionApi {
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         let grid = optional_code(&r.grid_code, "grid_code")?;
         let filter = format!("{}|{}", r.region_code, r.grid_code);
         let page = Page::parse(
@@ -334,7 +334,7 @@ impl RegionService for RegionApi {
     ) -> Result<Response<pb::ListDepartmentsResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         let page = Page::parse(
             &self.state,
             &p,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::pagination::Page;
 use super::pb::report_service_server::ReportService;
 use super::pb::{self, sync_report_result};
-use super::{State, convert, optional_uuid, principal, requested_prefix, time_range, uuid_field};
+use super::{State, convert, optional_uuid, principal, requested_scope, time_range, uuid_field};
 use crate::app::error::ApiError;
 use crate::app::reports::{item_error, submitter};
 use crate::app::{self};
@@ -305,7 +305,7 @@ impl ReportService for ReportApi {
         let p = principal(&req)?;
         let id = uuid_field(&req.get_ref().report_id, "report_id")?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
-        let r = reports::get(&mut conn, p.scope.prefix(), id)
+        let r = reports::get(&mut conn, &p.scope, id)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("report {id} not found")))?;
@@ -318,11 +318,11 @@ impl ReportService for ReportApi {
     ) -> Result<Response<pb::ListReportsResponse>, Status> {
         let p = principal(&req)?;
         let r = req.get_ref();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         let case_id = optional_uuid(&r.case_id, "case_id")?;
         let (start, end) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
         let f = ReportFilter {
-            prefix,
+            prefix: prefix.prefix().to_owned(),
             case_id,
             unified_category: (!r.unified_category.is_empty()).then(|| r.unified_category.clone()),
             flag: (!r.flag.is_empty()).then(|| r.flag.clone()),

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::pagination::Page;
 use super::pb;
 use super::pb::service_request_service_server::ServiceRequestService;
-use super::{State, convert, principal, requested_prefix, uuid_field};
+use super::{State, convert, principal, requested_scope, uuid_field};
 use crate::app::Context;
 use crate::app::error::ApiError;
 use crate::app::mutation::Resend;
@@ -243,7 +243,7 @@ impl ServiceRequestService for ServiceRequestApi {
         let p = principal(&req)?;
         let id = uuid_field(&req.get_ref().id, "id")?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
-        let sr = db::get(&mut conn, p.scope.prefix(), id)
+        let sr = db::get(&mut conn, &p.scope, id)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("service request {id} not found")))?;
@@ -256,7 +256,7 @@ impl ServiceRequestService for ServiceRequestApi {
     ) -> Result<Response<pb::ListServiceRequestsResponse>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         let statuses = request_statuses(&r.statuses)?;
         let now = self.state.app.workflow.clock.now();
         let f = db::Filter {
@@ -308,7 +308,7 @@ impl ServiceRequestService for ServiceRequestApi {
     ) -> Result<Response<pb::ServiceRequestStats>, Status> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let prefix = requested_prefix(&p, &r.region_code)?;
+        let prefix = requested_scope(&p, &r.region_code)?;
         let now = self.state.app.workflow.clock.now();
         let (from, to) = super::figures_period(r.from.as_ref(), r.to.as_ref(), now)?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;

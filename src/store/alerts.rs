@@ -1,6 +1,7 @@
 //! Early warnings (`alerts`). Raising is idempotent on `dedup_key`: a detector that runs twice,
 //! or on two replicas, raises one alert.
 
+use crate::domain::principal::Scope;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -47,14 +48,15 @@ pub async fn raise(conn: &mut AsyncPgConnection, a: &Alert) -> QueryResult<Optio
 }
 
 /// Alerts within `prefix` before `before` (ids are time-ordered), newest first.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     kind: Option<&str>,
     before: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<Alert>> {
+    let prefix = scope.prefix();
     let mut q = alerts::table
         .filter(alerts::region_code.like(format!("{prefix}%")))
         .order(alerts::alert_id.desc())

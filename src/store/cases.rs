@@ -1,6 +1,7 @@
 //! The `cases` table: one event, one case. Reads take the scope prefix; merges and splits
 //! correct the automatic decision.
 
+use crate::domain::principal::Scope;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -106,12 +107,13 @@ pub struct CaseWithReports {
 }
 
 /// One case, if it lies within `prefix`.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, case_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix(), case_id = %id))]
 pub async fn get(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     id: Uuid,
 ) -> QueryResult<Option<CaseWithReports>> {
+    let prefix = scope.prefix();
     let Some(case) = cases::table
         .find(id)
         .filter(cases::region_code.like(format!("{prefix}%")))
@@ -127,12 +129,13 @@ pub async fn get(
 }
 
 /// Locks a case row for update, if it lies within `prefix`.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, case_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix(), case_id = %id))]
 pub async fn lock(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     id: Uuid,
 ) -> QueryResult<Option<Case>> {
+    let prefix = scope.prefix();
     cases::table
         .find(id)
         .filter(cases::region_code.like(format!("{prefix}%")))
@@ -156,14 +159,15 @@ pub struct CaseFilter {
 }
 
 /// Cases within `prefix` before `before` (ids are time-ordered), newest first.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     f: &CaseFilter,
     before: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<Case>> {
+    let prefix = scope.prefix();
     let mut q = cases::table
         .filter(cases::region_code.like(format!("{prefix}%")))
         .order(cases::case_id.desc())

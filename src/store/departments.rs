@@ -1,5 +1,6 @@
 //! The `departments` table: handling units cases are dispatched to.
 
+use crate::domain::principal::Scope;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -64,10 +65,11 @@ pub async fn upsert(conn: &mut AsyncPgConnection, d: NewDepartment<'_>) -> Query
 /// Departments whose region lies within `prefix`, after code `after`.
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Department>> {
+    let prefix = scope.prefix();
     let mut q = departments::table
         .filter(departments::region_code.like(format!("{prefix}%")))
         .select(Department::as_select())

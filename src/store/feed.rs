@@ -3,6 +3,7 @@
 //! commit order (appends serialize on the chain's lock until commit). So reading `seq > n`
 //! misses nothing that committed and shows nothing that did not, on any replica.
 
+use crate::domain::principal::Scope;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -25,9 +26,10 @@ pub async fn head(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
 pub async fn after(
     conn: &mut AsyncPgConnection,
     seq: i64,
-    prefix: &str,
+    scope: &Scope,
     limit: i64,
 ) -> QueryResult<Vec<Event>> {
+    let prefix = scope.prefix();
     audit_events::table
         .filter(audit_events::seq.gt(seq))
         .filter(audit_events::entity_type.eq_any(FEED_TYPES))
@@ -65,9 +67,10 @@ pub async fn between(
 pub async fn case_changes_after(
     conn: &mut AsyncPgConnection,
     seq: i64,
-    prefix: &str,
+    scope: &Scope,
     limit: i64,
 ) -> QueryResult<Vec<Event>> {
+    let prefix = scope.prefix();
     audit_events::table
         .filter(audit_events::seq.gt(seq))
         .filter(audit_events::entity_type.eq_any(["case", "report"]))

@@ -1,6 +1,7 @@
 //! Mediation records: cases, parties (ciphertext and blind indexes only), sessions and
 //! agreement versions (append-only, enforced by triggers) and follow-ups.
 
+use crate::domain::principal::Scope;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Integer, Text, Timestamptz};
@@ -157,13 +158,14 @@ pub async fn insert(
 }
 
 /// One case, if within `prefix`.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, mediation_case_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix(), mediation_case_id = %id))]
 pub async fn get_case(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     id: Uuid,
     lock: bool,
 ) -> QueryResult<Option<MediationCase>> {
+    let prefix = scope.prefix();
     let q = mediation_cases::table
         .find(id)
         .filter(mediation_cases::region_code.like(format!("{prefix}%")))
@@ -248,14 +250,15 @@ pub struct Filter {
 }
 
 /// Cases within `prefix` before `before` (ids are time-ordered), newest first.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     f: &Filter,
     before: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<MediationCase>> {
+    let prefix = scope.prefix();
     let mut q = mediation_cases::table
         .filter(mediation_cases::region_code.like(format!("{prefix}%")))
         .order(mediation_cases::case_id.desc())
@@ -287,14 +290,15 @@ pub async fn list(
 /// The cases within `prefix` where a party's ID-number index (or, without one, phone index) is
 /// the one given, registered at or after `since`, newest first, in one query (the parties'
 /// match is a subquery).
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn cases_of_person(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     id_index: Option<&[u8]>,
     phone_index: Option<&[u8]>,
     since: DateTime<Utc>,
 ) -> QueryResult<Vec<MediationCase>> {
+    let prefix = scope.prefix();
     let parties = mediation_parties::table
         .filter(mediation_parties::registered_at.ge(since))
         .select(mediation_parties::case_id)
@@ -575,13 +579,14 @@ pub fn spans(from: DateTime<Utc>, to: DateTime<Utc>) -> Spans {
 /// defined once, by the SQL function `mediation_case_figures` (migration 17), which the
 /// triggers and this query both call. An agreement counts as
 /// performed on time when the first follow-up recorded on it found it performed.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn stats(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> QueryResult<Vec<Figures>> {
+    let prefix = scope.prefix();
     use diesel::sql_types::Date;
     let sp = spans(from, to);
     // Region codes are digits: the subtree is the range [prefix, prefix + ':').

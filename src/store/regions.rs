@@ -1,6 +1,7 @@
 //! The `regions` table: the hierarchy from province to micro-grid, with grid polygons.
 //! Reads take the caller's scope prefix, so a query cannot forget the region subtree.
 
+use crate::domain::principal::Scope;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Int2, Nullable, Text};
@@ -58,9 +59,10 @@ impl std::ops::AddAssign for UpsertCounts {
 /// One region with its boundary, if it lies within `prefix`.
 pub async fn get(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     code: &str,
 ) -> QueryResult<Option<RegionWithBoundary>> {
+    let prefix = scope.prefix();
     regions::table
         .filter(regions::code.eq(code))
         .filter(regions::code.like(format!("{prefix}%")))
@@ -83,12 +85,13 @@ pub async fn get(
 /// code `after`, ordered by code.
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     parent: Option<&str>,
     level: Option<i16>,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Region>> {
+    let prefix = scope.prefix();
     let mut q = regions::table
         .filter(regions::code.like(format!("{prefix}%")))
         .select(Region::as_select())
@@ -110,9 +113,10 @@ pub async fn list(
 /// Which of `codes` exist (within `prefix`).
 pub async fn existing(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     codes: &[String],
 ) -> QueryResult<Vec<String>> {
+    let prefix = scope.prefix();
     regions::table
         .filter(regions::code.eq_any(codes))
         .filter(regions::code.like(format!("{prefix}%")))
@@ -242,10 +246,11 @@ pub async fn upsert_grids(
 /// ties go to the smallest polygon, then the lowest code. The boundary is not returned.
 pub async fn locate(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     lat: f64,
     lng: f64,
 ) -> QueryResult<Option<Region>> {
+    let prefix = scope.prefix();
     use super::postgis::{WGS84, st_area, st_covers, st_makepoint, st_setsrid};
     let boundary = regions::boundary.assume_not_null();
     regions::table
@@ -321,7 +326,7 @@ pub async fn import(
         wanted.sort();
         wanted.dedup();
         if !wanted.is_empty() {
-            known.extend(existing(conn, "", &wanted).await?);
+            known.extend(existing(conn, &Scope::All, &wanted).await?);
         }
         let mut ok = Vec::with_capacity(chunk.len());
         for (i, r) in chunk {

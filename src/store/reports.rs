@@ -677,7 +677,7 @@ async fn locate(
     let claimed_known: BTreeSet<String> = if claims.is_empty() {
         BTreeSet::new()
     } else {
-        super::regions::existing(conn, "", &claims)
+        super::regions::existing(conn, &Scope::All, &claims)
             .await?
             .into_iter()
             .collect()
@@ -910,12 +910,13 @@ async fn write(
 }
 
 /// One report, if it lies within `prefix`.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, report_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix(), report_id = %id))]
 pub async fn get(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     id: Uuid,
 ) -> QueryResult<Option<Report>> {
+    let prefix = scope.prefix();
     reports::table
         .find(id)
         .filter(reports::region_code.like(format!("{prefix}%")))

@@ -1,5 +1,6 @@
 //! `service_requests`, `hotline_orders` and the hotline outbox.
 
+use crate::domain::principal::Scope;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
@@ -223,12 +224,13 @@ struct LockedOrder {
 }
 
 /// One request, if within `prefix`.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, sr_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix(), sr_id = %id))]
 pub async fn get(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     id: Uuid,
 ) -> QueryResult<Option<ServiceRequest>> {
+    let prefix = scope.prefix();
     service_requests::table
         .find(id)
         .filter(service_requests::region_code.like(format!("{prefix}%")))
@@ -239,12 +241,13 @@ pub async fn get(
 }
 
 /// Locks one request for update, if within `prefix`.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix, sr_id = %id))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix(), sr_id = %id))]
 pub async fn lock(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     id: Uuid,
 ) -> QueryResult<Option<ServiceRequest>> {
+    let prefix = scope.prefix();
     service_requests::table
         .find(id)
         .filter(service_requests::region_code.like(format!("{prefix}%")))
@@ -266,14 +269,15 @@ pub struct Filter {
 }
 
 /// Requests within `prefix` before `before` (ids are time-ordered), newest first.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     f: &Filter,
     before: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<ServiceRequest>> {
+    let prefix = scope.prefix();
     let mut q = service_requests::table
         .filter(service_requests::region_code.like(format!("{prefix}%")))
         .order(service_requests::sr_id.desc())
@@ -488,13 +492,14 @@ pub struct OutboxRow {
 }
 
 /// Updates after `seq` within `prefix`, in commit order.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn updates_after(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     seq: i64,
     limit: i64,
 ) -> QueryResult<Vec<OutboxRow>> {
+    let prefix = scope.prefix();
     hotline_outbox::table
         .filter(hotline_outbox::seq.gt(seq))
         .filter(hotline_outbox::region_code.like(format!("{prefix}%")))
@@ -647,14 +652,15 @@ pub struct UnitFigures {
 /// Figures per handling unit of the requests accepted in `[from, to)` within `prefix`.
 /// Replies are those the unit made, each counted (also one a 不满意 reopened later), on time
 /// against the deadline in force then; every 不满意 counts against the request's unit.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn unit_figures(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<UnitFigures>> {
+    let prefix = scope.prefix();
     diesel::sql_query(
         "WITH r AS (
              SELECT * FROM service_requests
@@ -709,13 +715,14 @@ pub struct Totals {
 
 /// See [`Totals`]. Replies count as in [`unit_figures`]: every reply made. Callbacks count every recorded result: the latest one per request plus
 /// each earlier 不满意.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn totals(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> QueryResult<Totals> {
+    let prefix = scope.prefix();
     diesel::sql_query(
         "WITH r AS (
              SELECT * FROM service_requests

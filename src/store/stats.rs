@@ -2,6 +2,7 @@
 //! folded `case_stats` plus the deltas not folded yet, so figures are exact up to the last
 //! commit. One query with GROUPING SETS gives every breakdown.
 
+use crate::domain::principal::Scope;
 use chrono::{Datelike, NaiveDate};
 use diesel::prelude::*;
 use diesel::sql_types::{Date, Double, Int4, Int8, Text};
@@ -58,15 +59,16 @@ const COLS: &str = "status, category, region_code, assignee, overdue, cases, clo
 /// Figures of cases within `prefix` first reported on local days `[from, to)`; merged cases
 /// are left out. Regions of a town or larger read whole months from the monthly rollups and
 /// only the days of partial months (and the deltas not folded yet) day by day.
-#[tracing::instrument(level = "debug", skip_all, fields(region = prefix))]
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn dashboard(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     from: NaiveDate,
     to: NaiveDate,
 ) -> QueryResult<Vec<Figures>> {
+    let prefix = scope.prefix();
     if prefix.len() > 9 {
-        return fine(conn, prefix, from, to).await;
+        return fine(conn, scope, from, to).await;
     }
     let (m_from, m_to) = whole_months(from, to);
     // A town's rows are one index range (expression indexes on the town part of the code).
@@ -167,10 +169,11 @@ pub fn whole_months(from: NaiveDate, to: NaiveDate) -> (NaiveDate, NaiveDate) {
 /// Every breakdown from the day-grain aggregates (small regions).
 async fn fine(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     from: NaiveDate,
     to: NaiveDate,
 ) -> QueryResult<Vec<Figures>> {
+    let prefix = scope.prefix();
     diesel::sql_query(format!(
         "WITH s AS (
             SELECT {COLS} FROM case_stats WHERE region_code LIKE $1 AND day >= $2 AND day < $3

@@ -1,5 +1,6 @@
 //! The `workers` table. The phone is only ever stored encrypted, with a blind index.
 
+use crate::domain::principal::Scope;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -68,11 +69,12 @@ pub async fn upsert(conn: &mut AsyncPgConnection, w: NewWorker<'_>) -> QueryResu
 /// Workers whose region lies within `prefix`, optionally covering `grid`, after `after`.
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    prefix: &str,
+    scope: &Scope,
     grid: Option<&str>,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<Worker>> {
+    let prefix = scope.prefix();
     let mut q = workers::table
         .filter(workers::region_code.like(format!("{prefix}%")))
         .select(Worker::as_select())
