@@ -31,11 +31,8 @@ where
             format!("at most {MAX_ITEMS} per import"),
         ));
     }
-    if let Some(i) = items.iter().find(|i| !who.scope.contains(&i.town_code)) {
-        return Err(ApiError::PermissionDenied(format!(
-            "town {} is outside your region {}",
-            i.town_code, who.scope
-        )));
+    for i in &items {
+        super::ensure_in_scope(who, "town", &i.town_code)?;
     }
     let now = ctx.workflow.clock.now();
     let by = who.sub.clone();

@@ -127,10 +127,7 @@ impl GroupReads {
         if let Some(c) = &self.calendar {
             return Ok(c.clone());
         }
-        let cal = Calendar::new(
-            st::calendar::load(conn).await?,
-            ctx.workflow.office_hours.clone(),
-        );
+        let cal = super::calendar(ctx, conn).await?;
         self.calendar = Some(cal.clone());
         Ok(cal)
     }
@@ -257,14 +254,8 @@ async fn file_report(
 
 /// PushWorkOrder: applies a work order of the caller's region, in the next group commit.
 pub async fn push(ctx: &Context, p: &Principal, o: Order) -> Result<Pushed, ApiError> {
-    if let Some(r) = &o.region
-        && !p.scope.contains(r.as_str())
-    {
-        return Err(ApiError::PermissionDenied(format!(
-            "region {} is outside your region {}",
-            r.as_str(),
-            p.scope
-        )));
+    if let Some(r) = &o.region {
+        super::ensure_in_scope(p, "region", r.as_str())?;
     }
     let now = ctx.workflow.clock.now();
     let actor = crate::store::audit::Actor {

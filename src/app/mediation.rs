@@ -260,6 +260,19 @@ fn header(c: &MediationCase) -> Header {
     }
 }
 
+/// Follow-up `number` of case `id`, due on `due_on` and not yet done.
+fn follow_up_due(id: Uuid, number: i32, due_on: NaiveDate) -> FollowUpRow {
+    FollowUpRow {
+        case_id: id,
+        number,
+        due_on,
+        done_at: None,
+        performed: None,
+        note: String::new(),
+        recorded_by: String::new(),
+    }
+}
+
 /// Raises REPEAT_DISPUTE for parties with ≥ 3 disputes in 12 months.
 async fn repeat_disputes(
     ctx: &Context,
@@ -344,13 +357,7 @@ pub async fn create<R>(
 where
     R: Message + Default + Send + 'static,
 {
-    if !who.scope.contains(m.region.as_str()) {
-        return Err(ApiError::PermissionDenied(format!(
-            "region {} is outside your region {}",
-            m.region.as_str(),
-            who.scope
-        )));
-    }
+    super::ensure_in_scope(who, "region", m.region.as_str())?;
     if who.has(Role::Mediator)
         && !who.has_any(&[Role::TownOperator, Role::Admin])
         && !who.acts_for(&m.team)
@@ -558,16 +565,8 @@ where
                     match full.follow_ups.iter().find(|f| f.done_at.is_none()) {
                         Some(open) => db::reschedule_follow_up(conn, id, open.number, due).await?,
                         None => {
-                            let row = FollowUpRow {
-                                case_id: id,
-                                number: full.follow_ups.len() as i32 + 1,
-                                due_on: due,
-                                done_at: None,
-                                performed: None,
-                                note: String::new(),
-                                recorded_by: String::new(),
-                            };
-                            db::add_follow_up(conn, &row).await?;
+                            let number = full.follow_ups.len() as i32 + 1;
+                            db::add_follow_up(conn, &follow_up_due(id, number, due)).await?;
                         }
                     }
                 }
@@ -639,16 +638,7 @@ where
                     Some(open) => open.number,
                     None => {
                         let n = full.follow_ups.len() as i32 + 1;
-                        let row = FollowUpRow {
-                            case_id: id,
-                            number: n,
-                            due_on: today(&ctx2),
-                            done_at: None,
-                            performed: None,
-                            note: String::new(),
-                            recorded_by: String::new(),
-                        };
-                        db::add_follow_up(conn, &row).await?;
+                        db::add_follow_up(conn, &follow_up_due(id, n, today(&ctx2))).await?;
                         n
                     }
                 };

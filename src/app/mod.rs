@@ -63,9 +63,24 @@ pub fn requested_scope(p: &Principal, raw: &str) -> Result<Scope, ApiError> {
     } else {
         Some(RegionCode::parse(raw).map_err(|e| ApiError::invalid("region_code", e.to_string()))?)
     };
-    p.scope.within(requested.as_ref()).ok_or_else(|| {
-        ApiError::PermissionDenied(format!("region {raw} is outside your region {}", p.scope))
-    })
+    p.scope
+        .within(requested.as_ref())
+        .ok_or_else(|| outside_scope(p, "region", raw))
+}
+
+/// PERMISSION_DENIED unless `code` lies in the caller's region; `what` names the code in the
+/// message (`region`, `town`, `records[3]: region` …).
+pub fn ensure_in_scope(p: &Principal, what: &str, code: &str) -> Result<(), ApiError> {
+    if p.scope.contains(code) {
+        Ok(())
+    } else {
+        Err(outside_scope(p, what, code))
+    }
+}
+
+/// The one wording of a request that reaches outside the caller's region.
+pub fn outside_scope(p: &Principal, what: &str, code: &str) -> ApiError {
+    ApiError::PermissionDenied(format!("{what} {code} is outside your region {}", p.scope))
 }
 
 /// Checks that `unit` (a department code or worker id) is active and belongs to the town of

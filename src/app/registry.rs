@@ -44,18 +44,6 @@ pub struct WorkerInput {
     pub active: bool,
 }
 
-fn outside(p: &Principal, region: &RegionCode) -> Result<(), ApiError> {
-    if p.scope.contains(region.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::PermissionDenied(format!(
-            "region {} is outside your region {}",
-            region.as_str(),
-            p.scope
-        )))
-    }
-}
-
 /// UpsertDepartment: creates or changes a department of a known region in the caller's
 /// region (an existing one must be in it too).
 pub async fn upsert_department<R>(
@@ -68,7 +56,7 @@ pub async fn upsert_department<R>(
 where
     R: Message + Default + Send + 'static,
 {
-    outside(who, &d.region)?;
+    super::ensure_in_scope(who, "region", d.region.as_str())?;
     let scope = who.scope.clone();
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
@@ -123,7 +111,7 @@ where
     R: Message + Default + Send + 'static,
     P: FnOnce(Worker) -> R + Send + 'static,
 {
-    outside(who, &w.region)?;
+    super::ensure_in_scope(who, "region", w.region.as_str())?;
     let (ctx2, scope) = (ctx.clone(), who.scope.clone());
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
@@ -247,11 +235,8 @@ pub async fn import_regions<R>(
 where
     R: Message + Default + Send + 'static,
 {
-    if let Some((i, row)) = rows.iter().find(|(_, r)| !who.scope.contains(&r.code)) {
-        return Err(ApiError::PermissionDenied(format!(
-            "records[{i}]: region {} is outside your region {}",
-            row.code, who.scope
-        )));
+    for (i, row) in &rows {
+        super::ensure_in_scope(who, &format!("records[{i}]: region"), &row.code)?;
     }
     let count = rows.len();
     let region = common_region(rows.iter().map(|(_, r)| r.code.clone()), who.scope.prefix());
@@ -281,11 +266,12 @@ pub async fn import_grids<R>(
 where
     R: Message + Default + Send + 'static,
 {
-    if let Some(g) = grids.iter().find(|g| !who.scope.contains(g.code.as_str())) {
-        return Err(ApiError::PermissionDenied(format!(
-            "features[{}]: grid {} is outside your region {}",
-            g.index, g.code, who.scope
-        )));
+    for g in &grids {
+        super::ensure_in_scope(
+            who,
+            &format!("features[{}]: grid", g.index),
+            g.code.as_str(),
+        )?;
     }
     let region = common_region(grids.iter().map(|g| g.code.to_string()), who.scope.prefix());
     let rid = resend.request_id.clone();

@@ -406,13 +406,7 @@ where
     R: Message + Default + Send + 'static,
     P: FnOnce(RequestView) -> R + Send + 'static,
 {
-    if !who.scope.contains(n.region.as_str()) {
-        return Err(ApiError::PermissionDenied(format!(
-            "region {} is outside your region {}",
-            n.region.as_str(),
-            who.scope
-        )));
-    }
+    super::ensure_in_scope(who, "region", n.region.as_str())?;
     let (ctx2, filed_by) = (ctx.clone(), who.sub.clone());
     let now = ctx.workflow.clock.now();
     mutation::run(ctx, who, resend, move |conn, audit| {

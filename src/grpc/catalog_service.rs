@@ -30,15 +30,11 @@ fn readable_town(p: &Principal, raw: &str) -> Result<String, ApiError> {
         .ok()
         .filter(|c| c.level() == RegionLevel::Town)
         .ok_or_else(|| ApiError::invalid("town_code", "a 9-digit town code"))?;
-    let prefix = p.scope.prefix();
-    if code.as_str().starts_with(prefix) || prefix.starts_with(code.as_str()) {
+    // A town above the caller's region is readable too: its list applies to the region.
+    if p.scope.overlaps(code.as_str()) {
         Ok(code.as_str().to_owned())
     } else {
-        Err(ApiError::PermissionDenied(format!(
-            "town {} is outside your region {}",
-            code.as_str(),
-            p.scope
-        )))
+        Err(crate::app::outside_scope(p, "town", code.as_str()))
     }
 }
 

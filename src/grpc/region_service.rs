@@ -48,13 +48,9 @@ fn optional_code(raw: &str, field: &str) -> Result<Option<RegionCode>, ApiError>
 }
 
 fn in_scope(p: &Principal, requested: Option<&RegionCode>) -> Result<Scope, ApiError> {
-    p.scope.within(requested).ok_or_else(|| {
-        ApiError::PermissionDenied(format!(
-            "region {} is outside your region {}",
-            requested.map(|c| c.as_str()).unwrap_or(""),
-            p.scope
-        ))
-    })
+    p.scope
+        .within(requested)
+        .ok_or_else(|| crate::app::outside_scope(p, "region", requested.map_or("", |c| c.as_str())))
 }
 
 /// Validates one ImportRegions record; returns the row or pushes violations.
