@@ -519,6 +519,23 @@ pub fn person(cipher: &PiiCipher, enc: &[u8], viewer: &Principal) -> pb::Applica
     }
 }
 
+/// A request as a use case returned it (with its work order and case), as `viewer` may see it.
+pub fn request_view(
+    ctx: &crate::app::Context,
+    v: crate::app::requests::RequestView,
+    viewer: &Principal,
+) -> pb::ServiceRequest {
+    let now = ctx.workflow.clock.now();
+    service_request(
+        v.request,
+        v.order.as_ref(),
+        v.case_id,
+        &ctx.pii,
+        viewer,
+        now,
+    )
+}
+
 /// A stored request on the wire, applicant masked for the viewer; `OVERDUE` is added to the
 /// flags of an open request past its deadline at `now`.
 pub fn service_request(

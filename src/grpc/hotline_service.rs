@@ -10,7 +10,6 @@ use tonic::{Request, Response, Status};
 
 use super::pb;
 use super::pb::hotline_service_server::HotlineService;
-use super::service_request_service::shown;
 use super::{State, convert, principal};
 use crate::app::Context;
 use crate::app::error::ApiError;
@@ -156,7 +155,7 @@ fn result(ctx: &Context, p: Pushed, viewer: &Principal) -> pb::PushWorkOrderResu
         Outcome::Unchanged => O::Unchanged,
         Outcome::Stale => O::Stale,
     };
-    let request = shown(ctx, p.request, viewer);
+    let request = convert::request_view(ctx, p.request, viewer);
     pb::PushWorkOrderResult {
         outcome: outcome as i32,
         case_id: request.case_id.clone(),

@@ -8,10 +8,9 @@ use super::pagination::Page;
 use super::pb;
 use super::pb::service_request_service_server::ServiceRequestService;
 use super::{State, convert, principal, requested_scope, uuid_field};
-use crate::app::Context;
 use crate::app::error::ApiError;
 use crate::app::mutation::Resend;
-use crate::app::requests::{self, NewRequest, RequestView, Transition};
+use crate::app::requests::{self, NewRequest, Transition};
 use crate::domain::Violation;
 use crate::domain::figures::rate;
 use crate::domain::pii::Person;
@@ -30,19 +29,6 @@ pub struct ServiceRequestApi {
     pub state: State,
 }
 
-/// A request on the wire, as `viewer` may see it.
-pub fn shown(ctx: &Context, v: RequestView, viewer: &Principal) -> pb::ServiceRequest {
-    let now = ctx.workflow.clock.now();
-    convert::service_request(
-        v.request,
-        v.order.as_ref(),
-        v.case_id,
-        &ctx.pii,
-        viewer,
-        now,
-    )
-}
-
 /// A stored request on the wire, with its work order and case.
 pub async fn view(
     state: &State,
@@ -51,7 +37,7 @@ pub async fn view(
     viewer: &Principal,
 ) -> Result<pb::ServiceRequest, ApiError> {
     let v = requests::view(conn, sr).await?;
-    Ok(shown(&state.app, v, viewer))
+    Ok(convert::request_view(&state.app, v, viewer))
 }
 
 impl TryFrom<pb::CreateServiceRequestRequest> for NewRequest {
@@ -231,7 +217,7 @@ impl ServiceRequestService for ServiceRequestApi {
         let resend = Resend::of("ServiceRequestService/CreateServiceRequest", &r);
         let n = NewRequest::try_from(r)?;
         let (ctx, who) = (self.state.app.clone(), p.clone());
-        let show = move |v| shown(&ctx, v, &who);
+        let show = move |v| convert::request_view(&ctx, v, &who);
         let out = requests::create(&self.state.app, &p, resend, n, show).await?;
         Ok(Response::new(out))
     }
@@ -297,7 +283,7 @@ impl ServiceRequestService for ServiceRequestApi {
         let t = Transition::try_from(&r)?;
         let resend = Resend::of("ServiceRequestService/TransitionServiceRequest", &r);
         let (ctx, who) = (self.state.app.clone(), p.clone());
-        let show = move |v| shown(&ctx, v, &who);
+        let show = move |v| convert::request_view(&ctx, v, &who);
         let out = requests::transition_request(&self.state.app, &p, resend, t, show).await?;
         Ok(Response::new(out))
     }
