@@ -115,7 +115,8 @@ pub async fn load(ctx: &Context) -> anyhow::Result<()> {
                     [ORIGIN.1 - margin, ORIGIN.0 - margin]
                 ]]
             });
-            regions::set_boundary(conn, TOWN, &outline.to_string(), &format!("{TOWN}-ZZB")).await?;
+            let town = RegionCode::parse(TOWN)?;
+            regions::set_boundary(conn, &town, &outline.to_string(), &format!("{TOWN}-ZZB")).await?;
             for (code, name, kind) in [
                 (format!("{TOWN}-ZFJ"), "打通镇综合行政执法大队", "执法"),
                 (format!("{TOWN}-BMFW"), "打通镇便民服务中心", "服务"),

@@ -67,7 +67,7 @@ fn row(c: &Case, category_name: &str) -> Vec<String> {
         c.unified_category.clone(),
         category_name.to_owned(),
         c.grid_code.clone(),
-        c.region_code.clone(),
+        c.region_code.to_string(),
         if c.assignee.is_empty() {
             c.owner.clone()
         } else {
@@ -112,7 +112,7 @@ pub async fn write_cases(
     out.write_all("\u{feff}".as_bytes())?;
     let mut w = csv::Writer::from_writer(out);
     w.write_record(HEADER)?;
-    let mut after: Option<Uuid> = None;
+    let mut after: Option<crate::domain::ids::CaseId> = None;
     let mut n = 0;
     loop {
         let mut q = cases::table

@@ -292,7 +292,7 @@ impl Ticker {
                 region_code: sp.region_code.clone(),
                 category: sp.unified_category.clone(),
                 case_id: None,
-                subject: sp.region_code.clone(),
+                subject: sp.region_code.to_string(),
                 detail: json!({
                     "message": format!("{} reports of {} in {} in 24 h; usually {:.1} a day", sp.day_n, sp.unified_category, sp.region_code, usual),
                     "reports_24h": sp.day_n, "usual_per_day": usual, "baseline_days": 28,
@@ -365,7 +365,7 @@ struct DetectorMark {
 #[derive(QueryableByName)]
 struct Spike {
     #[diesel(sql_type = Text)]
-    region_code: String,
+    region_code: crate::domain::region::RegionCode,
     #[diesel(sql_type = Text)]
     unified_category: String,
     #[diesel(sql_type = Int8)]
@@ -383,7 +383,7 @@ struct Caller {
     #[diesel(sql_type = Nullable<Bytea>)]
     enc: Option<Vec<u8>>,
     #[diesel(sql_type = Text)]
-    region_code: String,
+    region_code: crate::domain::region::RegionCode,
 }
 
 /// The smallest UUIDv7 of millisecond `t`: a lower bound for ids generated at or after it.

@@ -4,11 +4,11 @@
 //! joined to the case with it. The answer is built by `show` inside the transaction, so that a
 //! resend gets exactly the first answer.
 
+use crate::domain::ids::{CaseId, ReportId};
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use futures::FutureExt;
 use prost::Message;
-use uuid::Uuid;
 
 use super::Context;
 use super::error::ApiError;
@@ -23,7 +23,7 @@ use crate::store::{categories, reports};
 /// A validated TransitionCase.
 #[derive(Debug, Clone)]
 pub struct Transition {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub action: Action,
     /// The version of the case the caller acted on.
     pub expected_version: i64,
@@ -34,15 +34,15 @@ pub struct Transition {
 /// A validated MergeCases: `sources` are merged into `target`.
 #[derive(Debug, Clone)]
 pub struct Merge {
-    pub target: Uuid,
-    pub sources: Vec<Uuid>,
+    pub target: CaseId,
+    pub sources: Vec<CaseId>,
     pub comment: String,
 }
 
 /// A validated SplitReport.
 #[derive(Debug, Clone)]
 pub struct Split {
-    pub report_id: Uuid,
+    pub report_id: ReportId,
     pub comment: String,
 }
 
@@ -91,7 +91,7 @@ pub async fn transition<R>(
     who: &Principal,
     resend: Resend,
     t: Transition,
-    show: fn(Case, Vec<(Uuid, serde_json::Value)>) -> R,
+    show: fn(Case, Vec<(ReportId, serde_json::Value)>) -> R,
 ) -> Result<R, ApiError>
 where
     R: Message + Default + Send + 'static,
@@ -157,7 +157,7 @@ pub async fn merge<R>(
     who: &Principal,
     resend: Resend,
     m: Merge,
-    show: fn(Case, Vec<(Uuid, serde_json::Value)>) -> R,
+    show: fn(Case, Vec<(ReportId, serde_json::Value)>) -> R,
 ) -> Result<R, ApiError>
 where
     R: Message + Default + Send + 'static,
@@ -185,7 +185,7 @@ where
             }
             let t =
                 target.ok_or_else(|| ApiError::NotFound(format!("case {} not found", m.target)))?;
-            let planned: Vec<(Uuid, CaseFlow)> = sources
+            let planned: Vec<(CaseId, CaseFlow)> = sources
                 .iter()
                 .map(|(c, n)| (c.case_id, n.clone()))
                 .collect();
@@ -229,7 +229,7 @@ pub async fn split<R>(
     who: &Principal,
     resend: Resend,
     s: Split,
-    show: fn(Case, Vec<(Uuid, serde_json::Value)>) -> R,
+    show: fn(Case, Vec<(ReportId, serde_json::Value)>) -> R,
 ) -> Result<R, ApiError>
 where
     R: Message + Default + Send + 'static,
@@ -286,7 +286,7 @@ pub async fn follow_mediation(
     ctx: &Context,
     conn: &mut AsyncPgConnection,
     audit: &mut Vec<NewEvent>,
-    case_id: Uuid,
+    case_id: CaseId,
     outcome: (bool, &str),
     mediation_no: &str,
     now: DateTime<Utc>,
@@ -319,7 +319,7 @@ pub async fn follow_mediation(
 pub async fn refer_to_mediation(
     conn: &mut AsyncPgConnection,
     audit: &mut Vec<NewEvent>,
-    case_id: Uuid,
+    case_id: CaseId,
     mediation_no: &str,
 ) -> Result<(), ApiError> {
     let Some(case) = cases::lock(conn, &Scope::All, case_id).await? else {
@@ -348,8 +348,8 @@ pub async fn pull_changes(
     // Changes exist once their events are sealed: seal what has committed.
     crate::store::audit::seal(&mut conn).await?;
     // Cases in the order of their latest change up to where the page stops.
-    let mut order: Vec<Uuid> = Vec::new();
-    let mut latest: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
+    let mut order: Vec<CaseId> = Vec::new();
+    let mut latest: std::collections::HashMap<CaseId, i64> = std::collections::HashMap::new();
     let mut next = cursor;
     'scan: loop {
         let events =

@@ -10,6 +10,8 @@ use futures::FutureExt;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::domain::ids::ReportId;
+
 use super::Context;
 use super::error::ApiError;
 use super::requests::{self, Fresh, RequestView, created, fresh};
@@ -136,13 +138,13 @@ impl GroupReads {
     async fn known_region(
         &mut self,
         conn: &mut AsyncPgConnection,
-        code: &str,
+        code: &RegionCode,
     ) -> Result<bool, ApiError> {
-        if let Some(k) = self.regions.get(code) {
+        if let Some(k) = self.regions.get(code.as_str()) {
             return Ok(*k);
         }
         let known = st::regions::get(conn, &Scope::All, code).await?.is_some();
-        self.regions.insert(code.to_owned(), known);
+        self.regions.insert(code.to_string(), known);
         Ok(known)
     }
 }
@@ -217,7 +219,7 @@ async fn file_report(
     o: &Order,
     lat: f64,
     lng: f64,
-) -> Result<(Uuid, String), ApiError> {
+) -> Result<(ReportId, RegionCode), ApiError> {
     let title: String = o.content.chars().take(60).collect();
     let input = ReportInput {
         client_report_id: report_id_for(&o.order_no),
@@ -288,10 +290,14 @@ pub async fn push(ctx: &Context, p: &Principal, o: Order) -> Result<Pushed, ApiE
                         (Some(id), region)
                     }
                     None => {
-                        let r = o.region.as_ref().map(|r| r.as_str().to_owned()).unwrap_or_default();
-                        if !reads.known_region(conn, &r).await? {
+                        let known = match &o.region {
+                            Some(r) => reads.known_region(conn, r).await?,
+                            None => false,
+                        };
+                        let Some(r) = o.region.clone().filter(|_| known) else {
+                            let r = o.region.as_deref().unwrap_or_default();
                             return Err(ApiError::invalid("region_code", format!("{r} is not a known region")));
-                        }
+                        };
                         (None, r)
                     }
                 };
@@ -386,10 +392,10 @@ pub async fn push(ctx: &Context, p: &Principal, o: Order) -> Result<Pushed, ApiE
             let region = match (&o.region, current.report_id) {
                 (_, Some(_)) => sr.region_code.clone(),
                 (Some(r), None) => {
-                    if !reads.known_region(conn, r.as_str()).await? {
+                    if !reads.known_region(conn, r).await? {
                         return Err(ApiError::invalid("region_code", format!("{} is not a known region", r.as_str())));
                     }
-                    r.as_str().to_owned()
+                    r.clone()
                 }
                 (None, None) => sr.region_code.clone(),
             };

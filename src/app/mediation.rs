@@ -3,12 +3,12 @@
 //! the case workflow's rule), followed up and closed. Which step is allowed is
 //! `domain::mediation::plan`; who sees the parties unmasked is decided once, in [`views`].
 
+use crate::domain::ids::{CaseId, MediationCaseId};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use diesel_async::AsyncPgConnection;
 use futures::FutureExt;
 use prost::Message;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::Context;
 use super::error::{ApiError, refusal};
@@ -45,7 +45,7 @@ pub struct NewParty {
 pub struct NewMediation {
     pub source: &'static str,
     pub kind: &'static str,
-    pub linked_case_id: Option<Uuid>,
+    pub linked_case_id: Option<CaseId>,
     pub hotline_order_no: Option<String>,
     pub dispute_type: String,
     pub team: String,
@@ -58,7 +58,7 @@ pub struct NewMediation {
 /// A validated RecordSession.
 #[derive(Debug, Clone)]
 pub struct NewSession {
-    pub id: Uuid,
+    pub id: MediationCaseId,
     pub expected_version: i64,
     pub held_at: DateTime<Utc>,
     pub place: String,
@@ -83,7 +83,7 @@ pub enum Ending {
 /// A validated RecordOutcome.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub id: Uuid,
+    pub id: MediationCaseId,
     pub expected_version: i64,
     pub ending: Ending,
 }
@@ -91,7 +91,7 @@ pub struct Outcome {
 /// A validated RecordFollowUp.
 #[derive(Debug, Clone)]
 pub struct FollowUp {
-    pub id: Uuid,
+    pub id: MediationCaseId,
     pub expected_version: i64,
     pub performed: bool,
     pub note: String,
@@ -218,7 +218,7 @@ async fn view(
 async fn locked(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
-    id: Uuid,
+    id: MediationCaseId,
     expected: i64,
 ) -> Result<MediationCase, ApiError> {
     let c = db::get_case(conn, scope, id, true)
@@ -261,7 +261,7 @@ fn header(c: &MediationCase) -> Header {
 }
 
 /// Follow-up `number` of case `id`, due on `due_on` and not yet done.
-fn follow_up_due(id: Uuid, number: i32, due_on: NaiveDate) -> FollowUpRow {
+fn follow_up_due(id: MediationCaseId, number: i32, due_on: NaiveDate) -> FollowUpRow {
     FollowUpRow {
         case_id: id,
         number,
@@ -324,7 +324,7 @@ async fn repeat_disputes(
                 .unwrap_or_default(),
         );
         let alert = Alert {
-            alert_id: Uuid::now_v7(),
+            alert_id: uuid::Uuid::now_v7(),
             kind: alert_kind::REPEAT_DISPUTE.into(),
             region_code: m.region_code.clone(),
             category: m.dispute_type.clone(),
@@ -390,14 +390,14 @@ where
                     "no such case in your region",
                 ));
             }
-            let id = Uuid::now_v7();
+            let id = MediationCaseId::generate();
             let case = MediationCase {
                 case_id: id,
-                case_no: db::next_case_no(conn, region).await?,
+                case_no: db::next_case_no(conn, &m.region).await?,
                 source: m.source.to_owned(),
                 linked_case_id: m.linked_case_id,
                 hotline_order_no: m.hotline_order_no,
-                region_code: region.to_owned(),
+                region_code: m.region.clone(),
                 dispute_type: m.dispute_type,
                 kind: m.kind.to_owned(),
                 team: m.team,
@@ -675,7 +675,7 @@ where
 
 /// GetMediationCase: one case of the caller's region, in a transaction of its own (an
 /// unmasked read is written to the audit trail).
-pub async fn get(ctx: &Context, who: &Principal, id: Uuid) -> Result<View, ApiError> {
+pub async fn get(ctx: &Context, who: &Principal, id: MediationCaseId) -> Result<View, ApiError> {
     let (ctx2, who2) = (ctx.clone(), who.clone());
     mutation::audited(ctx, who, move |conn, audit| {
         async move {

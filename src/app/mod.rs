@@ -99,7 +99,7 @@ pub async fn check_unit_in_town(
             )
         })?;
     let town = crate::domain::report::town_of(region_code);
-    if region_code.starts_with(&region) || region.starts_with(town) {
+    if region_code.starts_with(region.as_str()) || region.starts_with(town) {
         Ok(())
     } else {
         Err(ApiError::invalid(

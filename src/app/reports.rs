@@ -111,11 +111,11 @@ pub async fn store_attachment(
         .await
         .map_err(|e| ApiError::Internal(format!("storing attachment: {e}")))?;
     let size = bytes.len() as i64;
-    let (region, sub) = (who.scope.prefix().to_owned(), who.sub.clone());
+    let (scope, sub) = (who.scope.clone(), who.sub.clone());
     mutation::audited(ctx, who, move |conn, audit| {
         async move {
             use crate::store::attachments;
-            let new = attachments::record(conn, &sha, &content_type, size, &sub, &region).await?;
+            let new = attachments::record(conn, &sha, &content_type, size, &sub, &scope).await?;
             let (content_type, size_bytes) = attachments::find(conn, &sha)
                 .await?
                 .unwrap_or((content_type, size));
@@ -124,7 +124,7 @@ pub async fn store_attachment(
                     "attachment.upload",
                     "attachment",
                     &sha,
-                    &region,
+                    scope.prefix(),
                     None,
                     Some(
                         serde_json::json!({"content_type": content_type, "size_bytes": size_bytes}),

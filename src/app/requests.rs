@@ -13,6 +13,8 @@ use prost::Message;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::domain::ids::{CaseId, ServiceRequestId};
+
 use super::Context;
 use super::error::ApiError;
 use super::mutation::{self, Resend};
@@ -260,7 +262,7 @@ pub fn actor(p: &Principal, sr: &ServiceRequest) -> request::Actor {
 pub struct RequestView {
     pub request: ServiceRequest,
     pub order: Option<HotlineOrder>,
-    pub case_id: Option<Uuid>,
+    pub case_id: Option<CaseId>,
 }
 
 /// Reads what [`RequestView`] shows beside `sr`.
@@ -300,7 +302,7 @@ pub struct NewRequest {
 /// A validated TransitionServiceRequest.
 #[derive(Debug, Clone)]
 pub struct Transition {
-    pub id: Uuid,
+    pub id: ServiceRequestId,
     pub action: Action,
     pub expected_version: i64,
     pub args: Args,
@@ -313,7 +315,7 @@ pub struct Fresh {
     pub person: Person,
     pub content: String,
     pub address: String,
-    pub region_code: String,
+    pub region_code: RegionCode,
     pub catalog_item: Option<(String, i32)>,
     pub on_behalf: bool,
     pub filed_by: String,
@@ -345,7 +347,7 @@ pub fn fresh(ctx: &Context, f: Fresh, serial: i64) -> Result<ServiceRequest, Api
         None => (String::new(), None),
     };
     Ok(ServiceRequest {
-        sr_id: Uuid::now_v7(),
+        sr_id: ServiceRequestId::generate(),
         request_no: db::request_no(&f.region_code, serial),
         kind: f.kind.as_str().to_owned(),
         urgency: f.urgency.as_str().to_owned(),
@@ -412,7 +414,10 @@ where
     mutation::run(ctx, who, resend, move |conn, audit| {
         async move {
             let region = n.region.as_str();
-            if st::regions::get(conn, &Scope::All, region).await?.is_none() {
+            if st::regions::get(conn, &Scope::All, &n.region)
+                .await?
+                .is_none()
+            {
                 return Err(ApiError::invalid(
                     "region_code",
                     format!("{region} is not a known region"),
@@ -422,19 +427,20 @@ where
             let item = if n.item.is_empty() {
                 None
             } else {
-                let found = st::catalog::in_force(conn, &town, Some(&n.item), local_day(now))
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "catalog_item_code",
-                            format!(
-                                "{} is not an item of {town}'s 权责清单 in force today",
-                                n.item
-                            ),
-                        )
-                    })?;
+                let found =
+                    st::catalog::in_force(conn, &n.region.town(), Some(&n.item), local_day(now))
+                        .await?
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                "catalog_item_code",
+                                format!(
+                                    "{} is not an item of {town}'s 权责清单 in force today",
+                                    n.item
+                                ),
+                            )
+                        })?;
                 Some(found)
             };
             let cal = super::calendar(&ctx2, conn).await?;
@@ -450,7 +456,7 @@ where
                 person: n.person,
                 content: n.content,
                 address: n.address,
-                region_code: region.to_owned(),
+                region_code: n.region.clone(),
                 catalog_item: item.map(|i| (i.code, i.version)),
                 on_behalf: n.on_behalf,
                 filed_by,
@@ -507,8 +513,7 @@ where
             let urgency = Urgency::parse(&sr.urgency).unwrap_or(Urgency::Normal);
             let item_days = match (&sr.catalog_item_version, sr.catalog_item_code.as_str()) {
                 (Some(v), code) if !code.is_empty() => {
-                    let town = crate::domain::report::town_of(&sr.region_code);
-                    st::catalog::history(conn, town, Some(code))
+                    st::catalog::history(conn, &sr.region_code.town(), Some(code))
                         .await?
                         .into_iter()
                         .find(|i| i.version == *v)

@@ -45,7 +45,7 @@ pub fn delegation(raw: &str) -> Option<&'static str> {
 /// One item as imported (without version and recording fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemInput {
-    pub town_code: String,
+    pub town_code: RegionCode,
     pub code: String,
     pub name: String,
     pub kind: &'static str,
@@ -172,7 +172,7 @@ pub fn validate(raw: &RawItem<'_>, prefix: &str) -> Result<ItemInput, Vec<Violat
     };
     match (town, kind, delegation, from, v.is_empty()) {
         (Some(town), Some(kind), Some(delegation), Some(effective_from), true) => Ok(ItemInput {
-            town_code: town.as_str().to_owned(),
+            town_code: town,
             code: code.to_owned(),
             name: name.to_owned(),
             kind,

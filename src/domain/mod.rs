@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod figures;
 pub mod geojson;
 pub mod geometry;
+pub mod ids;
 pub mod mediation;
 pub mod merge;
 pub mod payloads;

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::ids::CaseId;
+
 /// Reads a payload; `None` when absent or not of this shape.
 fn read<T: for<'de> Deserialize<'de>>(v: Option<&Value>) -> Option<T> {
     v.and_then(|v| T::deserialize(v).ok())
@@ -38,7 +40,7 @@ pub struct CaseChange {
     pub deadline: Option<DateTime<Utc>>,
     pub comment: String,
     pub report_count: i32,
-    pub merged_into: Option<Uuid>,
+    pub merged_into: Option<CaseId>,
 }
 
 impl CaseChange {
@@ -78,7 +80,7 @@ pub struct ReportAccepted {
     pub source: i16,
     pub category_code: String,
     pub unified_category: String,
-    pub case_id: Option<Uuid>,
+    pub case_id: Option<CaseId>,
     pub case_no: String,
     /// CREATED or MERGED.
     pub outcome: String,
@@ -100,7 +102,7 @@ impl ReportAccepted {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ReportSplit {
-    pub case_id: Option<Uuid>,
+    pub case_id: Option<CaseId>,
     pub case_no: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -199,7 +201,7 @@ mod tests {
             })
         );
         let split = ReportSplit {
-            case_id: Some(id),
+            case_id: Some(id.into()),
             case_no: "n".into(),
             comment: None,
             unified_category: None,

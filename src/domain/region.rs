@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use diesel_derive_newtype::DieselNewType;
+
 /// Level of a region, from province (1) down to micro-grid (7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RegionLevel {
@@ -72,9 +74,44 @@ pub enum CodeError {
     BadLength(usize),
 }
 
-/// A validated region code.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A validated region code. Stored as `text` (`DieselNewType` is only the SQL mapping: a code
+/// read back was validated when written); it reads as a `&str` where one is wanted.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    DieselNewType,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct RegionCode(String);
+
+impl TryFrom<String> for RegionCode {
+    type Error = CodeError;
+
+    fn try_from(s: String) -> Result<Self, CodeError> {
+        RegionCode::parse(&s)
+    }
+}
+
+impl From<RegionCode> for String {
+    fn from(c: RegionCode) -> String {
+        c.0
+    }
+}
+
+impl std::ops::Deref for RegionCode {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 impl RegionCode {
     /// Validates `s` as a region code.
@@ -89,6 +126,12 @@ impl RegionCode {
             return Err(CodeError::BadLength(s.len()));
         }
         Ok(Self(s.to_owned()))
+    }
+
+    /// The town this code lies in (the code itself when it is a town or above it).
+    pub fn town(&self) -> RegionCode {
+        let len = RegionLevel::Town.code_len().min(self.0.len());
+        Self(self.0[..len].to_owned())
     }
 
     /// The code as text.
@@ -146,6 +189,14 @@ mod tests {
         assert_eq!(RegionCode::parse("5001a0"), Err(CodeError::NotDigits));
         assert_eq!(RegionCode::parse("50011"), Err(CodeError::BadLength(5)));
         assert_eq!(RegionCode::parse("５００１"), Err(CodeError::NotDigits));
+    }
+
+    #[test]
+    fn town_is_the_first_nine_digits_or_the_code_above_town_level() {
+        let c = |s| RegionCode::parse(s).unwrap();
+        assert_eq!(c("500110111205001").town(), c("500110111"));
+        assert_eq!(c("500110111").town(), c("500110111"));
+        assert_eq!(c("500110").town(), c("500110"));
     }
 
     #[test]

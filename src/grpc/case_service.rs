@@ -4,11 +4,11 @@
 
 use std::pin::Pin;
 
+use crate::domain::ids::*;
 use chrono::Duration;
 use futures::Stream;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::feed::{self, Filter};
 use super::pagination::Page;
@@ -73,7 +73,8 @@ impl TryFrom<&pb::TransitionCaseRequest> for Transition {
             request_id: _,
         } = r;
         let mut v = Vec::new();
-        let case_id = Uuid::parse_str(case_id)
+        let case_id = case_id
+            .parse::<CaseId>()
             .map_err(|_| v.push(crate::domain::Violation::new("case_id", "must be a UUID")))
             .ok();
         let act = pb::CaseAction::try_from(*raw_action).ok().and_then(action);

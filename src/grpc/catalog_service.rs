@@ -25,14 +25,14 @@ pub struct CatalogApi {
 
 /// A town code the caller may read: inside its scope, or above it (a village's staff read
 /// their town's list).
-fn readable_town(p: &Principal, raw: &str) -> Result<String, ApiError> {
+fn readable_town(p: &Principal, raw: &str) -> Result<RegionCode, ApiError> {
     let code = RegionCode::parse(raw.trim())
         .ok()
         .filter(|c| c.level() == RegionLevel::Town)
         .ok_or_else(|| ApiError::invalid("town_code", "a 9-digit town code"))?;
     // A town above the caller's region is readable too: its list applies to the region.
     if p.scope.overlaps(code.as_str()) {
-        Ok(code.as_str().to_owned())
+        Ok(code)
     } else {
         Err(crate::app::outside_scope(p, "town", code.as_str()))
     }

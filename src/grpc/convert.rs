@@ -7,6 +7,7 @@ use super::pb;
 use crate::app::pii::{self, Sight};
 use crate::crypto::PiiCipher;
 
+use crate::domain::ids::{CaseId, ReportId};
 use crate::domain::principal::Principal;
 use crate::domain::region::RegionLevel;
 use crate::store;
@@ -213,7 +214,7 @@ pub fn report(r: store::reports::Report, cipher: &PiiCipher, viewer: &Principal)
         unified_category,
         case_id: case_id.to_string(),
         flags: flags.into_iter().flatten().collect(),
-        region_code,
+        region_code: region_code.into(),
         owner,
         merge_reason_json: merge_reason.to_string(),
         reporter_phone: phone(cipher, reporter_phone_enc.as_deref(), viewer),
@@ -221,7 +222,7 @@ pub fn report(r: store::reports::Report, cipher: &PiiCipher, viewer: &Principal)
 }
 
 /// A stored case (with its reports) on the wire.
-pub fn case(c: store::cases::Case, reports: Vec<(uuid::Uuid, serde_json::Value)>) -> pb::Case {
+pub fn case(c: store::cases::Case, reports: Vec<(ReportId, serde_json::Value)>) -> pb::Case {
     let store::cases::Case {
         case_id,
         case_no,
@@ -263,7 +264,7 @@ pub fn case(c: store::cases::Case, reports: Vec<(uuid::Uuid, serde_json::Value)>
         status,
         unified_category,
         grid_code,
-        region_code,
+        region_code: region_code.into(),
         location: Some(pb::LatLng { lat, lng }),
         report_ids,
         assignee: if assignee.is_empty() {
@@ -307,7 +308,7 @@ pub fn alert(a: store::alerts::Alert) -> pb::Alert {
     pb::Alert {
         alert_id: alert_id.to_string(),
         kind,
-        region_code,
+        region_code: region_code.into(),
         unified_category: category,
         case_id: case_id.map(|c| c.to_string()).unwrap_or_default(),
         subject,
@@ -417,7 +418,7 @@ pub fn delegation_to_pb(s: &str) -> pb::Delegation {
 /// A stored catalog item version on the wire.
 pub fn catalog_item(i: store::catalog::CatalogItem) -> pb::CatalogItem {
     pb::CatalogItem {
-        town_code: i.town_code,
+        town_code: i.town_code.into(),
         code: i.code,
         version: i.version,
         name: i.name,
@@ -541,7 +542,7 @@ pub fn request_view(
 pub fn service_request(
     r: store::requests::ServiceRequest,
     order: Option<&store::requests::HotlineOrder>,
-    case_id: Option<uuid::Uuid>,
+    case_id: Option<CaseId>,
     cipher: &PiiCipher,
     viewer: &Principal,
     now: DateTime<Utc>,
@@ -565,7 +566,7 @@ pub fn service_request(
         catalog_item_version: r.catalog_item_version.unwrap_or(0),
         applicant: Some(person(cipher, &r.applicant_enc, viewer)),
         content: r.content,
-        region_code: r.region_code,
+        region_code: r.region_code.into(),
         status: request_status_to_pb(&r.status) as i32,
         deadline: ts(r.deadline),
         hotline_order_no: r.hotline_order_no.unwrap_or_default(),

@@ -2,10 +2,10 @@
 //! referral, followed up and closed (rules in `domain::mediation`); parties' personal data
 //! encrypted with blind indexes; unmasked reads audited; links to the one net's cases.
 
+use crate::domain::ids::*;
 use chrono::{DateTime, Duration, Utc};
 use futures::FutureExt;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::pagination::Page;
 use super::pb;
@@ -211,7 +211,7 @@ fn view(v: View) -> pb::MediationCase {
                 recorded_by: x.recorded_by.clone(),
             })
             .collect(),
-        region_code: c.region_code,
+        region_code: c.region_code.into(),
         summary: c.summary,
         registered_at: Some(convert::timestamp(c.registered_at)),
         outcome_at: ts(c.outcome_at),
@@ -251,7 +251,8 @@ impl TryFrom<pb::CreateMediationCaseRequest> for NewMediation {
         }
         let linked = match linked_case_id.trim() {
             "" => None,
-            raw => Uuid::parse_str(raw)
+            raw => raw
+                .parse::<CaseId>()
                 .map_err(|_| v.push(Violation::new("linked_case_id", "must be a UUID")))
                 .ok(),
         };

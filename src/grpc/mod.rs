@@ -94,13 +94,15 @@ pub fn figures_period(
     Ok((from, to))
 }
 
-/// A required UUID field.
-pub fn uuid_field(raw: &str, field: &str) -> Result<uuid::Uuid, ApiError> {
-    uuid::Uuid::parse_str(raw).map_err(|_| ApiError::invalid(field, "must be a UUID"))
+/// A required UUID field, as the id type the caller names (or a bare `Uuid`).
+pub fn uuid_field<T: From<uuid::Uuid>>(raw: &str, field: &str) -> Result<T, ApiError> {
+    uuid::Uuid::parse_str(raw)
+        .map(T::from)
+        .map_err(|_| ApiError::invalid(field, "must be a UUID"))
 }
 
 /// An optional UUID field (empty means absent).
-pub fn optional_uuid(raw: &str, field: &str) -> Result<Option<uuid::Uuid>, ApiError> {
+pub fn optional_uuid<T: From<uuid::Uuid>>(raw: &str, field: &str) -> Result<Option<T>, ApiError> {
     if raw.is_empty() {
         Ok(None)
     } else {

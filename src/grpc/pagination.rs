@@ -73,10 +73,10 @@ impl Page {
     }
 
     /// The key to resume after, for lists keyed by UUID (ids are time-ordered, newest first).
-    pub fn after_uuid(&self) -> Result<Option<uuid::Uuid>, ApiError> {
+    pub fn after_uuid<T: From<uuid::Uuid>>(&self) -> Result<Option<T>, ApiError> {
         self.after
             .as_deref()
-            .map(uuid::Uuid::parse_str)
+            .map(|s| uuid::Uuid::parse_str(s).map(T::from))
             .transpose()
             .map_err(|_| ApiError::invalid("page_token", "malformed"))
     }

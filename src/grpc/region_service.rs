@@ -195,7 +195,7 @@ impl RegionService for RegionApi {
         let c = code(&req.get_ref().code, "code")?;
         let scope = in_scope(&p, Some(&c))?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
-        let r = regions::get(&mut conn, &scope, c.as_str())
+        let r = regions::get(&mut conn, &scope, &c)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("region {c} not found")))?;

@@ -1,8 +1,8 @@
 //! ServiceRequestService: requests at the service window (便民服务"一窗口") and from 12345,
 //! their workflow (rules in `domain::request`, motion in `requests`) and the units' figures.
 
+use crate::domain::ids::*;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::pagination::Page;
 use super::pb;
@@ -147,9 +147,10 @@ impl TryFrom<&pb::TransitionServiceRequestRequest> for Transition {
             request_id: _,
         } = r;
         let mut v = Vec::new();
-        let id = Uuid::parse_str(&r.id)
-            .map_err(|_| v.push(Violation::new("id", "must be a UUID")))
-            .ok();
+        let id =
+            r.id.parse::<ServiceRequestId>()
+                .map_err(|_| v.push(Violation::new("id", "must be a UUID")))
+                .ok();
         let act = pb::transition_service_request_request::Action::try_from(r.action)
             .ok()
             .and_then(action);

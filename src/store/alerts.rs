@@ -7,6 +7,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::domain::ids::CaseId;
+use crate::domain::region::RegionCode;
+
 use super::schema::alerts;
 
 /// A stored alert.
@@ -15,9 +18,9 @@ use super::schema::alerts;
 pub struct Alert {
     pub alert_id: Uuid,
     pub kind: String,
-    pub region_code: String,
+    pub region_code: RegionCode,
     pub category: String,
-    pub case_id: Option<Uuid>,
+    pub case_id: Option<CaseId>,
     /// What it is about, already masked.
     pub subject: String,
     pub detail: serde_json::Value,

@@ -1,6 +1,7 @@
 //! The `attachments` table: metadata of content-addressed uploads (the bytes live in the
 //! attachment store).
 
+use crate::domain::principal::Scope;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -24,20 +25,21 @@ pub async fn existing(
 
 /// Whether a caller of `scope` may cite an attachment uploaded from `regions`: one of them
 /// holds the scope or lies inside it (none known: uploaded before regions were kept).
-pub fn citable(scope: &crate::domain::principal::Scope, regions: &[String]) -> bool {
+pub fn citable(scope: &Scope, regions: &[String]) -> bool {
     regions.is_empty() || regions.iter().any(|r| scope.overlaps(r))
 }
 
-/// Records an upload from `region` (the uploader's scope prefix, empty for the whole
-/// country); the same bytes again only add the region. Returns whether the bytes are new.
+/// Records an upload by a caller of `scope` (its prefix is stored, empty for the whole
+/// country); the same bytes again only add the prefix. Returns whether the bytes are new.
 pub async fn record(
     conn: &mut AsyncPgConnection,
     sha256: &str,
     content_type: &str,
     size: i64,
     uploaded_by: &str,
-    region: &str,
+    scope: &Scope,
 ) -> QueryResult<bool> {
+    let region = scope.prefix();
     let n = diesel::insert_into(attachments::table)
         .values((
             attachments::sha256.eq(sha256),

@@ -1,11 +1,12 @@
 //! The `cases` table: one event, one case. Reads take the scope prefix; merges and splits
 //! correct the automatic decision.
 
+use crate::domain::ids::{CaseId, ReportId};
 use crate::domain::principal::Scope;
+use crate::domain::region::RegionCode;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::schema::{cases, reports};
 use crate::domain::payloads::{CaseBefore, CaseChange};
@@ -15,12 +16,12 @@ use crate::domain::workflow::{CaseFlow, Status};
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = cases, check_for_backend(diesel::pg::Pg))]
 pub struct Case {
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub case_no: String,
     pub status: String,
     pub unified_category: String,
     pub grid_code: String,
-    pub region_code: String,
+    pub region_code: RegionCode,
     pub owner: String,
     pub lat: f64,
     pub lng: f64,
@@ -28,7 +29,7 @@ pub struct Case {
     pub last_reported_at: DateTime<Utc>,
     pub report_count: i32,
     pub flags: Vec<Option<String>>,
-    pub merged_into: Option<Uuid>,
+    pub merged_into: Option<CaseId>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -103,7 +104,7 @@ impl Case {
 #[derive(Debug, Clone)]
 pub struct CaseWithReports {
     pub case: Case,
-    pub reports: Vec<(Uuid, serde_json::Value)>,
+    pub reports: Vec<(ReportId, serde_json::Value)>,
 }
 
 /// One case, if it lies within `prefix`.
@@ -111,7 +112,7 @@ pub struct CaseWithReports {
 pub async fn get(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
-    id: Uuid,
+    id: CaseId,
 ) -> QueryResult<Option<CaseWithReports>> {
     let prefix = scope.prefix();
     let Some(case) = cases::table
@@ -133,7 +134,7 @@ pub async fn get(
 pub async fn lock(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
-    id: Uuid,
+    id: CaseId,
 ) -> QueryResult<Option<Case>> {
     let prefix = scope.prefix();
     cases::table
@@ -164,7 +165,7 @@ pub async fn list(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
     f: &CaseFilter,
-    before: Option<Uuid>,
+    before: Option<CaseId>,
     limit: i64,
 ) -> QueryResult<Vec<Case>> {
     let prefix = scope.prefix();
@@ -204,7 +205,7 @@ pub async fn list(
 #[tracing::instrument(level = "debug", skip_all, fields(case_id = %id))]
 pub async fn save_flow(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: CaseId,
     flow: &CaseFlow,
 ) -> QueryResult<Case> {
     diesel::update(cases::table.find(id))
@@ -235,8 +236,8 @@ pub async fn save_flow(
 #[tracing::instrument(level = "debug", skip_all, fields(case_id = %id))]
 pub async fn report_reasons(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
-) -> QueryResult<Vec<(Uuid, serde_json::Value)>> {
+    id: CaseId,
+) -> QueryResult<Vec<(ReportId, serde_json::Value)>> {
     reports::table
         .filter(reports::case_id.eq(id))
         .order(reports::report_id)
@@ -247,7 +248,7 @@ pub async fn report_reasons(
 
 /// Cases by id (any region: callers have already scoped the ids).
 #[tracing::instrument(level = "debug", skip_all, fields(ids = ids.len()))]
-pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Case>> {
+pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[CaseId]) -> QueryResult<Vec<Case>> {
     cases::table
         .filter(cases::case_id.eq_any(ids))
         .select(Case::as_select())
@@ -262,9 +263,9 @@ pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<V
 pub async fn merge(
     conn: &mut AsyncPgConnection,
     target: &Case,
-    sources: &[(Uuid, CaseFlow)],
+    sources: &[(CaseId, CaseFlow)],
 ) -> QueryResult<Vec<Case>> {
-    let ids: Vec<Uuid> = sources.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<CaseId> = sources.iter().map(|(id, _)| *id).collect();
     diesel::update(reports::table.filter(reports::case_id.eq_any(&ids)))
         .set(reports::case_id.eq(target.case_id))
         .execute(conn)
@@ -291,7 +292,7 @@ pub async fn merge(
 
 /// Recomputes a case's report count and time span from its reports; bumps its version.
 #[tracing::instrument(level = "debug", skip_all, fields(case_id = %id))]
-pub async fn refresh(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
+pub async fn refresh(conn: &mut AsyncPgConnection, id: CaseId) -> QueryResult<()> {
     diesel::sql_query(
         "UPDATE cases c SET report_count = s.n, first_reported_at = COALESCE(s.f, c.first_reported_at),
                 last_reported_at = COALESCE(s.l, c.last_reported_at), version = c.version + 1, updated_at = now()
@@ -313,8 +314,8 @@ pub async fn split(
     report: &super::reports::Report,
     case_no: &str,
     by: &str,
-) -> QueryResult<Uuid> {
-    let id = Uuid::now_v7();
+) -> QueryResult<CaseId> {
+    let id = CaseId::generate();
     let mut flags: Vec<Option<String>> = from
         .flags
         .iter()
@@ -356,8 +357,11 @@ pub async fn split(
 }
 
 /// A new case number for the town of `region`.
-#[tracing::instrument(level = "debug", skip_all, fields(region = region))]
-pub async fn next_case_no(conn: &mut AsyncPgConnection, region: &str) -> QueryResult<String> {
+#[tracing::instrument(level = "debug", skip_all, fields(region = %region))]
+pub async fn next_case_no(
+    conn: &mut AsyncPgConnection,
+    region: &RegionCode,
+) -> QueryResult<String> {
     let serial = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
         "nextval('case_serial')",
     ))

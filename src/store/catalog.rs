@@ -1,5 +1,6 @@
 //! `catalog_items`: the versions of the 权责清单 items. Rows are only ever inserted.
 
+use crate::domain::region::RegionCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -11,7 +12,7 @@ use crate::domain::catalog::{self, ItemInput, Validity};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize)]
 #[diesel(table_name = catalog_items, check_for_backend(diesel::pg::Pg))]
 pub struct CatalogItem {
-    pub town_code: String,
+    pub town_code: RegionCode,
     pub code: String,
     pub version: i32,
     pub name: String,
@@ -63,7 +64,7 @@ pub struct Summary {
 /// Every version of the items of `town` (by code, then version).
 pub async fn history(
     conn: &mut AsyncPgConnection,
-    town: &str,
+    town: &RegionCode,
     code: Option<&str>,
 ) -> QueryResult<Vec<CatalogItem>> {
     let mut q = catalog_items::table
@@ -80,7 +81,7 @@ pub async fn history(
 /// The versions of `town`'s items in force on `day`, by code.
 pub async fn in_force(
     conn: &mut AsyncPgConnection,
-    town: &str,
+    town: &RegionCode,
     code: Option<&str>,
     day: NaiveDate,
 ) -> QueryResult<Vec<CatalogItem>> {
@@ -106,12 +107,12 @@ pub async fn import(
     by: &str,
     now: DateTime<Utc>,
 ) -> QueryResult<(Summary, Vec<CatalogItem>)> {
-    let mut towns: Vec<&str> = items.iter().map(|i| i.town_code.as_str()).collect();
+    let mut towns: Vec<&RegionCode> = items.iter().map(|i| &i.town_code).collect();
     towns.sort_unstable();
     towns.dedup();
     for t in &towns {
         diesel::sql_query("SELECT pg_advisory_xact_lock(7270010, hashtext($1))")
-            .bind::<diesel::sql_types::Text, _>(*t)
+            .bind::<diesel::sql_types::Text, _>(t.as_str())
             .execute(conn)
             .await?;
     }
@@ -119,11 +120,11 @@ pub async fn import(
     let mut new = Vec::new();
     for t in towns {
         let existing = history(conn, t, None).await?;
-        for i in items.iter().filter(|i| i.town_code == t) {
+        for i in items.iter().filter(|i| &i.town_code == t) {
             let latest = existing
                 .iter()
                 .chain(new.iter())
-                .filter(|e: &&CatalogItem| e.town_code == t && e.code == i.code)
+                .filter(|e: &&CatalogItem| &e.town_code == t && e.code == i.code)
                 .max_by_key(|e| e.version);
             let version = match latest {
                 Some(l) if l.same_as(i) => {

@@ -1,6 +1,7 @@
 //! The `departments` table: handling units cases are dispatched to.
 
 use crate::domain::principal::Scope;
+use crate::domain::region::RegionCode;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -83,13 +84,16 @@ pub async fn list(
 }
 
 /// The region of an active handling unit: a department by code or a worker by id.
-pub async fn unit_region(conn: &mut AsyncPgConnection, code: &str) -> QueryResult<Option<String>> {
+pub async fn unit_region(
+    conn: &mut AsyncPgConnection,
+    code: &str,
+) -> QueryResult<Option<RegionCode>> {
     use super::schema::workers;
     if let Some(r) = departments::table
         .find(code)
         .filter(departments::active.eq(true))
         .select(departments::region_code)
-        .first::<String>(conn)
+        .first::<RegionCode>(conn)
         .await
         .optional()?
     {
@@ -99,7 +103,7 @@ pub async fn unit_region(conn: &mut AsyncPgConnection, code: &str) -> QueryResul
         .find(code)
         .filter(workers::active.eq(true))
         .select(workers::region_code)
-        .first::<String>(conn)
+        .first::<RegionCode>(conn)
         .await
         .optional()
 }

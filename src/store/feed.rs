@@ -3,6 +3,7 @@
 //! commit order (appends serialize on the chain's lock until commit). So reading `seq > n`
 //! misses nothing that committed and shows nothing that did not, on any replica.
 
+use crate::domain::ids::CaseId;
 use crate::domain::principal::Scope;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -84,11 +85,11 @@ pub async fn case_changes_after(
 
 /// The case an audit event of the feed is about: a case's own event, a report accepted into
 /// or split off into a case, an alert about a case. `None` for any other event.
-pub fn case_of(e: &Event) -> Option<uuid::Uuid> {
+pub fn case_of(e: &Event) -> Option<CaseId> {
     use crate::domain::payloads::{ReportAccepted, ReportSplit};
     let after = e.after.as_ref();
     match (e.entity_type.as_str(), e.action.as_str()) {
-        ("case", _) => uuid::Uuid::parse_str(&e.entity_id).ok(),
+        ("case", _) => uuid::Uuid::parse_str(&e.entity_id).ok().map(CaseId::from),
         ("report", "report.accept") => ReportAccepted::read(after)?.case_id,
         ("report", "report.split") => ReportSplit::read(after)?.case_id,
         ("alert", _) => after?.get("case_id")?.as_str()?.parse().ok(),

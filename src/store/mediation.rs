@@ -1,12 +1,13 @@
 //! Mediation records: cases, parties (ciphertext and blind indexes only), sessions and
 //! agreement versions (append-only, enforced by triggers) and follow-ups.
 
+use crate::domain::ids::{CaseId, MediationCaseId};
 use crate::domain::principal::Scope;
+use crate::domain::region::RegionCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Integer, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::schema::{
     mediation_agreements, mediation_cases, mediation_follow_ups, mediation_parties,
@@ -17,12 +18,12 @@ use super::schema::{
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = mediation_cases, check_for_backend(diesel::pg::Pg))]
 pub struct MediationCase {
-    pub case_id: Uuid,
+    pub case_id: MediationCaseId,
     pub case_no: String,
     pub source: String,
-    pub linked_case_id: Option<Uuid>,
+    pub linked_case_id: Option<CaseId>,
     pub hotline_order_no: Option<String>,
-    pub region_code: String,
+    pub region_code: RegionCode,
     pub dispute_type: String,
     pub kind: String,
     pub team: String,
@@ -64,7 +65,7 @@ impl MediationCase {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = mediation_parties, check_for_backend(diesel::pg::Pg))]
 pub struct PartyRow {
-    pub case_id: Uuid,
+    pub case_id: MediationCaseId,
     pub position: i16,
     pub role: String,
     pub name_enc: Vec<u8>,
@@ -80,7 +81,7 @@ pub struct PartyRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = mediation_sessions, check_for_backend(diesel::pg::Pg))]
 pub struct SessionRow {
-    pub case_id: Uuid,
+    pub case_id: MediationCaseId,
     pub number: i32,
     pub held_at: DateTime<Utc>,
     pub place: String,
@@ -94,7 +95,7 @@ pub struct SessionRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = mediation_agreements, check_for_backend(diesel::pg::Pg))]
 pub struct AgreementRow {
-    pub case_id: Uuid,
+    pub case_id: MediationCaseId,
     pub version: i32,
     pub written: bool,
     pub text: String,
@@ -108,7 +109,7 @@ pub struct AgreementRow {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = mediation_follow_ups, check_for_backend(diesel::pg::Pg))]
 pub struct FollowUpRow {
-    pub case_id: Uuid,
+    pub case_id: MediationCaseId,
     pub number: i32,
     pub due_on: NaiveDate,
     pub done_at: Option<DateTime<Utc>>,
@@ -128,8 +129,11 @@ pub struct Full {
 }
 
 /// A new case number for the town of `region`: `TJ` + town code + serial.
-#[tracing::instrument(level = "debug", skip_all, fields(region = region))]
-pub async fn next_case_no(conn: &mut AsyncPgConnection, region: &str) -> QueryResult<String> {
+#[tracing::instrument(level = "debug", skip_all, fields(region = %region))]
+pub async fn next_case_no(
+    conn: &mut AsyncPgConnection,
+    region: &RegionCode,
+) -> QueryResult<String> {
     let serial = diesel::select(diesel::dsl::sql::<BigInt>("nextval('mediation_serial')"))
         .get_result::<i64>(conn)
         .await?;
@@ -162,7 +166,7 @@ pub async fn insert(
 pub async fn get_case(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
-    id: Uuid,
+    id: MediationCaseId,
     lock: bool,
 ) -> QueryResult<Option<MediationCase>> {
     let prefix = scope.prefix();
@@ -196,7 +200,7 @@ pub async fn full_many(
     if cases.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = cases.iter().map(|c| c.case_id).collect();
+    let ids: Vec<MediationCaseId> = cases.iter().map(|c| c.case_id).collect();
     let conn: &AsyncPgConnection = conn;
     let (parties, sessions, agreements, follow_ups) = futures::try_join!(
         mediation_parties::table
@@ -236,7 +240,11 @@ pub async fn full_many(
 }
 
 /// The rows of `rows` that belong to case `id`, in their order.
-fn of_case<T: Clone>(rows: &[T], id: Uuid, case_of: impl Fn(&T) -> Uuid) -> Vec<T> {
+fn of_case<T: Clone>(
+    rows: &[T],
+    id: MediationCaseId,
+    case_of: impl Fn(&T) -> MediationCaseId,
+) -> Vec<T> {
     rows.iter().filter(|r| case_of(r) == id).cloned().collect()
 }
 
@@ -255,7 +263,7 @@ pub async fn list(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
     f: &Filter,
-    before: Option<Uuid>,
+    before: Option<MediationCaseId>,
     limit: i64,
 ) -> QueryResult<Vec<MediationCase>> {
     let prefix = scope.prefix();
@@ -351,7 +359,7 @@ pub async fn add_follow_up(conn: &mut AsyncPgConnection, f: &FollowUpRow) -> Que
 #[tracing::instrument(level = "debug", skip_all, fields(mediation_case_id = %id))]
 pub async fn set_agreement_deadline(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: MediationCaseId,
     deadline: Option<NaiveDate>,
 ) -> QueryResult<()> {
     diesel::update(mediation_cases::table.find(id))
@@ -365,7 +373,7 @@ pub async fn set_agreement_deadline(
 #[tracing::instrument(level = "debug", skip_all, fields(mediation_case_id = %id))]
 pub async fn set_first_performed(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: MediationCaseId,
     performed: bool,
 ) -> QueryResult<()> {
     diesel::update(
@@ -383,7 +391,7 @@ pub async fn set_first_performed(
 #[tracing::instrument(level = "debug", skip_all, fields(mediation_case_id = %case_id))]
 pub async fn reschedule_follow_up(
     conn: &mut AsyncPgConnection,
-    case_id: Uuid,
+    case_id: MediationCaseId,
     number: i32,
     due: NaiveDate,
 ) -> QueryResult<()> {
@@ -398,7 +406,7 @@ pub async fn reschedule_follow_up(
 #[tracing::instrument(level = "debug", skip_all, fields(mediation_case_id = %case_id))]
 pub async fn complete_follow_up(
     conn: &mut AsyncPgConnection,
-    case_id: Uuid,
+    case_id: MediationCaseId,
     number: i32,
     performed: bool,
     note: &str,
@@ -432,7 +440,7 @@ pub struct Header {
 #[tracing::instrument(level = "debug", skip_all, fields(mediation_case_id = %id))]
 pub async fn save_header(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: MediationCaseId,
     h: &Header,
 ) -> QueryResult<MediationCase> {
     diesel::update(mediation_cases::table.find(id))

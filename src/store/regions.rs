@@ -2,6 +2,7 @@
 //! Reads take the caller's scope prefix, so a query cannot forget the region subtree.
 
 use crate::domain::principal::Scope;
+use crate::domain::region::RegionCode;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Int2, Nullable, Text};
@@ -60,7 +61,7 @@ impl std::ops::AddAssign for UpsertCounts {
 pub async fn get(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
-    code: &str,
+    code: &RegionCode,
 ) -> QueryResult<Option<RegionWithBoundary>> {
     let prefix = scope.prefix();
     regions::table
@@ -271,7 +272,7 @@ pub async fn locate(
 /// Sets the boundary (GeoJSON geometry) and fallback owner of an existing region of any level.
 pub async fn set_boundary(
     conn: &mut AsyncPgConnection,
-    code: &str,
+    code: &RegionCode,
     geojson: &str,
     fallback_owner: &str,
 ) -> QueryResult<usize> {

@@ -21,6 +21,7 @@ use super::categories::{self, Unified};
 use super::grid_index::GridCache;
 use super::schema::reports;
 use crate::domain::Violation;
+use crate::domain::ids::{CaseId, ReportId};
 use crate::domain::merge::{self, Candidate, Decision};
 use crate::domain::principal::Scope;
 use crate::domain::region::RegionCode;
@@ -28,7 +29,7 @@ use crate::domain::report::{self, Outcome, ReportInput, flags};
 
 /// The region a stored report was located in.
 #[tracing::instrument(level = "debug", skip_all, fields(report_id = %id))]
-pub async fn region_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<String> {
+pub async fn region_of(conn: &mut AsyncPgConnection, id: ReportId) -> QueryResult<RegionCode> {
     reports::table
         .find(id)
         .select(reports::region_code)
@@ -39,8 +40,8 @@ pub async fn region_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<St
 /// The answer for an accepted report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted {
-    pub report_id: Uuid,
-    pub case_id: Uuid,
+    pub report_id: ReportId,
+    pub case_id: CaseId,
     pub case_no: String,
     pub outcome: Outcome,
     pub flags: Vec<String>,
@@ -115,7 +116,7 @@ pub fn chunks(places: &[Option<(Uuid, f64, f64)>]) -> Vec<Vec<usize>> {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = reports, check_for_backend(diesel::pg::Pg))]
 pub struct Report {
-    pub report_id: Uuid,
+    pub report_id: ReportId,
     pub client_report_id: Uuid,
     pub payload_hash: Vec<u8>,
     pub source: i16,
@@ -128,17 +129,17 @@ pub struct Report {
     pub lng: f64,
     pub claimed_grid_code: String,
     pub resolved_grid_code: String,
-    pub region_code: String,
+    pub region_code: RegionCode,
     pub owner: String,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub reporter_id: String,
     pub submitted_by: String,
     pub attachments: Vec<Option<String>>,
-    pub case_id: Uuid,
+    pub case_id: CaseId,
     pub flags: Vec<Option<String>>,
     pub first_outcome: i16,
-    pub first_case_id: Uuid,
+    pub first_case_id: CaseId,
     pub merge_reason: serde_json::Value,
     pub reporter_phone_enc: Option<Vec<u8>>,
     pub reporter_phone_index: Option<Vec<u8>>,
@@ -151,11 +152,11 @@ struct Existing {
     #[diesel(sql_type = diesel::sql_types::Bytea)]
     payload_hash: Vec<u8>,
     #[diesel(sql_type = SqlUuid)]
-    report_id: Uuid,
+    report_id: ReportId,
     #[diesel(sql_type = SqlUuid)]
-    case_id: Uuid,
+    case_id: CaseId,
     #[diesel(sql_type = SqlUuid)]
-    first_case_id: Uuid,
+    first_case_id: CaseId,
     #[diesel(sql_type = Int2)]
     first_outcome: i16,
     #[diesel(sql_type = Timestamptz)]
@@ -187,7 +188,7 @@ struct Near {
     #[diesel(sql_type = Integer)]
     idx: i32,
     #[diesel(sql_type = SqlUuid)]
-    case_id: Uuid,
+    case_id: CaseId,
     #[diesel(sql_type = Text)]
     case_no: String,
     #[diesel(sql_type = Double)]
@@ -202,7 +203,7 @@ struct Near {
 
 /// A case as it is being built or extended by this batch.
 struct CaseDraft {
-    case_id: Uuid,
+    case_id: CaseId,
     case_no: String,
     existing: bool,
     category: String,
@@ -220,7 +221,7 @@ struct CaseDraft {
 /// A report as it will be stored.
 struct Row {
     item: usize,
-    report_id: Uuid,
+    report_id: ReportId,
     unified: String,
     resolved_grid: String,
     region: String,
@@ -449,7 +450,7 @@ pub async fn ingest(
     }
     let near = candidates(conn, &placed, &unified_of).await?;
     let mut drafts: Vec<CaseDraft> = Vec::new();
-    let mut draft_of: HashMap<Uuid, usize> = HashMap::new();
+    let mut draft_of: HashMap<CaseId, usize> = HashMap::new();
     let mut rows: Vec<Row> = Vec::new();
     for (k, (i, r, p)) in placed.iter().enumerate() {
         let unified = unified_of(r);
@@ -465,7 +466,7 @@ pub async fn ingest(
                 (Decision::Triage, String::new())
             }
             Some(u) => {
-                let mut cands: Vec<Candidate<Uuid>> = near
+                let mut cands: Vec<Candidate<CaseId>> = near
                     .get(&k)
                     .map(|v| v.iter().map(|n| n.0.clone()).collect())
                     .unwrap_or_default();
@@ -517,7 +518,7 @@ pub async fn ingest(
         let (case, outcome) = match &decision {
             Decision::Joined { case_id, .. } => (draft_of[case_id], Outcome::Merged),
             Decision::Opened { .. } | Decision::Triage => {
-                let case_id = Uuid::now_v7();
+                let case_id = CaseId::generate();
                 let mut cflags: Vec<String> = p
                     .flags
                     .iter()
@@ -552,7 +553,7 @@ pub async fn ingest(
         d.last = d.last.max(r.occurred_at);
         rows.push(Row {
             item: *i,
-            report_id: Uuid::now_v7(),
+            report_id: ReportId::generate(),
             unified: category,
             resolved_grid: p.resolved_grid.clone(),
             region: p.region.clone(),
@@ -726,7 +727,7 @@ async fn candidates(
     conn: &mut AsyncPgConnection,
     placed: &[(usize, ReportInput, Place)],
     unified_of: &(dyn Fn(&ReportInput) -> Option<Unified> + Sync),
-) -> QueryResult<HashMap<usize, Vec<(Candidate<Uuid>, String)>>> {
+) -> QueryResult<HashMap<usize, Vec<(Candidate<CaseId>, String)>>> {
     let mut idx = Vec::new();
     let (mut cat, mut lat, mut lng, mut dlat, mut dlng, mut t0, mut t1) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -757,7 +758,7 @@ async fn candidates(
     }
     .load(conn)
     .await?;
-    let mut out: HashMap<usize, Vec<(Candidate<Uuid>, String)>> = HashMap::new();
+    let mut out: HashMap<usize, Vec<(Candidate<CaseId>, String)>> = HashMap::new();
     for n in rows {
         out.entry(n.idx as usize).or_default().push((
             Candidate {
@@ -914,7 +915,7 @@ async fn write(
 pub async fn get(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
-    id: Uuid,
+    id: ReportId,
 ) -> QueryResult<Option<Report>> {
     let prefix = scope.prefix();
     reports::table
@@ -930,7 +931,7 @@ pub async fn get(
 #[derive(Debug, Clone, Default)]
 pub struct ReportFilter {
     pub prefix: String,
-    pub case_id: Option<Uuid>,
+    pub case_id: Option<CaseId>,
     pub unified_category: Option<String>,
     pub flag: Option<String>,
     pub start: Option<DateTime<Utc>>,
@@ -942,7 +943,7 @@ pub struct ReportFilter {
 pub async fn list(
     conn: &mut AsyncPgConnection,
     f: &ReportFilter,
-    before: Option<Uuid>,
+    before: Option<ReportId>,
     limit: i64,
 ) -> QueryResult<Vec<Report>> {
     let mut q = reports::table

@@ -7,6 +7,9 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::domain::ids::{CaseId, ReportId, ServiceRequestId};
+use crate::domain::region::RegionCode;
+
 use super::schema::{hotline_orders, hotline_outbox, reports, service_requests};
 use crate::domain::request::{Flow, Satisfaction, Status};
 
@@ -14,13 +17,13 @@ use crate::domain::request::{Flow, Satisfaction, Status};
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = service_requests, check_for_backend(diesel::pg::Pg))]
 pub struct ServiceRequest {
-    pub sr_id: Uuid,
+    pub sr_id: ServiceRequestId,
     pub request_no: String,
     pub kind: String,
     pub urgency: String,
     pub catalog_item_code: String,
     pub catalog_item_version: Option<i32>,
-    pub region_code: String,
+    pub region_code: RegionCode,
     pub content: String,
     pub address: String,
     /// The applicant (`domain::pii::Person` as JSON), encrypted.
@@ -95,10 +98,10 @@ impl ServiceRequest {
 #[diesel(table_name = hotline_orders, check_for_backend(diesel::pg::Pg))]
 pub struct HotlineOrder {
     pub order_no: String,
-    pub sr_id: Uuid,
+    pub sr_id: ServiceRequestId,
     pub version: i32,
     pub payload_hash: Vec<u8>,
-    pub report_id: Option<Uuid>,
+    pub report_id: Option<ReportId>,
     pub lat: Option<f64>,
     pub lng: Option<f64>,
     pub received_at: DateTime<Utc>,
@@ -126,7 +129,7 @@ pub async fn next_serial(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
 }
 
 /// A request's number: `FW` + the town code of `region` + the serial (at least six digits).
-pub fn request_no(region: &str, serial: i64) -> String {
+pub fn request_no(region: &RegionCode, serial: i64) -> String {
     format!("FW{}-{serial:06}", crate::domain::report::town_of(region))
 }
 
@@ -204,13 +207,13 @@ struct LockedOrder {
     #[diesel(sql_type = Text)]
     order_no: String,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
-    sr_id: Option<Uuid>,
+    sr_id: Option<ServiceRequestId>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Integer>)]
     version: Option<i32>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bytea>)]
     payload_hash: Option<Vec<u8>>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
-    report_id: Option<Uuid>,
+    report_id: Option<ReportId>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
     lat: Option<f64>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
@@ -228,7 +231,7 @@ struct LockedOrder {
 pub async fn get(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
-    id: Uuid,
+    id: ServiceRequestId,
 ) -> QueryResult<Option<ServiceRequest>> {
     let prefix = scope.prefix();
     service_requests::table
@@ -245,7 +248,7 @@ pub async fn get(
 pub async fn lock(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
-    id: Uuid,
+    id: ServiceRequestId,
 ) -> QueryResult<Option<ServiceRequest>> {
     let prefix = scope.prefix();
     service_requests::table
@@ -274,7 +277,7 @@ pub async fn list(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
     f: &Filter,
-    before: Option<Uuid>,
+    before: Option<ServiceRequestId>,
     limit: i64,
 ) -> QueryResult<Vec<ServiceRequest>> {
     let prefix = scope.prefix();
@@ -310,7 +313,7 @@ pub async fn list(
 #[tracing::instrument(level = "debug", skip_all, fields(sr_id = %id))]
 pub async fn save_flow(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: ServiceRequestId,
     flow: &Flow,
 ) -> QueryResult<ServiceRequest> {
     if let Some(at) = flow.replied_at {
@@ -354,7 +357,7 @@ pub struct OrderData {
     pub urgency: String,
     pub content: String,
     pub address: String,
-    pub region_code: String,
+    pub region_code: RegionCode,
     pub applicant_enc: Vec<u8>,
     pub applicant_phone_index: Option<Vec<u8>>,
     pub deadline: Option<DateTime<Utc>>,
@@ -364,7 +367,7 @@ pub struct OrderData {
 #[tracing::instrument(level = "debug", skip_all, fields(sr_id = %id))]
 pub async fn save_order_data(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: ServiceRequestId,
     d: &OrderData,
 ) -> QueryResult<ServiceRequest> {
     diesel::update(service_requests::table.find(id))
@@ -422,7 +425,7 @@ pub async fn save_order_version(
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn order_of(
     conn: &mut AsyncPgConnection,
-    sr_id: Uuid,
+    sr_id: ServiceRequestId,
 ) -> QueryResult<Option<HotlineOrder>> {
     hotline_orders::table
         .filter(hotline_orders::sr_id.eq(sr_id))
@@ -437,7 +440,7 @@ pub async fn order_of(
 pub async fn case_of_order(
     conn: &mut AsyncPgConnection,
     order: &HotlineOrder,
-) -> QueryResult<Option<Uuid>> {
+) -> QueryResult<Option<CaseId>> {
     let Some(report) = order.report_id else {
         return Ok(None);
     };
@@ -451,12 +454,12 @@ pub async fn case_of_order(
 
 /// The requests whose located work orders' reports are in `case_id`, locked for update, in
 /// id order.
-#[tracing::instrument(level = "debug", skip_all, fields(sr_id = %case_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(case_id = %case_id))]
 pub async fn following_case(
     conn: &mut AsyncPgConnection,
-    case_id: Uuid,
+    case_id: CaseId,
 ) -> QueryResult<Vec<ServiceRequest>> {
-    let ids: Vec<Uuid> = hotline_orders::table
+    let ids: Vec<ServiceRequestId> = hotline_orders::table
         .inner_join(reports::table)
         .filter(reports::case_id.eq(case_id))
         .select(hotline_orders::sr_id)
