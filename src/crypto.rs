@@ -13,6 +13,8 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use crate::domain::pii::{Indexed, Personal, Sealed};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Failure to decrypt or decode.
@@ -134,8 +136,9 @@ impl PiiCipher {
         blob.first() == Some(&(XCHACHA | self.current))
     }
 
-    /// `tag || nonce || ciphertext+tag` (see the type's docs).
-    pub fn encrypt(&self, plaintext: &str) -> Vec<u8> {
+    /// `tag || nonce || ciphertext+tag` (see the type's docs). Personal values are sealed as
+    /// their type ([`PiiCipher::seal`]); this is its text form.
+    fn encrypt(&self, plaintext: &str) -> Vec<u8> {
         self.encrypt_bytes(plaintext.as_bytes())
     }
 
@@ -161,7 +164,7 @@ impl PiiCipher {
 
     /// Reverses [`PiiCipher::encrypt`] for any key of the ring; fails on tampering or an
     /// unknown key id.
-    pub fn decrypt(&self, blob: &[u8]) -> Result<String, CryptoError> {
+    fn decrypt(&self, blob: &[u8]) -> Result<String, CryptoError> {
         String::from_utf8(self.decrypt_bytes(blob)?).map_err(|_| CryptoError::BadCiphertext)
     }
 
@@ -192,8 +195,32 @@ impl PiiCipher {
 
     /// [`PiiCipher::decrypt`] for showing a value: one that does not open is logged and
     /// counted as `column`'s (see [`decrypt_failed`]) and is `None`.
-    pub fn open(&self, blob: &[u8], column: &'static str) -> Option<String> {
+    fn open(&self, blob: &[u8], column: &'static str) -> Option<String> {
         self.decrypt(blob).map_err(|_| decrypt_failed(column)).ok()
+    }
+
+    /// Seals a personal value for storage.
+    pub fn seal<T: Personal>(&self, value: &T) -> Sealed<T> {
+        Sealed::from_blob(self.encrypt(&value.to_plain()))
+    }
+
+    /// Seals a personal value with its blind index.
+    pub fn seal_indexed<T: Personal>(&self, value: &T) -> Indexed<T> {
+        let plain = value.to_plain();
+        Indexed {
+            sealed: Sealed::from_blob(self.encrypt(&plain)),
+            index: self.blind_index(&plain),
+        }
+    }
+
+    /// Opens a sealed value of `column`; one that does not open or parse is logged and counted
+    /// ([`decrypt_failed`]) and is `None`.
+    pub fn unseal<T: Personal>(&self, sealed: &Sealed<T>, column: &'static str) -> Option<T> {
+        let value = T::from_plain(self.open(sealed.blob(), column)?);
+        if value.is_none() {
+            decrypt_failed(column);
+        }
+        value
     }
 
     /// Keyed HMAC of the value, for equality look-ups without decrypting.

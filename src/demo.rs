@@ -13,6 +13,7 @@ use crate::app::Context;
 use crate::auth::jwt::Issuer;
 use crate::config::{JwtKey, Settings};
 use crate::domain::geojson::GridFeature;
+use crate::domain::pii::Phone;
 use crate::domain::region::RegionCode;
 use crate::import;
 use crate::store::audit::{self, Actor, NewEvent};
@@ -136,7 +137,7 @@ pub async fn load(ctx: &Context) -> anyhow::Result<()> {
                     workers::NewWorker {
                         worker_id: id,
                         name,
-                        phone_enc: Some(pii.encrypt(phone)),
+                        phone_enc: Some(pii.seal(&Phone::from_trusted(phone.to_owned()))),
                         phone_index: Some(pii.blind_index(phone)),
                         region_code: village,
                         grid_codes: vec![Some(grid)],

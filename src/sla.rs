@@ -322,9 +322,9 @@ impl Ticker {
         .load(conn)
         .await?;
         for c in callers {
-            let masked = pii::phone(
+            let masked = pii::show(
                 &self.pii,
-                c.enc.as_deref(),
+                c.enc.as_ref(),
                 "reports.reporter_phone_enc",
                 Sight::Masked,
             );
@@ -381,7 +381,7 @@ struct Caller {
     #[diesel(sql_type = Int8)]
     n: i64,
     #[diesel(sql_type = Nullable<Bytea>)]
-    enc: Option<Vec<u8>>,
+    enc: Option<crate::domain::pii::Sealed<crate::domain::pii::Phone>>,
     #[diesel(sql_type = Text)]
     region_code: crate::domain::region::RegionCode,
 }

@@ -16,7 +16,7 @@ use super::Context;
 use super::error::ApiError;
 use super::requests::{self, Fresh, RequestView, created, fresh};
 use crate::domain::calendar::Calendar;
-use crate::domain::pii::{Person, Sealed};
+use crate::domain::pii::{Person, Phone};
 use crate::domain::principal::{Principal, Scope};
 use crate::domain::region::RegionCode;
 use crate::domain::report::ReportInput;
@@ -198,8 +198,7 @@ fn changed(
     diff("deadline", sr.deadline != new.deadline);
     let old: Option<Person> = ctx
         .pii
-        .open(&sr.applicant_enc, "service_requests.applicant_enc")
-        .and_then(|s| serde_json::from_str(&s).ok());
+        .unseal(&sr.applicant_enc, "service_requests.applicant_enc");
     let old = old.as_ref();
     diff("caller.name", old.is_none_or(|o| o.name != caller.name));
     diff("caller.phone", old.is_none_or(|o| o.phone != caller.phone));
@@ -234,10 +233,10 @@ async fn file_report(
         occurred_at: o.received_at,
         reporter_id: format!("12345:{}", o.order_no),
         attachments: Vec::new(),
-        reporter_phone: Some(Sealed {
-            enc: ctx.pii.encrypt(&o.caller.phone),
-            index: ctx.pii.blind_index(&o.caller.phone),
-        }),
+        reporter_phone: Some(
+            ctx.pii
+                .seal_indexed(&Phone::from_trusted(o.caller.phone.clone())),
+        ),
         payload_hash: Sha256::digest(format!("12345:{}", o.order_no).as_bytes()).to_vec(),
     };
     let items = vec![Item {
@@ -399,15 +398,13 @@ pub async fn push(ctx: &Context, p: &Principal, o: Order) -> Result<Pushed, ApiE
                 }
                 (None, None) => sr.region_code.clone(),
             };
-            let json = serde_json::to_string(&o.caller)
-                .map_err(|e| ApiError::Internal(format!("caller: {e}")))?;
             let data = OrderData {
                 kind: o.kind.as_str().to_owned(),
                 urgency: o.urgency.as_str().to_owned(),
                 content: o.content.clone(),
                 address: o.address.clone(),
                 region_code: region,
-                applicant_enc: ctx.pii.encrypt(&json),
+                applicant_enc: ctx.pii.seal(&o.caller),
                 applicant_phone_index: Some(ctx.pii.blind_index(&o.caller.phone)),
                 deadline: o.deadline.or(sr.deadline),
             };

@@ -4,6 +4,7 @@
 //! `domain::mediation::plan`; who sees the parties unmasked is decided once, in [`views`].
 
 use crate::domain::ids::{CaseId, MediationCaseId};
+use crate::domain::pii::{Address, IdNumber, Name, Phone};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use diesel_async::AsyncPgConnection;
 use futures::FutureExt;
@@ -34,10 +35,10 @@ const REPEAT_THRESHOLD: usize = 3;
 #[derive(Debug, Clone)]
 pub struct NewParty {
     pub role: &'static str,
-    pub name: String,
-    pub id_number: Option<String>,
-    pub phone: Option<String>,
-    pub address: Option<String>,
+    pub name: Name,
+    pub id_number: Option<IdNumber>,
+    pub phone: Option<Phone>,
+    pub address: Option<Address>,
 }
 
 /// A validated CreateMediationCase.
@@ -179,22 +180,22 @@ fn party(ctx: &Context, p: &PartyRow, sight: Sight) -> PartyView {
     let c = &ctx.pii;
     PartyView {
         role: p.role.clone(),
-        name: pii::name(c, &p.name_enc, "mediation_parties.name_enc", sight),
-        id_number: pii::id_number(
+        name: pii::show(c, Some(&p.name_enc), "mediation_parties.name_enc", sight),
+        id_number: pii::show(
             c,
-            p.id_number_enc.as_deref(),
+            p.id_number_enc.as_ref(),
             "mediation_parties.id_number_enc",
             sight,
         ),
-        phone: pii::phone(
+        phone: pii::show(
             c,
-            p.phone_enc.as_deref(),
+            p.phone_enc.as_ref(),
             "mediation_parties.phone_enc",
             sight,
         ),
-        address: pii::address(
+        address: pii::show(
             c,
-            p.address_enc.as_deref(),
+            p.address_enc.as_ref(),
             "mediation_parties.address_enc",
             sight,
         ),
@@ -303,16 +304,16 @@ async fn repeat_disputes(
         if disputes.len() < REPEAT_THRESHOLD {
             continue;
         }
-        let who = match p.id_number_enc.as_deref() {
-            Some(enc) => pii::id_number(
+        let who = match &p.id_number_enc {
+            Some(enc) => pii::show(
                 &ctx.pii,
                 Some(enc),
                 "mediation_parties.id_number_enc",
                 Sight::Masked,
             ),
-            None => pii::phone(
+            None => pii::show(
                 &ctx.pii,
-                p.phone_enc.as_deref(),
+                p.phone_enc.as_ref(),
                 "mediation_parties.phone_enc",
                 Sight::Masked,
             ),
@@ -424,12 +425,12 @@ where
                     case_id: id,
                     position: i as i16,
                     role: x.role.to_owned(),
-                    name_enc: pii.encrypt(&x.name),
-                    id_number_enc: x.id_number.as_deref().map(|s| pii.encrypt(s)),
-                    phone_enc: x.phone.as_deref().map(|s| pii.encrypt(s)),
-                    address_enc: x.address.as_deref().map(|s| pii.encrypt(s)),
-                    id_index: x.id_number.as_deref().map(|s| pii.blind_index(s)),
-                    phone_index: x.phone.as_deref().map(|s| pii.blind_index(s)),
+                    name_enc: pii.seal(&x.name),
+                    id_number_enc: x.id_number.as_ref().map(|s| pii.seal(s)),
+                    phone_enc: x.phone.as_ref().map(|s| pii.seal(s)),
+                    address_enc: x.address.as_ref().map(|s| pii.seal(s)),
+                    id_index: x.id_number.as_ref().map(|s| pii.blind_index(s.expose())),
+                    phone_index: x.phone.as_ref().map(|s| pii.blind_index(s.expose())),
                     registered_at: now,
                 })
                 .collect();

@@ -3,11 +3,11 @@
 //! masked to everyone else ([`Sight`]). Responses (through `grpc::convert`), audit snapshots
 //! and alerts (always [`Sight::Masked`]) all go through these functions; the masks themselves
 //! are `domain::pii`'s. A value that does not open with the configured keys is logged and
-//! counted by `PiiCipher::open` (metric `pii.decrypt_failures`) and shown as [`UNREADABLE`]:
+//! counted by `PiiCipher::unseal` (metric `pii.decrypt_failures`) and shown as [`UNREADABLE`]:
 //! one bad row does not fail a whole list, and the operator hears of it.
 
 use crate::crypto::PiiCipher;
-use crate::domain::pii::{IdNumber, Person, Phone, mask_name};
+use crate::domain::pii::{Person, Sealed, Shown};
 use crate::domain::principal::{Principal, Role};
 
 /// What a value that does not open shows.
@@ -33,72 +33,33 @@ impl Sight {
     }
 }
 
-/// Opens an optional sealed value of `column` (empty when absent) and shows it by `mask`.
-fn shown(
+/// Shows a sealed value of `column` (empty when absent) to a viewer of `sight`: whole, or by
+/// its type's mask ([`Shown::masked`]); [`UNREADABLE`] when it does not open.
+pub fn show<T: Shown>(
     cipher: &PiiCipher,
-    enc: Option<&[u8]>,
+    sealed: Option<&Sealed<T>>,
     column: &'static str,
     sight: Sight,
-    mask: impl FnOnce(String) -> String,
 ) -> String {
-    let Some(enc) = enc else {
+    let Some(sealed) = sealed else {
         return String::new();
     };
-    match cipher.open(enc, column) {
-        Some(v) if sight == Sight::Whole || v.is_empty() => v,
-        Some(v) => mask(v),
+    match cipher.unseal(sealed, column) {
+        Some(v) if sight == Sight::Whole => v.to_plain().into_owned(),
+        Some(v) if v.to_plain().is_empty() => String::new(),
+        Some(v) => v.masked(),
         None => UNREADABLE.to_owned(),
     }
-}
-
-/// A phone: `138****5678` masked.
-pub fn phone(cipher: &PiiCipher, enc: Option<&[u8]>, column: &'static str, sight: Sight) -> String {
-    shown(cipher, enc, column, sight, |v| {
-        Phone::from_trusted(v).masked()
-    })
-}
-
-/// A resident ID number: `500110********1234` masked.
-pub fn id_number(
-    cipher: &PiiCipher,
-    enc: Option<&[u8]>,
-    column: &'static str,
-    sight: Sight,
-) -> String {
-    shown(cipher, enc, column, sight, |v| {
-        IdNumber::from_trusted(v).masked()
-    })
-}
-
-/// A name: `王**` masked.
-pub fn name(cipher: &PiiCipher, enc: &[u8], column: &'static str, sight: Sight) -> String {
-    shown(cipher, Some(enc), column, sight, |v| mask_name(&v))
-}
-
-/// An address: not shown at all masked.
-pub fn address(
-    cipher: &PiiCipher,
-    enc: Option<&[u8]>,
-    column: &'static str,
-    sight: Sight,
-) -> String {
-    shown(cipher, enc, column, sight, |_| UNREADABLE.to_owned())
 }
 
 /// A person (an applicant, a 12345 caller) sealed as one value; `None` when it does not open.
 pub fn person(
     cipher: &PiiCipher,
-    enc: &[u8],
+    sealed: &Sealed<Person>,
     column: &'static str,
     sight: Sight,
 ) -> Option<Person> {
-    let p: Person = match serde_json::from_str(&cipher.open(enc, column)?) {
-        Ok(p) => p,
-        Err(_) => {
-            tracing::error!(column, "a stored person does not parse");
-            return None;
-        }
-    };
+    let p = cipher.unseal(sealed, column)?;
     Some(match sight {
         Sight::Whole => p,
         Sight::Masked => p.masked(),
@@ -109,20 +70,34 @@ pub fn person(
 mod tests {
     use super::*;
 
+    use crate::domain::pii::{Address, Name, Phone};
+
     #[test]
     fn masked_unless_whole_and_unreadable_when_it_does_not_open() {
         let c = PiiCipher::new(&crate::crypto::SecretKey::generate());
-        let enc = c.encrypt("13812345678");
+        let phone = c.seal(&Phone::parse("13812345678", "p").unwrap());
         let col = "test.phone";
-        assert_eq!(phone(&c, Some(&enc), col, Sight::Whole), "13812345678");
-        assert_eq!(phone(&c, Some(&enc), col, Sight::Masked), "138****5678");
-        assert_eq!(phone(&c, None, col, Sight::Whole), "");
+        assert_eq!(show(&c, Some(&phone), col, Sight::Whole), "13812345678");
+        assert_eq!(show(&c, Some(&phone), col, Sight::Masked), "138****5678");
+        assert_eq!(show::<Phone>(&c, None, col, Sight::Whole), "");
         let other = PiiCipher::new(&crate::crypto::SecretKey::generate());
-        assert_eq!(phone(&other, Some(&enc), col, Sight::Whole), UNREADABLE);
-        let name_enc = c.encrypt("王小明");
-        assert_eq!(name(&c, &name_enc, col, Sight::Masked), "王**");
-        let addr = c.encrypt("马颈村 3 组");
-        assert_eq!(address(&c, Some(&addr), col, Sight::Masked), UNREADABLE);
-        assert_eq!(address(&c, Some(&addr), col, Sight::Whole), "马颈村 3 组");
+        assert_eq!(show(&other, Some(&phone), col, Sight::Whole), UNREADABLE);
+        let name = c.seal(&Name("王小明".into()));
+        assert_eq!(show(&c, Some(&name), col, Sight::Masked), "王**");
+        let addr = c.seal(&Address("马颈村 3 组".into()));
+        assert_eq!(show(&c, Some(&addr), col, Sight::Masked), UNREADABLE);
+        assert_eq!(show(&c, Some(&addr), col, Sight::Whole), "马颈村 3 组");
+    }
+
+    #[test]
+    fn a_person_opens_whole_or_masked_and_not_as_another_type() {
+        let c = PiiCipher::new(&crate::crypto::SecretKey::generate());
+        let p = Person::parse("王小明", "13812345678", "", "p").unwrap();
+        let sealed = c.seal(&p);
+        assert_eq!(person(&c, &sealed, "t", Sight::Whole), Some(p.clone()));
+        assert_eq!(person(&c, &sealed, "t", Sight::Masked), Some(p.masked()));
+        // A sealed name is not a person: it opens but does not parse, and is refused.
+        let name = Sealed::<Person>::from_blob(c.seal(&Name("王小明".into())).blob().to_vec());
+        assert_eq!(person(&c, &name, "t", Sight::Whole), None);
     }
 }

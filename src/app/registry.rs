@@ -147,7 +147,7 @@ where
             let new = workers::NewWorker {
                 worker_id: &w.worker_id,
                 name: &w.name,
-                phone_enc: w.phone.as_ref().map(|ph| c.encrypt(ph.expose())),
+                phone_enc: w.phone.as_ref().map(|ph| c.seal(ph)),
                 phone_index: w.phone.as_ref().map(|ph| c.blind_index(ph.expose())),
                 region_code: w.region.as_str(),
                 grid_codes: w.grids.iter().cloned().map(Some).collect(),
@@ -155,7 +155,7 @@ where
             };
             let stored = workers::upsert(conn, new).await?;
             let snap = |x: &Worker| {
-                let phone = pii::phone(c, x.phone_enc.as_deref(), "workers.phone_enc", Sight::Masked);
+                let phone = pii::show(c, x.phone_enc.as_ref(), "workers.phone_enc", Sight::Masked);
                 let grids: Vec<&String> = x.grid_codes.iter().flatten().collect();
                 json!({"name": x.name, "phone": phone, "region_code": x.region_code, "grid_codes": grids, "active": x.active})
             };

@@ -340,8 +340,6 @@ pub async fn insert(
 
 /// A new request (ACCEPTED), numbered with `serial`; the applicant sealed.
 pub fn fresh(ctx: &Context, f: Fresh, serial: i64) -> Result<ServiceRequest, ApiError> {
-    let json = serde_json::to_string(&f.person)
-        .map_err(|e| ApiError::Internal(format!("applicant: {e}")))?;
     let (item_code, item_version) = match f.catalog_item {
         Some((c, v)) => (c, Some(v)),
         None => (String::new(), None),
@@ -356,7 +354,7 @@ pub fn fresh(ctx: &Context, f: Fresh, serial: i64) -> Result<ServiceRequest, Api
         region_code: f.region_code,
         content: f.content,
         address: f.address,
-        applicant_enc: ctx.pii.encrypt(&json),
+        applicant_enc: ctx.pii.seal(&f.person),
         applicant_phone_index: Some(ctx.pii.blind_index(&f.person.phone)),
         on_behalf: f.on_behalf,
         filed_by: f.filed_by,

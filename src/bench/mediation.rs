@@ -3,6 +3,7 @@
 //! (`FindPersonDisputes`, which also decrypts, audits and commits) next to the bare index
 //! query.
 
+use crate::domain::pii::{IdNumber, Name};
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as Days, Utc};
@@ -84,7 +85,7 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     let id_index: Vec<Vec<u8>> = ids.iter().map(|i| pii.blind_index(i)).collect();
     let mut rng = StdRng::seed_from_u64(6);
     let now = Utc::now();
-    let name_enc = pii.encrypt("张某某");
+    let name_enc = pii.seal(&Name("张某某".into())).blob().to_vec();
     for chunk in 0..plan.cases.div_ceil(5000) {
         let n = (plan.cases - chunk * 5000).min(5000);
         let (mut case_id, mut no, mut region, mut dtype, mut kind, mut team) = (
@@ -143,7 +144,11 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
                 p_case.push(id);
                 p_pos.push(pos);
                 p_role.push(if pos == 0 { "APPLICANT" } else { "RESPONDENT" }.to_owned());
-                p_id_enc.push(pii.encrypt(&ids[person]));
+                p_id_enc.push(
+                    pii.seal(&IdNumber::from_trusted(ids[person].clone()))
+                        .blob()
+                        .to_vec(),
+                );
                 p_id_index.push(id_index[person].clone());
                 p_reg.push(registered);
             }

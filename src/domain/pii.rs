@@ -1,10 +1,17 @@
-//! Personal data (PIPL): phone and ID-card numbers. The newtypes never print their value in
-//! `Debug`, so they cannot reach logs by accident; masking happens here and is applied in one
-//! place, the conversion to proto.
+//! Personal data (PIPL): phones, ID-card numbers, names, addresses, persons. The newtypes never
+//! print their value in `Debug`, so they cannot reach logs by accident. The masks are defined
+//! here ([`Shown::masked`]) and applied in one place (`app::pii`); a value is stored only as a
+//! [`Sealed`] of its type (sealed and opened by `crypto::PiiCipher`).
 
+use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use chrono::Datelike;
+use diesel::deserialize::{FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{Output, ToSql};
 
 use super::Violation;
 
@@ -54,18 +61,178 @@ impl fmt::Debug for Phone {
     }
 }
 
-/// A value encrypted for storage with its keyed blind index (see `crypto::PiiCipher`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Sealed {
-    /// `key id || nonce || ciphertext+tag`.
-    pub enc: Vec<u8>,
-    /// Keyed HMAC of the plaintext, for equality look-ups.
+/// A kind of personal value the hub seals for storage: the text that is sealed, and the value
+/// again from text opened from storage.
+pub trait Personal: Sized {
+    /// The text that is sealed.
+    fn to_plain(&self) -> Cow<'_, str>;
+    /// The value from opened text (it was valid when sealed); `None` when it does not parse.
+    fn from_plain(plain: String) -> Option<Self>;
+}
+
+/// A personal value shown as one string: whole to `pii_reader`, else [`Shown::masked`].
+pub trait Shown: Personal {
+    /// What a viewer without `pii_reader` sees.
+    fn masked(&self) -> String;
+}
+
+/// A `T` sealed for storage (`crypto::PiiCipher::seal`): `key id || nonce || ciphertext+tag`,
+/// stored as `bytea`. Only `PiiCipher::unseal` turns it back into a `T`, and the type keeps a
+/// sealed phone from being opened as a name. `AsExpression`/`FromSqlRow` are only its SQL
+/// mapping; no I/O here.
+#[derive(AsExpression, FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Binary)]
+pub struct Sealed<T> {
+    blob: Vec<u8>,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<T> Sealed<T> {
+    /// The sealed bytes as stored (made by `PiiCipher::seal`, or read back from a column).
+    pub fn from_blob(blob: Vec<u8>) -> Self {
+        Self {
+            blob,
+            kind: PhantomData,
+        }
+    }
+
+    /// The sealed bytes.
+    pub fn blob(&self) -> &[u8] {
+        &self.blob
+    }
+}
+
+impl<T> Clone for Sealed<T> {
+    fn clone(&self) -> Self {
+        Self::from_blob(self.blob.clone())
+    }
+}
+
+impl<T> PartialEq for Sealed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.blob == other.blob
+    }
+}
+
+impl<T> Eq for Sealed<T> {}
+
+impl<T> fmt::Debug for Sealed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealed(***)")
+    }
+}
+
+impl<T> ToSql<diesel::sql_types::Binary, Pg> for Sealed<T> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> diesel::serialize::Result {
+        <Vec<u8> as ToSql<diesel::sql_types::Binary, Pg>>::to_sql(&self.blob, out)
+    }
+}
+
+impl<T> FromSql<diesel::sql_types::Binary, Pg> for Sealed<T> {
+    fn from_sql(bytes: PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        <Vec<u8> as FromSql<diesel::sql_types::Binary, Pg>>::from_sql(bytes).map(Self::from_blob)
+    }
+}
+
+/// A sealed value with its keyed blind index (HMAC of the plaintext), for equality look-ups
+/// (a repeat caller, a person's disputes) without opening anything.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Indexed<T> {
+    pub sealed: Sealed<T>,
+    /// Keyed HMAC of the plaintext.
     pub index: Vec<u8>,
 }
 
-impl fmt::Debug for Sealed {
+/// A person's name (a mediation party's).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Name(pub String);
+
+impl fmt::Debug for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Sealed(***)")
+        f.write_str("Name(***)")
+    }
+}
+
+/// A home or work address (a mediation party's).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Address(pub String);
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Address(***)")
+    }
+}
+
+/// What a masked address shows: nothing of it.
+pub const ADDRESS_MASK: &str = "***";
+
+impl Personal for Phone {
+    fn to_plain(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.0)
+    }
+    fn from_plain(plain: String) -> Option<Self> {
+        Some(Phone(plain))
+    }
+}
+
+impl Shown for Phone {
+    fn masked(&self) -> String {
+        Phone::masked(self)
+    }
+}
+
+impl Personal for IdNumber {
+    fn to_plain(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.0)
+    }
+    fn from_plain(plain: String) -> Option<Self> {
+        Some(IdNumber(plain))
+    }
+}
+
+impl Shown for IdNumber {
+    fn masked(&self) -> String {
+        IdNumber::masked(self)
+    }
+}
+
+impl Personal for Name {
+    fn to_plain(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.0)
+    }
+    fn from_plain(plain: String) -> Option<Self> {
+        Some(Name(plain))
+    }
+}
+
+impl Shown for Name {
+    fn masked(&self) -> String {
+        mask_name(&self.0)
+    }
+}
+
+impl Personal for Address {
+    fn to_plain(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.0)
+    }
+    fn from_plain(plain: String) -> Option<Self> {
+        Some(Address(plain))
+    }
+}
+
+impl Shown for Address {
+    fn masked(&self) -> String {
+        ADDRESS_MASK.to_owned()
+    }
+}
+
+impl Personal for Person {
+    fn to_plain(&self) -> Cow<'_, str> {
+        // A struct of strings always serializes.
+        Cow::Owned(serde_json::to_string(self).unwrap_or_default())
+    }
+    fn from_plain(plain: String) -> Option<Self> {
+        serde_json::from_str(&plain).ok()
     }
 }
 

@@ -38,7 +38,7 @@ pub struct ReportInput {
     pub reporter_id: String,
     pub attachments: Vec<String>,
     /// The reporter's or caller's phone, encrypted.
-    pub reporter_phone: Option<super::pii::Sealed>,
+    pub reporter_phone: Option<super::pii::Indexed<super::pii::Phone>>,
     /// SHA-256 of the client-set fields: tells a resend from another report under the same id.
     pub payload_hash: Vec<u8>,
 }

@@ -8,6 +8,7 @@ use crate::app::pii::{self, Sight};
 use crate::crypto::PiiCipher;
 
 use crate::domain::ids::{CaseId, ReportId};
+use crate::domain::pii::{Person, Phone, Sealed};
 use crate::domain::principal::Principal;
 use crate::domain::region::RegionLevel;
 use crate::store;
@@ -80,9 +81,14 @@ pub fn region(r: store::regions::Region, boundary_geojson: Option<String>) -> pb
     }
 }
 
-/// Decrypts a stored phone and shows it whole or masked depending on the caller.
-pub fn phone(cipher: &PiiCipher, enc: Option<&[u8]>, viewer: &Principal) -> String {
-    pii::phone(cipher, enc, "phone", Sight::of(viewer))
+/// Opens a stored phone of `column` and shows it whole or masked depending on the caller.
+pub fn phone(
+    cipher: &PiiCipher,
+    sealed: Option<&Sealed<Phone>>,
+    column: &'static str,
+    viewer: &Principal,
+) -> String {
+    pii::show(cipher, sealed, column, Sight::of(viewer))
 }
 
 /// A stored worker on the wire, phone masked for the viewer.
@@ -99,7 +105,7 @@ pub fn worker(w: store::workers::Worker, cipher: &PiiCipher, viewer: &Principal)
         updated_at,
     } = w;
     pb::Worker {
-        phone: phone(cipher, phone_enc.as_deref(), viewer),
+        phone: phone(cipher, phone_enc.as_ref(), "workers.phone_enc", viewer),
         worker_id,
         name,
         region_code,
@@ -217,7 +223,12 @@ pub fn report(r: store::reports::Report, cipher: &PiiCipher, viewer: &Principal)
         region_code: region_code.into(),
         owner,
         merge_reason_json: merge_reason.to_string(),
-        reporter_phone: phone(cipher, reporter_phone_enc.as_deref(), viewer),
+        reporter_phone: phone(
+            cipher,
+            reporter_phone_enc.as_ref(),
+            "reports.reporter_phone_enc",
+            viewer,
+        ),
     }
 }
 
@@ -505,8 +516,13 @@ pub fn request_status_from_pb(v: i32) -> Option<&'static str> {
 }
 
 /// Decrypts a stored person; shown whole to `pii_reader`, masked to everyone else.
-pub fn person(cipher: &PiiCipher, enc: &[u8], viewer: &Principal) -> pb::Applicant {
-    match pii::person(cipher, enc, "applicant", Sight::of(viewer)) {
+pub fn person(cipher: &PiiCipher, sealed: &Sealed<Person>, viewer: &Principal) -> pb::Applicant {
+    match pii::person(
+        cipher,
+        sealed,
+        "service_requests.applicant_enc",
+        Sight::of(viewer),
+    ) {
         Some(p) => pb::Applicant {
             name: p.name,
             phone: p.phone,

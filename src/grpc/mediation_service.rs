@@ -18,7 +18,7 @@ use crate::app::{self};
 use crate::domain::Violation;
 use crate::domain::figures::rate;
 use crate::domain::mediation::{self, Status as MStatus};
-use crate::domain::pii::{IdNumber, Phone};
+use crate::domain::pii::{Address, IdNumber, Name, Phone};
 use crate::domain::region::{RegionCode, RegionLevel};
 use crate::store::mediation::{self as db, AgreementRow};
 
@@ -77,15 +77,11 @@ fn parties(raw: &[pb::Party], v: &mut Vec<Violation>) -> Vec<NewParty> {
             "" => None,
             raw => IdNumber::parse(raw, &f("id_number"))
                 .map_err(|e| v.push(e))
-                .ok()
-                .map(|i| i.expose().to_owned()),
+                .ok(),
         };
         let phone = match p.phone.trim() {
             "" => None,
-            raw => Phone::parse(raw, &f("phone"))
-                .map_err(|e| v.push(e))
-                .ok()
-                .map(|p| p.expose().to_owned()),
+            raw => Phone::parse(raw, &f("phone")).map_err(|e| v.push(e)).ok(),
         };
         if p.address.chars().count() > 200 {
             v.push(Violation::new(f("address"), "at most 200 characters"));
@@ -93,10 +89,12 @@ fn parties(raw: &[pb::Party], v: &mut Vec<Violation>) -> Vec<NewParty> {
         if let Some(r) = r {
             out.push(NewParty {
                 role: r,
-                name: name.to_owned(),
+                name: Name(name.to_owned()),
                 id_number: id,
                 phone,
-                address: Some(p.address.trim().to_owned()).filter(|a| !a.is_empty()),
+                address: Some(p.address.trim().to_owned())
+                    .filter(|a| !a.is_empty())
+                    .map(Address),
             });
         }
     }

@@ -16,7 +16,7 @@ use crate::app::{self};
 use crate::attachments::Upload;
 use crate::crypto::PiiCipher;
 use crate::domain::Violation;
-use crate::domain::pii::{Phone, Sealed};
+use crate::domain::pii::Phone;
 use crate::domain::region::RegionCode;
 use crate::domain::report::{MAX_ATTACHMENTS, MAX_BATCH, Outcome, ReportInput};
 
@@ -139,10 +139,7 @@ pub fn report_input(
     let reporter_phone = match r.reporter_phone.as_str() {
         "" => None,
         raw => match Phone::parse(raw, &f("reporter_phone")) {
-            Ok(p) => Some(Sealed {
-                enc: pii.encrypt(p.expose()),
-                index: pii.blind_index(p.expose()),
-            }),
+            Ok(p) => Some(pii.seal_indexed(&p)),
             Err(e) => {
                 v.push(e);
                 None

@@ -2,6 +2,7 @@
 //! agreement versions (append-only, enforced by triggers) and follow-ups.
 
 use crate::domain::ids::{CaseId, MediationCaseId};
+use crate::domain::pii::{Address, IdNumber, Name, Phone, Sealed};
 use crate::domain::principal::Scope;
 use crate::domain::region::RegionCode;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -68,10 +69,10 @@ pub struct PartyRow {
     pub case_id: MediationCaseId,
     pub position: i16,
     pub role: String,
-    pub name_enc: Vec<u8>,
-    pub id_number_enc: Option<Vec<u8>>,
-    pub phone_enc: Option<Vec<u8>>,
-    pub address_enc: Option<Vec<u8>>,
+    pub name_enc: Sealed<Name>,
+    pub id_number_enc: Option<Sealed<IdNumber>>,
+    pub phone_enc: Option<Sealed<Phone>>,
+    pub address_enc: Option<Sealed<Address>>,
     pub id_index: Option<Vec<u8>>,
     pub phone_index: Option<Vec<u8>>,
     pub registered_at: DateTime<Utc>,

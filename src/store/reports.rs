@@ -23,6 +23,7 @@ use super::schema::reports;
 use crate::domain::Violation;
 use crate::domain::ids::{CaseId, ReportId};
 use crate::domain::merge::{self, Candidate, Decision};
+use crate::domain::pii::{Phone, Sealed};
 use crate::domain::principal::Scope;
 use crate::domain::region::RegionCode;
 use crate::domain::report::{self, Outcome, ReportInput, flags};
@@ -141,7 +142,7 @@ pub struct Report {
     pub first_outcome: i16,
     pub first_case_id: CaseId,
     pub merge_reason: serde_json::Value,
-    pub reporter_phone_enc: Option<Vec<u8>>,
+    pub reporter_phone_enc: Option<Sealed<Phone>>,
     pub reporter_phone_index: Option<Vec<u8>>,
 }
 
@@ -897,7 +898,7 @@ async fn write(
             .collect::<Vec<_>>(),
         r_phones: inputs
             .iter()
-            .map(|x| x.reporter_phone.as_ref().map(|p| p.enc.as_slice()))
+            .map(|x| x.reporter_phone.as_ref().map(|p| p.sealed.blob()))
             .collect::<Vec<_>>(),
         r_phone_ixs: inputs
             .iter()

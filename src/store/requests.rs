@@ -8,6 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::domain::ids::{CaseId, ReportId, ServiceRequestId};
+use crate::domain::pii::{Person, Sealed};
 use crate::domain::region::RegionCode;
 
 use super::schema::{hotline_orders, hotline_outbox, reports, service_requests};
@@ -27,7 +28,7 @@ pub struct ServiceRequest {
     pub content: String,
     pub address: String,
     /// The applicant (`domain::pii::Person` as JSON), encrypted.
-    pub applicant_enc: Vec<u8>,
+    pub applicant_enc: Sealed<Person>,
     pub applicant_phone_index: Option<Vec<u8>>,
     pub on_behalf: bool,
     pub filed_by: String,
@@ -358,7 +359,7 @@ pub struct OrderData {
     pub content: String,
     pub address: String,
     pub region_code: RegionCode,
-    pub applicant_enc: Vec<u8>,
+    pub applicant_enc: Sealed<Person>,
     pub applicant_phone_index: Option<Vec<u8>>,
     pub deadline: Option<DateTime<Utc>>,
 }

@@ -1,5 +1,6 @@
 //! The `workers` table. The phone is only ever stored encrypted, with a blind index.
 
+use crate::domain::pii::{Phone, Sealed};
 use crate::domain::principal::Scope;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -14,7 +15,7 @@ use super::schema::workers;
 pub struct Worker {
     pub worker_id: String,
     pub name: String,
-    pub phone_enc: Option<Vec<u8>>,
+    pub phone_enc: Option<Sealed<Phone>>,
     pub phone_index: Option<Vec<u8>>,
     pub region_code: String,
     pub grid_codes: Vec<Option<String>>,
@@ -29,7 +30,7 @@ pub struct Worker {
 pub struct NewWorker<'a> {
     pub worker_id: &'a str,
     pub name: &'a str,
-    pub phone_enc: Option<Vec<u8>>,
+    pub phone_enc: Option<Sealed<Phone>>,
     pub phone_index: Option<Vec<u8>>,
     pub region_code: &'a str,
     pub grid_codes: Vec<Option<String>>,
