@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/gridhub/v1/case.proto",
         "proto/gridhub/v1/service.proto",
         "proto/gridhub/v1/mediation.proto",
+        "proto/gridhub/v1/session.proto",
     ];
     let includes = [PathBuf::from("proto"), include_wkt];
     let protos: Vec<PathBuf> = protos.iter().map(PathBuf::from).collect();

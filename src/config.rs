@@ -171,6 +171,13 @@ pub struct Options {
     /// Timeout of one delivery attempt [default: 5s].
     #[arg(long, env = "GRIDHUB_HOTLINE_TIMEOUT", global = true)]
     pub hotline_timeout: Option<String>,
+    /// Directory of the built web console, served at `/` [default: web/dist when it exists].
+    #[arg(long, env = "GRIDHUB_CONSOLE_DIR", global = true)]
+    pub console_dir: Option<PathBuf>,
+    /// Base map tiles for the console (an XYZ raster URL with {z}/{x}/{y}, e.g. 天地图's);
+    /// unset: grids draw on a plain background, so the console works offline.
+    #[arg(long, env = "GRIDHUB_MAP_TILES", global = true)]
+    pub map_tiles: Option<String>,
 }
 
 // Options hold secrets as plain strings (flags and environment): never print them.
@@ -245,6 +252,8 @@ impl Options {
             hotline_retry_base,
             hotline_retry_max,
             hotline_timeout,
+            console_dir,
+            map_tiles,
         )
     }
 
@@ -349,6 +358,16 @@ pub struct Settings {
     pub attachment_max_bytes: usize,
     pub workflow: WorkflowSettings,
     pub hotline: HotlineSettings,
+    pub console: ConsoleSettings,
+}
+
+/// The web console the hub serves beside its RPCs.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleSettings {
+    /// The built console's files; `None`: no console (GET / answers 404 saying how to build it).
+    pub dir: Option<PathBuf>,
+    /// The base map's tile URL template, if any.
+    pub map_tiles: Option<String>,
 }
 
 fn duration(v: Option<String>, default: &str, name: &str) -> anyhow::Result<Duration> {
@@ -495,6 +514,25 @@ impl Settings {
                 retry_max: duration(o.hotline_retry_max, "5m", "hotline_retry_max")?,
                 timeout: duration(o.hotline_timeout, "5s", "hotline_timeout")?,
                 poll: Duration::from_millis(100),
+            },
+            console: ConsoleSettings {
+                dir: match o.console_dir {
+                    Some(d) if !d.join("index.html").is_file() => {
+                        bail!(
+                            "console_dir: {} has no index.html (build it: cd web && npm run build)",
+                            d.display()
+                        )
+                    }
+                    Some(d) => Some(d),
+                    None => {
+                        Some(PathBuf::from("web/dist")).filter(|d| d.join("index.html").is_file())
+                    }
+                },
+                map_tiles: match o.map_tiles.filter(|t| !t.is_empty()) {
+                    Some(t) if t.starts_with("https://") || t.starts_with("http://") => Some(t),
+                    Some(t) => bail!("map_tiles: {t:?} is not an http:// or https:// URL template"),
+                    None => None,
+                },
             },
         })
     }

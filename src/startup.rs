@@ -172,6 +172,7 @@ impl App {
             .max_concurrent_streams(l.max_concurrent_streams)
             .http2_keepalive_interval(Some(l.keepalive_interval))
             .http2_keepalive_timeout(Some(l.keepalive_timeout))
+            .layer(crate::grpc::console::ConsoleLayer::new(&settings.console))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RpcLayer::new(verifier, l.concurrency_limit))
             .add_service(health_service)
@@ -230,6 +231,11 @@ impl App {
                 })
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
+            )
+            .add_service(
+                crate::grpc::pb::session_service_server::SessionServiceServer::new(
+                    crate::grpc::session_service::SessionApi,
+                ),
             )
             .add_service(
                 MediationServiceServer::new(MediationApi {

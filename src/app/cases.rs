@@ -84,6 +84,13 @@ fn actor(who: &Principal, case: &Case) -> workflow::Actor {
     }
 }
 
+/// The workflow's next steps open to `who` on `case` ([`workflow::available`]).
+pub fn available(who: &Principal, case: &Case) -> Vec<workflow::Action> {
+    case.flow()
+        .map(|f| workflow::available(&f, actor(who, case)))
+        .unwrap_or_default()
+}
+
 /// TransitionCase: one step of the workflow on a case in the caller's region, at the version
 /// the caller saw.
 pub async fn transition<R>(

@@ -45,6 +45,19 @@ const REQUEST_ACTORS: &[Role] = &[
 ];
 const HOTLINE: &[Role] = &[Hotline, Admin];
 const MEDIATION: &[Role] = &[Mediator, TownOperator, Admin];
+/// Every working role: who may ask the hub who it is (a token with no working role, or only
+/// `pii_reader`, may not).
+const WORKING: &[Role] = &[
+    GridWorker,
+    VillageAdmin,
+    TownOperator,
+    DeptHandler,
+    Mediator,
+    WindowClerk,
+    Hotline,
+    Auditor,
+    Admin,
+];
 /// The registry of the one net (regions, grids, workers, departments): every working role.
 /// `pii_reader` is in no list: it only widens what a caller who may read a record sees.
 const REGISTRY_READERS: &[Role] = &[
@@ -102,6 +115,8 @@ pub fn access(path: &str) -> Option<Access> {
         "/gridhub.v1.RegionService/UpsertDepartment" => Access::Roles(GRID_EDITORS),
         "/gridhub.v1.RegionService/ListDepartments" => Access::Roles(REGISTRY_READERS),
 
+        "/gridhub.v1.SessionService/WhoAmI" => Access::Roles(WORKING),
+
         "/gridhub.v1.AuditService/ListAuditEvents" => Access::Roles(AUDITORS),
         "/gridhub.v1.AuditService/VerifyAuditChain" => Access::Roles(AUDITORS),
 
@@ -119,6 +134,7 @@ pub fn access(path: &str) -> Option<Access> {
         "/gridhub.v1.CaseService/TransitionCase" => Access::Roles(CASE_ACTORS),
         "/gridhub.v1.CaseService/WatchCases" => Access::Roles(CASE_READERS),
         "/gridhub.v1.CaseService/GetDashboard" => Access::Roles(CASE_FIGURES),
+        "/gridhub.v1.CaseService/GetCaseMap" => Access::Roles(CASE_READERS),
         "/gridhub.v1.CaseService/ListAlerts" => Access::Roles(CASE_FIGURES),
         "/gridhub.v1.CaseService/PullChanges" => Access::Roles(CASE_READERS),
 

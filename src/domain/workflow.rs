@@ -453,6 +453,25 @@ pub fn sla_mark(case: &CaseFlow, mark: Mark, now: DateTime<Utc>) -> Option<CaseF
 
 /// The new workflow state after `action`, or why it is refused. Checks the role first, then
 /// the state, then the arguments.
+/// The actions `actor` may take on `case` now: its party's, applying to the case's status,
+/// and (for extensions) with a request pending or not, as [`plan`] would check. For screens:
+/// `plan` stays the judge of every step.
+pub fn available(case: &CaseFlow, actor: Actor) -> Vec<Action> {
+    Action::ALL
+        .into_iter()
+        .filter(|a| match a.party() {
+            Party::CommandCentre => actor.command_centre,
+            Party::Assignee => actor.assignee,
+        })
+        .filter(|a| a.rule().0.contains(&case.status))
+        .filter(|a| match a {
+            Action::RequestExtension => case.extension_days.is_none(),
+            Action::ApproveExtension | Action::RejectExtension => case.extension_days.is_some(),
+            _ => true,
+        })
+        .collect()
+}
+
 pub fn plan(
     case: &CaseFlow,
     action: Action,
@@ -694,6 +713,39 @@ mod tests {
             escalate_at: None,
             extension_days: None,
             urge_count: 0,
+        }
+    }
+
+    /// `available` lists exactly the actions `plan` does not refuse for role or state (with
+    /// the arguments a screen would ask for), for every status, actor and extension state.
+    #[test]
+    fn available_actions_are_those_the_plan_accepts() {
+        let args = Args {
+            assignee: Some("ZHJ".into()),
+            time_limit_days: Some(3),
+            extension_days: Some(2),
+        };
+        let now = t("2026-11-26 10:00");
+        for status in Status::ALL {
+            for pending in [None, Some(2)] {
+                let mut c = case(status);
+                c.extension_days = pending;
+                for (command_centre, assignee) in [(true, false), (false, true), (true, true)] {
+                    let actor = Actor {
+                        command_centre,
+                        assignee,
+                    };
+                    let open = available(&c, actor);
+                    for a in Action::ALL {
+                        let r = plan(&c, a, actor, &args, now, LIMITS, &cal());
+                        assert_eq!(
+                            open.contains(&a),
+                            r.is_ok(),
+                            "{status:?} pending={pending:?} {actor:?} {a:?}: {r:?}"
+                        );
+                    }
+                }
+            }
         }
     }
 

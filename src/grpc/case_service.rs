@@ -193,7 +193,14 @@ impl CaseService for CaseApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("case {id} not found")))?;
-        Ok(Response::new(convert::case(c.case, c.reports)))
+        let open = crate::app::cases::available(&p, &c.case);
+        let mut out = convert::case(c.case, c.reports);
+        out.available_actions = open
+            .into_iter()
+            .filter_map(|a| pb::CaseAction::from_str_name(a.as_str()))
+            .map(|a| a as i32)
+            .collect();
+        Ok(Response::new(out))
     }
 
     async fn list_cases(
@@ -311,6 +318,32 @@ impl CaseService for CaseApi {
         tokio::spawn(feed::subscriber(pool, filter, last, live, tx, stop));
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn get_case_map(
+        &self,
+        req: Request<pb::GetCaseMapRequest>,
+    ) -> Result<Response<pb::CaseMap>, Status> {
+        /// Points a map answer holds at most.
+        const MAX_POINTS: i64 = 50_000;
+        let p = principal(&req)?;
+        let pb::GetCaseMapRequest { region_code } = req.get_ref();
+        let scope = requested_scope(&p, region_code)?;
+        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
+        let grids = crate::store::map::grids(&mut conn, &scope)
+            .await
+            .map_err(ApiError::from)?;
+        let mut cases = crate::store::map::open_cases(&mut conn, &scope, MAX_POINTS + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let truncated = cases.len() as i64 > MAX_POINTS;
+        cases.truncate(MAX_POINTS as usize);
+        Ok(Response::new(convert::case_map(
+            scope.prefix(),
+            grids,
+            cases,
+            truncated,
         )))
     }
 

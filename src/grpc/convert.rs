@@ -300,6 +300,8 @@ pub fn case(c: store::cases::Case, reports: Vec<(ReportId, serde_json::Value)>) 
         closed_at: closed_at.map(timestamp),
         urge_count,
         updated_at: Some(timestamp(updated_at)),
+        // The caller's next steps: GetCase fills them (they depend on who asks).
+        available_actions: Vec::new(),
     }
 }
 
@@ -647,6 +649,44 @@ pub fn hotline_update(row: &store::requests::OutboxRow) -> pb::HotlineUpdate {
         unit: p.unit,
         extension_working_days: p.extension_working_days,
         cursor: row.seq.to_string(),
+    }
+}
+
+/// The one map of a region on the wire.
+pub fn case_map(
+    region: &str,
+    grids: Vec<store::map::MapGrid>,
+    cases: Vec<store::map::MapCase>,
+    truncated: bool,
+) -> pb::CaseMap {
+    pb::CaseMap {
+        region_code: region.to_owned(),
+        grids: grids
+            .into_iter()
+            .map(|g| pb::MapGrid {
+                code: g.code,
+                name: g.name,
+                boundary_geojson: g.geojson,
+                open_cases: g.open_cases,
+                overdue_cases: g.overdue_cases,
+                workers: g.workers,
+            })
+            .collect(),
+        cases: cases
+            .into_iter()
+            .map(|c| pb::MapCase {
+                case_id: c.case_id.to_string(),
+                case_no: c.case_no,
+                lat: c.lat,
+                lng: c.lng,
+                status: c.status,
+                unified_category: c.unified_category,
+                grid_code: c.grid_code,
+                overdue: c.overdue,
+                escalated: c.escalated,
+            })
+            .collect(),
+        truncated,
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod audit_service;
 pub mod case_service;
 pub mod catalog_service;
+pub mod console;
 pub mod convert;
 pub mod edge;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod pagination;
 pub mod region_service;
 pub mod report_service;
 pub mod service_request_service;
+pub mod session_service;
 
 use std::sync::Arc;
 

@@ -13,6 +13,7 @@ pub mod departments;
 pub mod feed;
 pub mod grid_index;
 pub mod idempotency;
+pub mod map;
 pub mod mediation;
 pub mod postgis;
 pub mod prepared;

@@ -13,6 +13,7 @@ mod access;
 mod audit;
 mod auth;
 mod command_centre;
+mod console;
 mod database;
 mod edge;
 mod feed;

@@ -1,0 +1,253 @@
+//! The command centre's screen from the server's side: the one map's RPC (grids with their
+//! open and overdue cases, open cases as points, scoped like every read) and the console's
+//! files served on the hub's own port beside gRPC, with their security headers. The console
+//! itself is tested in a real browser (web/tests, run by scripts/test).
+
+use gridhub::grpc::pb;
+use tonic::Code;
+
+use crate::helpers::TestApp;
+use crate::reports::WALL;
+use crate::workflow::{self, TOWN, operator};
+
+#[tokio::test]
+async fn the_map_shows_the_towns_grids_with_their_open_cases_and_nothing_outside_its_scope() {
+    let (app, _clock) = workflow::town_at(workflow::local("2026-11-25 09:00")).await;
+    let case = workflow::new_case(&app, "0101", WALL).await;
+    let op = operator(&app);
+    let map = app
+        .cases(Some(&op))
+        .await
+        .get_case_map(pb::GetCaseMapRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(map.region_code, TOWN);
+    assert!(!map.grids.is_empty(), "the demo town's grids");
+    assert!(map.grids.iter().all(|g| g.code.starts_with(TOWN)));
+    assert!(
+        map.grids
+            .iter()
+            .all(|g| g.boundary_geojson.contains("Polygon"))
+    );
+    let grid = map
+        .grids
+        .iter()
+        .find(|g| g.code == case.grid_code)
+        .expect("the case's grid is on the map");
+    assert_eq!(grid.open_cases, 1);
+    assert_eq!(grid.overdue_cases, 0);
+    assert!(!grid.workers.is_empty(), "its grid worker");
+    let all_open: i64 = map.grids.iter().map(|g| g.open_cases).sum();
+    assert_eq!(all_open, 1);
+    assert_eq!(map.cases.len(), 1);
+    let point = &map.cases[0];
+    assert_eq!(point.case_id, case.case_id);
+    assert_eq!(point.case_no, case.case_no);
+    assert_eq!(point.status, "REPORTED");
+    assert!((point.lat - WALL.0).abs() < 1e-9 && (point.lng - WALL.1).abs() < 1e-9);
+    assert!(!map.truncated);
+
+    // A finished case leaves the map.
+    let void = workflow::act(
+        &app,
+        &op,
+        pb::TransitionCaseRequest {
+            comment: "重复上报".into(),
+            ..workflow::step(&case, pb::CaseAction::Void)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(void.status, "VOID");
+    let map = app
+        .cases(Some(&op))
+        .await
+        .get_case_map(pb::GetCaseMapRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(map.cases.is_empty());
+    assert!(map.grids.iter().all(|g| g.open_cases == 0));
+
+    // Another town's operator sees nothing of this one.
+    let other = app.token("op-2", &["town_operator"], "500110101");
+    let refused = app
+        .cases(Some(&other))
+        .await
+        .get_case_map(pb::GetCaseMapRequest {
+            region_code: TOWN.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let own = app
+        .cases(Some(&other))
+        .await
+        .get_case_map(pb::GetCaseMapRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(own.grids.is_empty() && own.cases.is_empty());
+}
+
+#[tokio::test]
+async fn the_console_is_served_beside_the_rpcs_with_its_security_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("assets")).unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><title>一张网</title>",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("assets/app-1234.js"), "console.log(1)").unwrap();
+    let path = dir.path().to_owned();
+    let app = TestApp::spawn_with(move |s| {
+        s.console.dir = Some(path);
+        s.console.map_tiles = Some("https://t0.tianditu.gov.cn/img_w/{z}/{x}/{y}".into());
+    })
+    .await;
+    let base = format!("http://{}", app.addr);
+    let http = reqwest::Client::new();
+
+    let index = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(index.status(), 200);
+    let h = index.headers().clone();
+    assert_eq!(h["cache-control"], "no-cache");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(csp.contains("https://t0.tianditu.gov.cn"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(index.text().await.unwrap().contains("一张网"));
+
+    let asset = http
+        .get(format!("{base}/assets/app-1234.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), 200);
+    assert!(
+        asset.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert!(
+        asset.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+
+    // Any other page is the console's (it routes itself); a missing asset is not.
+    let deep = http.get(format!("{base}/cases/x")).send().await.unwrap();
+    assert_eq!(deep.status(), 200);
+    assert!(deep.text().await.unwrap().contains("一张网"));
+
+    let config = http
+        .get(format!("{base}/config.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        config["map_tiles"],
+        "https://t0.tianditu.gov.cn/img_w/{z}/{x}/{y}"
+    );
+
+    // gRPC on the same port is untouched, and a GET never reaches an RPC.
+    let admin = app.admin();
+    app.regions(Some(&admin))
+        .await
+        .list_regions(pb::ListRegionsRequest::default())
+        .await
+        .unwrap();
+    let sneaky = http
+        .get(format!("{base}/gridhub.v1.CaseService/ListCases"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sneaky.status(), 200);
+    assert!(sneaky.text().await.unwrap().contains("一张网"));
+}
+
+#[tokio::test]
+async fn without_a_built_console_a_get_says_how_to_build_it() {
+    let app = TestApp::spawn_with(|s| s.console.dir = None).await;
+    let r = reqwest::get(format!("http://{}/", app.addr)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("npm run build"));
+}
+
+#[tokio::test]
+async fn the_caller_learns_what_it_may_call_and_the_cases_next_steps_open_to_it() {
+    let (app, _clock) = workflow::town_at(workflow::local("2026-11-25 09:00")).await;
+    let case = workflow::new_case(&app, "0101", WALL).await;
+    let op = operator(&app);
+    let who = |token: String| {
+        let app = &app;
+        async move {
+            let mut c = pb::session_service_client::SessionServiceClient::with_interceptor(
+                app.channel().await,
+                crate::helpers::Bearer(Some(format!("Bearer {token}").parse().unwrap())),
+            );
+            c.who_am_i(pb::WhoAmIRequest {}).await
+        }
+    };
+    let me = who(op.clone()).await.unwrap().into_inner();
+    assert_eq!(me.subject, "op-1");
+    assert_eq!(me.roles, ["town_operator"]);
+    assert_eq!(me.region_code, TOWN);
+    assert!(!me.pii_reader);
+    let has = |m: &str| me.methods.iter().any(|x| x.ends_with(m));
+    assert!(has("/TransitionCase") && has("/GetCaseMap") && has("/GetDashboard"));
+    assert!(!has("/ImportRegions"), "admin only");
+    assert!(!has("/PushWorkOrder"), "12345 only");
+    assert!(me.methods.windows(2).all(|w| w[0] < w[1]), "sorted");
+
+    // The same case: the command centre may register or void it; a unit's handler nothing yet.
+    let steps = |token: String| {
+        let app = &app;
+        let id = case.case_id.clone();
+        async move {
+            app.cases(Some(&token))
+                .await
+                .get_case(pb::GetCaseRequest { case_id: id })
+                .await
+                .unwrap()
+                .into_inner()
+                .available_actions
+        }
+    };
+    use pb::CaseAction as A;
+    assert_eq!(
+        steps(op.clone()).await,
+        [A::Register as i32, A::Void as i32]
+    );
+    let zfj = workflow::handler(&app, workflow::ZFJ);
+    assert!(steps(zfj.clone()).await.is_empty());
+    // Dispatched to the unit: its handler may sign, return or ask for time.
+    let registered = workflow::act(&app, &op, workflow::step(&case, A::Register))
+        .await
+        .unwrap();
+    workflow::act(&app, &op, workflow::dispatch(&registered, workflow::ZFJ, 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        steps(zfj).await,
+        [A::Sign as i32, A::Return as i32, A::RequestExtension as i32]
+    );
+    // Lists carry no steps (they depend on who asks, and a list is not where one acts).
+    let list = app
+        .cases(Some(&op))
+        .await
+        .list_cases(pb::ListCasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.cases.iter().all(|c| c.available_actions.is_empty()));
+}
