@@ -251,6 +251,9 @@ gridhub demo: 綦江区 打通镇 ({TOWN}) with 17 villages and communities, 34 
 
   (the same in {env}: in another terminal, `source {env}`; README's tour goes on from there)
 
+  The command centre's console: http://{addr}/ — sign in by pasting $TOKEN (the operator),
+  or another token above to see the screen as that role.{console_note}
+
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"parent_code":"{TOWN}"}}' {addr} gridhub.v1.RegionService/ListRegions
   grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"lat":{lat:.4},"lng":{lng:.4}}}' {addr} gridhub.v1.RegionService/LocateGrid
   grpcurl -plaintext -H "authorization: Bearer $WORKER_TOKEN" -d '{{"code":"{DATONG}"}}' {addr} gridhub.v1.RegionService/GetRegion   # PERMISSION_DENIED
@@ -262,6 +265,11 @@ gridhub demo: 綦江区 打通镇 ({TOWN}) with 17 villages and communities, 34 
   grpcurl -plaintext -H "authorization: Bearer $HOTLINE_TOKEN" -d '{{}}' {addr} gridhub.v1.HotlineService/PullUpdates
 "#,
         env = env_file.display(),
+        console_note = if settings.console.dir.is_some() {
+            ""
+        } else {
+            "\n  (not built here: cd web && npm ci && npm run build, or run scripts/serve)"
+        },
         lat = ORIGIN.0 + CELL / 2.0,
         lng = ORIGIN.1 + CELL / 4.0,
     );

@@ -11,7 +11,7 @@ export default defineConfig({
     chunkSizeWarningLimit: 1500,
     rolldownOptions: {
       output: {
-        advancedChunks: {
+        codeSplitting: {
           groups: [
             { name: "maplibre", test: /node_modules[\\/]maplibre-gl/ },
             { name: "echarts", test: /node_modules[\\/](echarts|zrender)/ },

@@ -1,0 +1,205 @@
+// 案件详情: one case with its reports (and why they were merged), photos' references, grid,
+// deadline in China time, history, and the workflow's next steps the hub says are open to
+// the caller as buttons. Every click carries the version the user saw and a request id made
+// once per form, so a double click acts once and a stale screen is told to reload.
+
+import * as api from "../api";
+import { CaseAction, type Case } from "../gen/gridhub/v1/case_pb";
+import type { Me, View } from "../main";
+import { h, clear, busy, toast, cst, statusName, showFieldErrors } from "../ui";
+
+const ACTIONS: Record<number, { label: string; needs?: ("unit" | "days" | "extension")[]; danger?: boolean }> = {
+  [CaseAction.REGISTER]: { label: "立案" },
+  [CaseAction.DISPATCH]: { label: "派遣", needs: ["unit", "days"] },
+  [CaseAction.SIGN]: { label: "签收" },
+  [CaseAction.FEEDBACK]: { label: "处置反馈" },
+  [CaseAction.VERIFY_OK]: { label: "核查通过（结案）" },
+  [CaseAction.VERIFY_FAIL]: { label: "核查不通过" },
+  [CaseAction.RETURN]: { label: "退回", danger: true },
+  [CaseAction.REQUEST_EXTENSION]: { label: "申请延期", needs: ["extension"] },
+  [CaseAction.APPROVE_EXTENSION]: { label: "批准延期" },
+  [CaseAction.REJECT_EXTENSION]: { label: "驳回延期" },
+  [CaseAction.URGE]: { label: "催办" },
+  [CaseAction.SUPERVISE]: { label: "督办" },
+  [CaseAction.REOPEN]: { label: "重办", needs: ["days"] },
+  [CaseAction.VOID]: { label: "作废", danger: true },
+};
+
+function remaining(c: Case): string {
+  if (!c.deadline) return "";
+  const ms = Number(c.deadline.seconds) * 1000 - Date.now();
+  if (ms < 0) return "（已超期）";
+  const hours = Math.floor(ms / 3_600_000);
+  return hours >= 24 ? `（剩余约 ${Math.floor(hours / 24)} 天）` : `（剩余约 ${hours} 小时）`;
+}
+
+export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
+  const id = args[0] ?? "";
+  const body = h("div", { class: "case" });
+  root.append(h("p", {}, h("a", { href: "#/cases" }, "← 案件列表")), body);
+  let units: { code: string; name: string }[] | null = null;
+
+  const actionForm = (c: Case, action: CaseAction): HTMLElement => {
+    const spec = ACTIONS[action];
+    let requestId = api.requestId();
+    const comment = h("input", { name: "comment", "data-field": "comment", placeholder: "意见（选填）" });
+    const unit = h("select", { name: "assignee", "data-field": "assignee", "aria-label": "承办单位" });
+    const days = h("input", {
+      name: "days",
+      type: "number",
+      min: "1",
+      max: "60",
+      "data-field": "time_limit_working_days",
+      placeholder: "处置时限（工作日）",
+    });
+    const ext = h("input", {
+      name: "extension",
+      type: "number",
+      min: "1",
+      max: "60",
+      "data-field": "extension_working_days",
+      placeholder: "延期工作日",
+    });
+    const button = h(
+      "button",
+      { type: "submit", class: spec.danger ? "danger" : "", "data-action": CaseAction[action] },
+      spec.label,
+    );
+    const form = h(
+      "form",
+      {
+        class: "action",
+        onsubmit: async (e: Event) => {
+          e.preventDefault();
+          button.disabled = true;
+          try {
+            await api.cases.transitionCase({
+              caseId: c.caseId,
+              action,
+              expectedVersion: c.version,
+              requestId,
+              comment: comment.value.trim(),
+              assignee: unit.value,
+              timeLimitWorkingDays: Number(days.value) || 0,
+              extensionWorkingDays: Number(ext.value) || 0,
+            });
+            requestId = api.requestId();
+            toast(`${spec.label}：已完成`);
+            await show();
+          } catch (err) {
+            const p = api.problem(err);
+            const rest = showFieldErrors(form, p.fields);
+            toast([p.message, ...rest].join(" "), "error");
+            if (p.code !== 10 /* Aborted: reload first */) button.disabled = false;
+            if (p.code === 10) {
+              form.append(
+                h("button", { type: "button", class: "reload", onclick: () => void show() }, "刷新"),
+              );
+            }
+          }
+        },
+      },
+      button,
+      spec.needs?.includes("unit") ? unit : null,
+      spec.needs?.includes("days") ? days : null,
+      spec.needs?.includes("extension") ? ext : null,
+      comment,
+    );
+    if (spec.needs?.includes("unit")) {
+      void (async () => {
+        units ??= (await api.regions.listDepartments({ regionCode: "", pageSize: 200, pageToken: "" })).departments
+          .filter((d) => d.active)
+          .map((d) => ({ code: d.code, name: d.name }));
+        clear(unit, h("option", { value: "" }, "选择承办单位"), ...units.map((u) => h("option", { value: u.code }, u.name)));
+      })().catch(() => {});
+    }
+    return form;
+  };
+
+  const show = async () => {
+    try {
+      const c = await busy(body, "正在加载案件…", api.cases.getCase({ caseId: id }));
+      const reports = await Promise.all(
+        c.reportIds.map((r) => api.reports.getReport({ reportId: r }).catch(() => null)),
+      );
+      clear(
+        body,
+        h(
+          "h1",
+          { "data-version": String(c.version), "data-status": c.status },
+          `案件 ${c.caseNo} `,
+          h("span", { class: `status ${c.status}` }, statusName(c.status)),
+          ...c.flags.map((f) => h("span", { class: `flag ${f}` }, f)),
+        ),
+        h(
+          "dl",
+          { class: "facts" },
+          h("dt", {}, "分类"), h("dd", {}, c.unifiedCategory || "待分类"),
+          h("dt", {}, "网格"), h("dd", {}, c.gridCode, c.owner ? `（属地：${c.owner}）` : ""),
+          h("dt", {}, "位置"), h("dd", {}, c.location ? `${c.location.lat.toFixed(6)}, ${c.location.lng.toFixed(6)}` : "—"),
+          h("dt", {}, "承办单位"), h("dd", {}, c.assignee || "—"),
+          h("dt", {}, "签收时限"), h("dd", {}, cst(c.signDeadline)),
+          h("dt", {}, "处置时限"), h("dd", {}, cst(c.deadline), remaining(c)),
+          h("dt", {}, "催办次数"), h("dd", {}, String(c.urgeCount)),
+          h("dt", {}, "版本"), h("dd", {}, String(c.version)),
+          c.mergedInto ? h("dt", {}, "并入") : null,
+          c.mergedInto ? h("dd", {}, h("a", { href: `#/case/${c.mergedInto}` }, c.mergedInto)) : null,
+        ),
+        h("h2", {}, "下一步"),
+        c.availableActions.length
+          ? h("div", { class: "actions", id: "actions" }, ...c.availableActions.map((a) => actionForm(c, a)))
+          : h("p", { class: "empty", id: "actions" }, "您当前对此案件没有可执行的操作。"),
+        h("h2", {}, `上报（${c.reportIds.length}）`),
+        h(
+          "ol",
+          { class: "reports" },
+          ...reports.map((r, i) => {
+            const reason = c.mergeReasonsJson[i] ? JSON.parse(c.mergeReasonsJson[i]) : {};
+            return h(
+              "li",
+              {},
+              r ? h("b", {}, r.title || "（无标题）") : h("b", {}, c.reportIds[i]),
+              r ? ` ${r.description}` : "",
+              r ? h("div", { class: "meta" }, `${cst(r.occurredAt)} · ${r.reporterId} · ${r.reporterPhone || "无电话"}`) : null,
+              r && r.attachments.length ? h("div", { class: "meta" }, `照片 ${r.attachments.length} 张：${r.attachments.map((a) => a.slice(0, 12)).join("、")}`) : null,
+              h("div", { class: "meta" }, `并案依据：${reason.decision ?? "—"}${reason.distance_m !== undefined ? `，距离 ${Math.round(reason.distance_m)} 米` : ""}`),
+            );
+          }),
+        ),
+        h("h2", {}, "流转"),
+        h(
+          "ol",
+          { class: "timeline" },
+          ...[
+            ["首次上报", c.firstReportedAt],
+            ["立案", c.registeredAt],
+            ["派遣", c.dispatchedAt],
+            ["签收", c.signedAt],
+            ["处置", c.handledAt],
+            ["结案", c.closedAt],
+          ]
+            .filter(([, t]) => t)
+            .map(([l, t]) => h("li", {}, `${cst(t as Case["closedAt"])} ${l as string}`)),
+        ),
+        me.can("AuditService/ListAuditEvents") ? h("div", { id: "history" }) : null,
+      );
+      if (me.can("AuditService/ListAuditEvents")) {
+        const hist = body.querySelector("#history")!;
+        const ev = await api.audit.listAuditEvents({ entityType: "case", entityId: c.caseId, pageSize: 100, pageToken: "", regionCode: "" });
+        hist.append(
+          h("h2", {}, "审计记录"),
+          h(
+            "table",
+            { class: "list", id: "audit" },
+            ...ev.events.map((e) =>
+              h("tr", {}, h("td", {}, cst(e.occurredAt)), h("td", {}, e.action), h("td", {}, e.actor), h("td", {}, e.outcome)),
+            ),
+          ),
+        );
+      }
+    } catch (e) {
+      clear(body, h("p", { class: "error" }, api.problem(e).message));
+    }
+  };
+  void show();
+};
