@@ -94,6 +94,31 @@ pub struct Stored {
     pub size_bytes: i64,
 }
 
+/// DownloadAttachment: the content type and bytes of an attachment a report of the caller's
+/// region cites. Anything else — unknown, or cited only elsewhere — is the same NOT_FOUND, so
+/// the answer says nothing of other regions.
+pub async fn attachment(
+    ctx: &Context,
+    who: &Principal,
+    sha256: &str,
+) -> Result<(String, Vec<u8>), ApiError> {
+    let not_found = || ApiError::NotFound(format!("no attachment {sha256} in your region"));
+    let mut conn = ctx.pool.get().await?;
+    if !crate::store::attachments::cited_within(&mut conn, &who.scope, sha256).await? {
+        return Err(not_found());
+    }
+    let (content_type, _) = crate::store::attachments::find(&mut conn, sha256)
+        .await?
+        .ok_or_else(not_found)?;
+    drop(conn);
+    let bytes = ctx.blobs.get(sha256).await.map_err(|e| {
+        ApiError::Internal(format!(
+            "attachment {sha256} is recorded but unreadable: {e}"
+        ))
+    })?;
+    Ok((content_type, bytes))
+}
+
 /// UploadAttachment, once its bytes are checked (`attachments::Upload`): the bytes are stored
 /// first, then the row, so a row never points at missing bytes; an upload belongs to the
 /// caller's region (reports cite only attachments of their own region). Content-addressed,

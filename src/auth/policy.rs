@@ -123,6 +123,7 @@ pub fn access(path: &str) -> Option<Access> {
         "/gridhub.v1.ReportService/SubmitReport" => Access::Roles(REPORTERS),
         "/gridhub.v1.ReportService/SyncReports" => Access::Roles(REPORTERS),
         "/gridhub.v1.ReportService/UploadAttachment" => Access::Roles(REPORTERS),
+        "/gridhub.v1.ReportService/DownloadAttachment" => Access::Roles(CASE_READERS),
         "/gridhub.v1.ReportService/GetReport" => Access::Roles(CASE_READERS),
         "/gridhub.v1.ReportService/ListReports" => Access::Roles(CASE_READERS),
 

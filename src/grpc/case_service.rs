@@ -325,25 +325,40 @@ impl CaseService for CaseApi {
         &self,
         req: Request<pb::GetCaseMapRequest>,
     ) -> Result<Response<pb::CaseMap>, Status> {
-        /// Points a map answer holds at most.
-        const MAX_POINTS: i64 = 50_000;
         let p = principal(&req)?;
-        let pb::GetCaseMapRequest { region_code } = req.get_ref();
+        let pb::GetCaseMapRequest {
+            region_code,
+            page_size,
+            page_token,
+        } = req.get_ref();
         let scope = requested_scope(&p, region_code)?;
+        // Points are small: pages of 10,000 (at most 20,000) stay under the message limit.
+        let sizes = (*page_size, 10_000, 20_000);
+        let page = Page::parse_sized(
+            &self.state,
+            &p,
+            "GetCaseMap",
+            region_code,
+            sizes,
+            page_token,
+        )?;
+        let before = page.after_uuid()?;
         let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
-        let grids = crate::store::map::grids(&mut conn, &scope)
-            .await
-            .map_err(ApiError::from)?;
-        let mut cases = crate::store::map::open_cases(&mut conn, &scope, MAX_POINTS + 1)
-            .await
-            .map_err(ApiError::from)?;
-        let truncated = cases.len() as i64 > MAX_POINTS;
-        cases.truncate(MAX_POINTS as usize);
+        let grids = match before {
+            None => crate::store::map::grids(&mut conn, &scope).await,
+            Some(_) => Ok(Vec::new()),
+        }
+        .map_err(ApiError::from)?;
+        let mut cases =
+            crate::store::map::open_cases(&mut conn, &scope, before, page.fetch_limit())
+                .await
+                .map_err(ApiError::from)?;
+        let next = page.finish(&self.state, &mut cases, |c| c.case_id.to_string());
         Ok(Response::new(convert::case_map(
             scope.prefix(),
             grids,
             cases,
-            truncated,
+            next,
         )))
     }
 

@@ -657,7 +657,7 @@ pub fn case_map(
     region: &str,
     grids: Vec<store::map::MapGrid>,
     cases: Vec<store::map::MapCase>,
-    truncated: bool,
+    next_page_token: String,
 ) -> pb::CaseMap {
     pb::CaseMap {
         region_code: region.to_owned(),
@@ -686,7 +686,7 @@ pub fn case_map(
                 escalated: c.escalated,
             })
             .collect(),
-        truncated,
+        next_page_token,
     }
 }
 

@@ -31,12 +31,33 @@ impl Page {
         page_size: i32,
         token: &str,
     ) -> Result<Page, ApiError> {
+        Self::parse_sized(
+            state,
+            principal,
+            method,
+            filter,
+            (page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+            token,
+        )
+    }
+
+    /// [`Page::parse`] for a list of small items with its own default and largest page size
+    /// (`sizes`: requested, default, largest).
+    pub fn parse_sized(
+        state: &AppState,
+        principal: &Principal,
+        method: &str,
+        filter: &str,
+        sizes: (i32, i64, i64),
+        token: &str,
+    ) -> Result<Page, ApiError> {
+        let (page_size, default, max) = sizes;
         if page_size < 0 {
             return Err(ApiError::invalid("page_size", "must not be negative"));
         }
         let size = match page_size as i64 {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
+            0 => default,
+            n => n.min(max),
         };
         let binding = format!(
             "{}|{}|{}|{}",

@@ -344,6 +344,45 @@ impl ReportService for ReportApi {
         }))
     }
 
+    type DownloadAttachmentStream =
+        futures::stream::Iter<std::vec::IntoIter<Result<pb::AttachmentChunk, Status>>>;
+
+    async fn download_attachment(
+        &self,
+        req: Request<pb::DownloadAttachmentRequest>,
+    ) -> Result<Response<Self::DownloadAttachmentStream>, Status> {
+        /// Bytes per chunk.
+        const CHUNK: usize = 64 * 1024;
+        let p = principal(&req)?;
+        let pb::DownloadAttachmentRequest { attachment_id } = req.get_ref();
+        let sha = attachment_id.trim();
+        if sha.len() != 64
+            || !sha
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(
+                ApiError::invalid("attachment_id", "64 lowercase hex digits (a SHA-256)").into(),
+            );
+        }
+        let (content_type, bytes) = app::reports::attachment(&self.state.app, &p, sha).await?;
+        let chunks: Vec<_> = bytes
+            .chunks(CHUNK)
+            .enumerate()
+            .map(|(i, data)| {
+                Ok(pb::AttachmentChunk {
+                    content_type: if i == 0 {
+                        content_type.clone()
+                    } else {
+                        String::new()
+                    },
+                    data: data.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(futures::stream::iter(chunks)))
+    }
+
     async fn upload_attachment(
         &self,
         req: Request<Streaming<pb::AttachmentChunk>>,

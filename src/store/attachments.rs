@@ -64,6 +64,23 @@ pub async fn record(
     Ok(n == 1)
 }
 
+/// Whether a report within `scope` cites the attachment `sha256`.
+#[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
+pub async fn cited_within(
+    conn: &mut AsyncPgConnection,
+    scope: &Scope,
+    sha256: &str,
+) -> QueryResult<bool> {
+    use super::schema::reports;
+    diesel::select(diesel::dsl::exists(
+        reports::table
+            .filter(reports::region_code.like(format!("{}%", scope.prefix())))
+            .filter(reports::attachments.contains(vec![Some(sha256.to_owned())])),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// The stored content type and size of an attachment.
 pub async fn find(
     conn: &mut AsyncPgConnection,

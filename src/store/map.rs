@@ -78,17 +78,20 @@ pub async fn grids(conn: &mut AsyncPgConnection, scope: &Scope) -> QueryResult<V
     .await
 }
 
-/// The open cases of `scope`, newest first, at most `limit`.
+/// The open cases of `scope` before `before` (ids are time-ordered), newest first, at most
+/// `limit`.
 #[tracing::instrument(level = "debug", skip_all, fields(region = scope.prefix()))]
 pub async fn open_cases(
     conn: &mut AsyncPgConnection,
     scope: &Scope,
+    before: Option<CaseId>,
     limit: i64,
 ) -> QueryResult<Vec<MapCase>> {
     diesel::sql_query(
         "SELECT case_id, case_no, lat, lng, status, unified_category, grid_code,
                 $3 = ANY (flags) AS overdue, ($4 = ANY (flags) OR $5 = ANY (flags)) AS escalated
            FROM cases WHERE region_code LIKE $1 AND status <> ALL ($2)
+            AND ($7::uuid IS NULL OR case_id < $7)
           ORDER BY case_id DESC LIMIT $6",
     )
     .bind::<Text, _>(format!("{}%", scope.prefix()))
@@ -97,6 +100,7 @@ pub async fn open_cases(
     .bind::<Text, _>(flag::ESCALATED)
     .bind::<Text, _>(flag::SUPERVISED)
     .bind::<BigInt, _>(limit)
+    .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(before)
     .load(conn)
     .await
 }

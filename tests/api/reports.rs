@@ -738,6 +738,40 @@ async fn attachments_round_trip_once_and_are_limited_by_size_and_type() {
         .into_inner();
     assert_eq!(got.attachments, std::slice::from_ref(&a.attachment_id));
 
+    // A reader of the region downloads the bytes a report cites, in chunks of at most 64 KiB.
+    let op = app.token("op-1", &["town_operator"], "500110111");
+    let download = |token: String, id: String| {
+        let app = &app;
+        async move {
+            let mut s = app
+                .reports(Some(&token))
+                .await
+                .download_attachment(pb::DownloadAttachmentRequest { attachment_id: id })
+                .await?
+                .into_inner();
+            let mut chunks = Vec::new();
+            while let Some(c) = s.message().await? {
+                chunks.push(c);
+            }
+            Ok::<_, tonic::Status>(chunks)
+        }
+    };
+    let got = download(op.clone(), id.clone()).await.unwrap();
+    assert_eq!(got[0].content_type, "image/png");
+    assert!(got.iter().all(|c| c.data.len() <= 64 * 1024));
+    assert_eq!(
+        got.iter().flat_map(|c| c.data.clone()).collect::<Vec<_>>(),
+        png
+    );
+    // Another town's reader, an unknown id and a malformed one learn nothing.
+    let other = app.token("op-2", &["town_operator"], "500110101");
+    let e = download(other, id.clone()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = download(op.clone(), "0".repeat(64)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = download(op, "../etc/passwd".into()).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+
     let big = vec![0xFFu8; 100_001];
     let e = c
         .upload_attachment(tokio_stream::iter(chunks("image/jpeg", &big, 30_000)))

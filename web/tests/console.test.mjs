@@ -19,7 +19,13 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { CaseService, CaseAction } from "./gen/gridhub/v1/case_pb.js";
-import { ReportService, ReportSource } from "./gen/gridhub/v1/report_pb.js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  AttachmentChunkSchema,
+  AttachmentSchema,
+  ReportService,
+  ReportSource,
+} from "./gen/gridhub/v1/report_pb.js";
 import { AuditService } from "./gen/gridhub/v1/audit_pb.js";
 import { MediationService, MediationSource, MediationKind, PartyRole } from "./gen/gridhub/v1/mediation_pb.js";
 
@@ -75,7 +81,32 @@ function client(service, tok) {
   return createClient(service, transport);
 }
 
-async function submitReport(title = "路面塌陷", at = WALL) {
+/** A 2×2 PNG: what a phone's photo is to the hub. */
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP4z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==",
+  "base64",
+);
+
+/**
+ * UploadAttachment is client-streaming, which gRPC-Web clients do not offer: the test sends
+ * the frames of one chunk in one gRPC-Web request, as the hub accepts.
+ */
+async function upload(bytes, contentType, tok) {
+  const msg = toBinary(AttachmentChunkSchema, create(AttachmentChunkSchema, { contentType, data: bytes }));
+  const frame = Buffer.alloc(5 + msg.length);
+  frame.writeUInt32BE(msg.length, 1);
+  Buffer.from(msg).copy(frame, 5);
+  const r = await fetch(`${base}/gridhub.v1.ReportService/UploadAttachment`, {
+    method: "POST",
+    headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1", authorization: `Bearer ${tok}` },
+    body: frame,
+  });
+  const body = Buffer.from(await r.arrayBuffer());
+  assert.equal(body[0], 0, `a data frame first: ${body.toString("latin1")}`);
+  return fromBinary(AttachmentSchema, body.subarray(5, 5 + body.readUInt32BE(1)));
+}
+
+async function submitReport(title = "路面塌陷", at = WALL, attachments = []) {
   const r = await client(ReportService, env.WORKER_TOKEN).submitReport({
     report: {
       clientReportId: crypto.randomUUID(),
@@ -86,6 +117,7 @@ async function submitReport(title = "路面塌陷", at = WALL) {
       location: at,
       occurredAt: timestampNow(),
       reporterId: "W-MJ-001",
+      attachments,
     },
   });
   return r;
@@ -220,9 +252,15 @@ test("a report submitted over gRPC appears in the feed and on the map within 2 s
 });
 
 test("the operator registers and dispatches through the buttons; the handler signs; stale and double clicks", async () => {
-  const r = await submitReport("占道经营");
+  const photo = await upload(PNG, "image/png", env.WORKER_TOKEN);
+  const r = await submitReport("占道经营", { lat: WALL.lat, lng: WALL.lng + 0.006 }, [photo.attachmentId]);
   const op = await signedIn(env.TOKEN, `#/case/${r.caseId}`);
   await op.waitForSelector('h1[data-status="REPORTED"]');
+  // The report's photo, downloaded over gRPC-Web and shown.
+  await op.waitForFunction(
+    (id) => document.querySelector(`[data-attachment="${id}"] img`)?.naturalWidth === 2,
+    photo.attachmentId,
+  );
   await shot(op, "case");
   // A double click on 立案 acts once.
   await op.dblclick('button[data-action="REGISTER"]');

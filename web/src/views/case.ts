@@ -25,6 +25,36 @@ const ACTIONS: Record<number, { label: string; needs?: ("unit" | "days" | "exten
   [CaseAction.VOID]: { label: "作废", danger: true },
 };
 
+/** An attachment's bytes as an object URL (photos shown as images, audio as a player). */
+async function attachmentUrl(id: string): Promise<{ url: string; type: string }> {
+  const parts: Uint8Array[] = [];
+  let type = "";
+  for await (const chunk of api.reports.downloadAttachment({ attachmentId: id })) {
+    if (chunk.contentType) type = chunk.contentType;
+    parts.push(chunk.data);
+  }
+  return { url: URL.createObjectURL(new Blob(parts as BlobPart[], { type })), type };
+}
+
+function attachments(ids: string[]): HTMLElement {
+  const box = h("div", { class: "photos" });
+  for (const id of ids) {
+    const slot = h("span", { class: "photo", "data-attachment": id }, "加载中…");
+    box.append(slot);
+    attachmentUrl(id)
+      .then(({ url, type }) =>
+        clear(
+          slot,
+          type.startsWith("audio/")
+            ? h("audio", { controls: true, src: url })
+            : h("a", { href: url, target: "_blank", rel: "noopener" }, h("img", { src: url, alt: "现场照片" })),
+        ),
+      )
+      .catch((e) => clear(slot, api.problem(e).message));
+  }
+  return box;
+}
+
 function remaining(c: Case): string {
   if (!c.deadline) return "";
   const ms = Number(c.deadline.seconds) * 1000 - Date.now();
@@ -161,7 +191,7 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
               r ? h("b", {}, r.title || "（无标题）") : h("b", {}, c.reportIds[i]),
               r ? ` ${r.description}` : "",
               r ? h("div", { class: "meta" }, `${cst(r.occurredAt)} · ${r.reporterId} · ${r.reporterPhone || "无电话"}`) : null,
-              r && r.attachments.length ? h("div", { class: "meta" }, `照片 ${r.attachments.length} 张：${r.attachments.map((a) => a.slice(0, 12)).join("、")}`) : null,
+              r && r.attachments.length && me.can("ReportService/DownloadAttachment") ? attachments(r.attachments) : null,
               h("div", { class: "meta" }, `并案依据：${reason.decision ?? "—"}${reason.distance_m !== undefined ? `，距离 ${Math.round(reason.distance_m)} 米` : ""}`),
             );
           }),

@@ -123,6 +123,8 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
   const points = new Map<string, Point>();
   let grids: MapGrid[] = [];
   const alerted = new Set<string>();
+  /** Cases the feed saw finish: a page read before it must not bring them back. */
+  const finished = new Set<string>();
   let map: maplibregl.Map | null = null;
   let ready = false;
   let pending: CaseEvent[] = [];
@@ -189,6 +191,7 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
     const p = points.get(e.caseId);
     if (e.toStatus && FINISHED.has(e.toStatus)) {
       points.delete(e.caseId);
+      finished.add(e.caseId);
     } else if (!p) {
       if (e.kind !== "ALERT") unknown.add(e.caseId);
     } else {
@@ -251,7 +254,18 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
     if (stopped) return;
     grids = m.grids;
     for (const c of m.cases) points.set(c.caseId, toPoint(c));
-    if (m.truncated) toast(`案件过多，地图只显示最新的 ${m.cases.length} 件。`);
+    // The map is usable with the newest cases; older ones arrive in pages behind it.
+    let next = m.nextPageToken;
+    const rest = async () => {
+      while (next && !stopped) {
+        const p = await api.cases.getCaseMap({ regionCode: "", pageToken: next });
+        // A case the feed finished meanwhile stays off the map.
+        for (const c of p.cases) if (!points.has(c.caseId) && !finished.has(c.caseId)) points.set(c.caseId, toPoint(c));
+        next = p.nextPageToken;
+        schedule();
+      }
+      mapEl.dataset.complete = "true";
+    };
     if (me.can("CaseService/ListAlerts")) {
       try {
         const a = await api.cases.listAlerts({ regionCode: "", kind: "", pageSize: 50, pageToken: "" });
@@ -365,6 +379,7 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
       redraw();
       void fetchUnknown();
       mapEl.dataset.ready = "true";
+      rest().catch((e) => toast(api.problem(e).message, "error"));
     });
   };
 
