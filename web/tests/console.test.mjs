@@ -295,6 +295,31 @@ test("the operator registers and dispatches through the buttons; the handler sig
   await handler.context().close();
 });
 
+test("the command centre splits a report out of its case and merges it back", async () => {
+  const at = { lat: WALL.lat - 0.003, lng: WALL.lng };
+  const first = await submitReport("河道漂浮物", at);
+  const second = await submitReport("河道漂浮物", at);
+  assert.equal(second.caseId, first.caseId, "the second report joined the first's case");
+  const page = await signedIn(env.TOKEN, `#/case/${first.caseId}`);
+  await page.waitForSelector("button[data-split]");
+  await page.locator("button[data-split]").last().click();
+  await page.waitForFunction((id) => !location.hash.includes(id), first.caseId);
+  await page.waitForSelector('h1[data-status="REPORTED"]');
+  const split = decodeURIComponent(page.url().split("#/case/")[1]);
+  assert.notEqual(split, first.caseId);
+  // Back: the new case merged into the first, from the first's page.
+  await page.goto(`${base}/#/case/${first.caseId}`);
+  await page.waitForSelector(`#merge-sources option[value="${split}"]`);
+  await page.selectOption("#merge-sources", split);
+  await page.click("#merge");
+  await page.waitForSelector(".toast:has-text('已合并')");
+  const merged = await client(CaseService, env.TOKEN).getCase({ caseId: split });
+  assert.equal(merged.status, "MERGED");
+  assert.equal(merged.mergedInto, first.caseId);
+  await shot(page, "case-merge");
+  await page.context().close();
+});
+
 test("the dashboard's figures equal GetDashboard's", async () => {
   await submitReport("垃圾堆放", { lat: WALL.lat, lng: WALL.lng + 0.003 });
   const page = await signedIn(env.TOKEN, "#/dashboard");

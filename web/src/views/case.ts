@@ -55,6 +55,9 @@ function attachments(ids: string[]): HTMLElement {
   return box;
 }
 
+/** Statuses of a case not finished: it may merge or take others in. */
+const OPEN = ["REPORTED", "REGISTERED", "DISPATCHED", "SIGNED", "HANDLED"];
+
 function remaining(c: Case): string {
   if (!c.deadline) return "";
   const ms = Number(c.deadline.seconds) * 1000 - Date.now();
@@ -146,6 +149,72 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
     return form;
   };
 
+  /** 合并: other open cases of the same grid merged into this one. */
+  const mergeForm = (c: Case): HTMLElement => {
+    let requestId = api.requestId();
+    const pick = h("select", { id: "merge-sources", multiple: true, "data-field": "source_case_ids", size: "4" });
+    const comment = h("input", { "data-field": "comment", placeholder: "合并理由" });
+    const button = h("button", { type: "submit", id: "merge" }, "并入本案");
+    const form = h(
+      "form",
+      {
+        class: "action",
+        onsubmit: async (e: Event) => {
+          e.preventDefault();
+          const sources = [...pick.selectedOptions].map((o) => o.value);
+          if (sources.length === 0) return;
+          button.disabled = true;
+          try {
+            await api.cases.mergeCases({ targetCaseId: c.caseId, sourceCaseIds: sources, comment: comment.value, requestId });
+            requestId = api.requestId();
+            toast(`已合并 ${sources.length} 件`);
+            await show();
+          } catch (err) {
+            const p = api.problem(err);
+            toast([p.message, ...showFieldErrors(form, p.fields)].join(" "), "error");
+            button.disabled = false;
+          }
+        },
+      },
+      h("span", {}, "同网格未结案件："),
+      pick,
+      comment,
+      button,
+    );
+    void api.cases
+      .listCases({ statuses: OPEN, pageSize: 200 })
+      .then((r) => {
+        const same = r.cases.filter((x) => x.gridCode === c.gridCode && x.caseId !== c.caseId);
+        if (same.length === 0) form.replaceChildren(h("span", { class: "empty" }, "同网格没有可并入的案件。"));
+        else clear(pick, ...same.map((x) => h("option", { value: x.caseId }, `${x.caseNo} ${x.unifiedCategory}`)));
+      })
+      .catch(() => form.remove());
+    return form;
+  };
+
+  /** 拆分: one report out into a case of its own. */
+  const splitButton = (reportId: string): HTMLElement =>
+    h(
+      "button",
+      {
+        class: "split",
+        "data-split": reportId,
+        onclick: async (e: Event) => {
+          const b = e.currentTarget as HTMLButtonElement;
+          b.disabled = true;
+          try {
+            const n = await api.cases.splitReport({ reportId, comment: "人工拆分", requestId: api.requestId() });
+            toast(`已拆分为新案件 ${n.caseNo}`);
+            location.hash = `#/case/${n.caseId}`;
+          } catch (err) {
+            toast(api.problem(err).message, "error");
+            b.disabled = false;
+          }
+        },
+      },
+      "拆分为新案件",
+    );
+
   const show = async () => {
     try {
       const c = await busy(body, "正在加载案件…", api.cases.getCase({ caseId: id }));
@@ -179,6 +248,7 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
         c.availableActions.length
           ? h("div", { class: "actions", id: "actions" }, ...c.availableActions.map((a) => actionForm(c, a)))
           : h("p", { class: "empty", id: "actions" }, "您当前对此案件没有可执行的操作。"),
+        me.can("CaseService/MergeCases") && OPEN.includes(c.status) ? mergeForm(c) : null,
         h("h2", {}, `上报（${c.reportIds.length}）`),
         h(
           "ol",
@@ -193,6 +263,7 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
               r ? h("div", { class: "meta" }, `${cst(r.occurredAt)} · ${r.reporterId} · ${r.reporterPhone || "无电话"}`) : null,
               r && r.attachments.length && me.can("ReportService/DownloadAttachment") ? attachments(r.attachments) : null,
               h("div", { class: "meta" }, `并案依据：${reason.decision ?? "—"}${reason.distance_m !== undefined ? `，距离 ${Math.round(reason.distance_m)} 米` : ""}`),
+              me.can("CaseService/SplitReport") && c.reportIds.length > 1 ? splitButton(c.reportIds[i]) : null,
             );
           }),
         ),

@@ -43,7 +43,7 @@ function style(tiles: string | null): StyleSpecification {
   return base;
 }
 
-function gridFeatures(grids: MapGrid[], points: Map<string, Point>, alerted: Set<string>) {
+function gridFeatures(grids: MapGrid[], shapes: unknown[], points: Map<string, Point>, alerted: Set<string>) {
   const open = new Map<string, number>();
   const overdue = new Map<string, number>();
   for (const p of points.values()) {
@@ -55,7 +55,7 @@ function gridFeatures(grids: MapGrid[], points: Map<string, Point>, alerted: Set
     features: grids.map((g, i) => ({
       type: "Feature" as const,
       id: i,
-      geometry: JSON.parse(g.boundaryGeojson),
+      geometry: shapes[i] as { type: "Polygon" | "MultiPolygon"; coordinates: number[][][] | number[][][][] },
       properties: {
         code: g.code,
         name: g.name,
@@ -67,15 +67,16 @@ function gridFeatures(grids: MapGrid[], points: Map<string, Point>, alerted: Set
   };
 }
 
-function pointFeatures(points: Map<string, Point>) {
+function pointFeature(p: Point) {
   return {
-    type: "FeatureCollection" as const,
-    features: [...points.values()].map((p) => ({
-      type: "Feature" as const,
-      geometry: { type: "Point" as const, coordinates: [p.lng, p.lat] },
-      properties: { id: p.id, no: p.no, status: p.status, overdue: p.overdue, escalated: p.escalated },
-    })),
+    type: "Feature" as const,
+    geometry: { type: "Point" as const, coordinates: [p.lng, p.lat] },
+    properties: { id: p.id, no: p.no, status: p.status, overdue: p.overdue, escalated: p.escalated },
   };
+}
+
+function pointFeatures(points: Map<string, Point>) {
+  return { type: "FeatureCollection" as const, features: [...points.values()].map(pointFeature) };
 }
 
 function bounds(grids: MapGrid[]): maplibregl.LngLatBounds | null {
@@ -131,21 +132,84 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
   let dirty = false;
   let stopped = false;
 
-  const redraw = () => {
+  /** The grid counts last drawn, by feature id. */
+  const drawn: { open: number; overdue: number; alert: boolean }[] = [];
+  /** The grids' shapes, parsed once. */
+  let shapes: unknown[] = [];
+  /** Points changed since the last draw: only these go to the map's worker (updateData). */
+  const changed = new Set<string>();
+  /**
+   * Cases that opened since the map was drawn: a small source of their own, so a busy feed
+   * does not make the map re-cluster its tens of thousands of points for each new case.
+   */
+  const recent = new Set<string>();
+  let drawnOnce = false;
+
+  /** Adds or changes a point. */
+  const put = (p: Point) => {
+    if (drawnOnce && !points.has(p.id)) recent.add(p.id);
+    points.set(p.id, p);
+    changed.add(p.id);
+  };
+  /** Takes a point off the map. */
+  const drop = (id: string) => {
+    points.delete(id);
+    changed.add(id);
+  };
+
+  const redraw = (full = false) => {
     if (!map || !ready) return;
-    (map.getSource("grids") as GeoJSONSource).setData(gridFeatures(grids, points, alerted));
-    (map.getSource("cases") as GeoJSONSource).setData(pointFeatures(points));
+    const cases = map.getSource("cases") as GeoJSONSource;
+    if (full) {
+      cases.setData(pointFeatures(points));
+      drawnOnce = true;
+    } else if (changed.size) {
+      const add = [];
+      const remove = [];
+      let fresh = false;
+      for (const id of changed) {
+        if (recent.has(id)) {
+          fresh = true;
+          if (!points.has(id)) recent.delete(id);
+          continue;
+        }
+        const p = points.get(id);
+        remove.push(id);
+        if (p) add.push(pointFeature(p));
+      }
+      if (remove.length) void cases.updateData({ remove, add });
+      if (fresh) {
+        const features = [...recent].flatMap((id) => {
+          const p = points.get(id);
+          return p ? [pointFeature(p)] : [];
+        });
+        (map.getSource("recent") as GeoJSONSource).setData({ type: "FeatureCollection", features });
+      }
+    }
+    changed.clear();
+    // Counts and alerts as feature state: the shapes stay where they are (no re-tiling).
+    const f = gridFeatures(grids, shapes, points, alerted).features;
+    for (const g of f) {
+      const prev = drawn[g.id];
+      const { open, overdue, alert } = g.properties;
+      if (!prev || prev.open !== open || prev.overdue !== overdue || prev.alert !== alert) {
+        map.setFeatureState({ source: "grids", id: g.id }, { open, overdue, alert });
+        drawn[g.id] = { open, overdue, alert };
+      }
+    }
     mapEl.dataset.cases = String(points.size);
     mapEl.dataset.grids = String(grids.length);
   };
-  // At most one redraw per animation frame, however fast the feed runs.
+  // At most four draws a second, however fast the feed runs: each sends only what changed.
+  let last = 0;
   const schedule = () => {
     if (dirty) return;
     dirty = true;
-    requestAnimationFrame(() => {
+    setTimeout(() => {
       dirty = false;
+      last = performance.now();
       redraw();
-    });
+    }, Math.max(0, 250 - (performance.now() - last)));
   };
 
   /** New cases whose place is not in the event: read once, in a batch. */
@@ -161,7 +225,7 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
         try {
           const c = await api.cases.getCase({ caseId: id });
           if (FINISHED.has(c.status) || !c.location) return;
-          points.set(id, {
+          put({
             id,
             no: c.caseNo,
             lat: c.location.lat,
@@ -190,7 +254,7 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
     if (!e.caseId) return;
     const p = points.get(e.caseId);
     if (e.toStatus && FINISHED.has(e.toStatus)) {
-      points.delete(e.caseId);
+      drop(e.caseId);
       finished.add(e.caseId);
     } else if (!p) {
       if (e.kind !== "ALERT") unknown.add(e.caseId);
@@ -202,6 +266,7 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
         p.overdue = false;
         p.escalated = false;
       }
+      put(p);
     }
   };
 
@@ -253,6 +318,7 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
     );
     if (stopped) return;
     grids = m.grids;
+    shapes = grids.map((g) => JSON.parse(g.boundaryGeojson));
     for (const c of m.cases) points.set(c.caseId, toPoint(c));
     // The map is usable with the newest cases; older ones arrive in pages behind it.
     let next = m.nextPageToken;
@@ -260,7 +326,7 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
       while (next && !stopped) {
         const p = await api.cases.getCaseMap({ regionCode: "", pageToken: next });
         // A case the feed finished meanwhile stays off the map.
-        for (const c of p.cases) if (!points.has(c.caseId) && !finished.has(c.caseId)) points.set(c.caseId, toPoint(c));
+        for (const c of p.cases) if (!points.has(c.caseId) && !finished.has(c.caseId)) put(toPoint(c));
         next = p.nextPageToken;
         schedule();
       }
@@ -290,12 +356,13 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
     map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
     map.on("load", () => {
       const mm = map!;
-      mm.addSource("grids", { type: "geojson", data: gridFeatures(grids, points, alerted) });
+      mm.addSource("grids", { type: "geojson", data: gridFeatures(grids, shapes, points, alerted) });
       mm.addSource("cases", {
         type: "geojson",
         data: pointFeatures(points),
+        promoteId: "id",
         cluster: true,
-        clusterRadius: 40,
+        clusterRadius: 60,
         clusterMaxZoom: 15,
         clusterProperties: { overdue: ["+", ["case", ["get", "overdue"], 1, 0]] },
       });
@@ -306,8 +373,8 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
         paint: {
           "fill-color": [
             "case",
-            [">", ["get", "overdue"], 0], "#e5484d",
-            [">", ["get", "open"], 0], "#f5a524",
+            [">", ["coalesce", ["feature-state", "overdue"], 0], 0], "#e5484d",
+            [">", ["coalesce", ["feature-state", "open"], 0], 0], "#f5a524",
             "#4cc38a",
           ],
           "fill-opacity": 0.35,
@@ -318,8 +385,8 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
         type: "line",
         source: "grids",
         paint: {
-          "line-color": ["case", ["get", "alert"], "#b4001e", "#3b5b7c"],
-          "line-width": ["case", ["get", "alert"], 3, 1],
+          "line-color": ["case", ["boolean", ["feature-state", "alert"], false], "#b4001e", "#3b5b7c"],
+          "line-width": ["case", ["boolean", ["feature-state", "alert"], false], 3, 1],
         },
       });
       mm.addLayer({
@@ -352,6 +419,25 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
           "circle-stroke-width": 2,
         },
       });
+      mm.addSource("recent", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+      mm.addLayer({
+        id: "recent-points",
+        type: "circle",
+        source: "recent",
+        // A county's worth of new cases would hide the grids: they show from town zoom in
+        // (their grids' colours and the feed say it before).
+        minzoom: 11,
+        paint: {
+          "circle-color": ["case", ["get", "escalated"], "#8e1b1b", ["get", "overdue"], "#e5484d", "#2f6fde"],
+          "circle-radius": 7,
+          "circle-stroke-color": "#ffd400",
+          "circle-stroke-width": 2,
+        },
+      });
+      mm.on("click", "recent-points", (ev: MapLayerMouseEvent) => {
+        const id = ev.features?.[0]?.properties?.id;
+        if (id) location.hash = `#/case/${id}`;
+      });
       mm.on("click", "case-points", (ev: MapLayerMouseEvent) => {
         const id = ev.features?.[0]?.properties?.id;
         if (id) location.hash = `#/case/${id}`;
@@ -364,19 +450,19 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
         mm.easeTo({ center: (f.geometry as { coordinates: [number, number] }).coordinates, zoom });
       });
       mm.on("click", "grid-fill", (ev: MapLayerMouseEvent) => {
-        if (mm.queryRenderedFeatures(ev.point, { layers: ["case-points", "clusters"] }).length) return;
+        if (mm.queryRenderedFeatures(ev.point, { layers: ["case-points", "recent-points", "clusters"] }).length) return;
         const code = ev.features?.[0]?.properties?.code;
         const g = grids.find((x) => x.code === code);
         if (g) showGrid(g);
       });
-      for (const l of ["case-points", "clusters", "grid-fill"]) {
+      for (const l of ["case-points", "recent-points", "clusters", "grid-fill"]) {
         mm.on("mouseenter", l, () => (mm.getCanvas().style.cursor = "pointer"));
         mm.on("mouseleave", l, () => (mm.getCanvas().style.cursor = ""));
       }
       ready = true;
       for (const e of pending) apply(e);
       pending = [];
-      redraw();
+      redraw(true);
       void fetchUnknown();
       mapEl.dataset.ready = "true";
       rest().catch((e) => toast(api.problem(e).message, "error"));
