@@ -45,8 +45,8 @@ const REQUEST_ACTORS: &[Role] = &[
 ];
 const HOTLINE: &[Role] = &[Hotline, Admin];
 const MEDIATION: &[Role] = &[Mediator, TownOperator, Admin];
-/// Every working role: who may ask the hub who it is (a token with no working role, or only
-/// `pii_reader`, may not).
+/// Every working role (every role but `pii_reader`; a test holds it to `Role::ALL`): who may
+/// ask the hub who it is (a token with no working role, or only `pii_reader`, may not).
 const WORKING: &[Role] = &[
     GridWorker,
     VillageAdmin,
@@ -60,17 +60,7 @@ const WORKING: &[Role] = &[
 ];
 /// The registry of the one net (regions, grids, workers, departments): every working role.
 /// `pii_reader` is in no list: it only widens what a caller who may read a record sees.
-const REGISTRY_READERS: &[Role] = &[
-    GridWorker,
-    VillageAdmin,
-    TownOperator,
-    DeptHandler,
-    Mediator,
-    WindowClerk,
-    Hotline,
-    Auditor,
-    Admin,
-];
+const REGISTRY_READERS: &[Role] = WORKING;
 /// Reports and cases: those who report, handle, oversee or audit them (and mediators, whose
 /// disputes link to cases). The 12345 integration reads its updates by PullUpdates only.
 const CASE_READERS: &[Role] = &[
@@ -176,6 +166,12 @@ mod tests {
     use prost::Message;
 
     use super::*;
+
+    #[test]
+    fn the_working_roles_are_every_role_but_pii_reader() {
+        let all: Vec<Role> = Role::ALL.into_iter().filter(|r| *r != PiiReader).collect();
+        assert_eq!(WORKING, all.as_slice());
+    }
 
     #[test]
     fn every_rpc_in_the_contract_has_a_rule() {
