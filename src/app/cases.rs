@@ -84,6 +84,36 @@ fn actor(who: &Principal, case: &Case) -> workflow::Actor {
     }
 }
 
+/// A case as GetCase shows it: with its reports' merge reasons, the workflow's steps open to
+/// the reader, and the working days left on its deadline (the server's calendar).
+#[derive(Debug, Clone)]
+pub struct CaseView {
+    pub case: Case,
+    pub reports: Vec<(ReportId, serde_json::Value)>,
+    pub available: Vec<workflow::Action>,
+    pub working_days_left: i32,
+}
+
+/// GetCase: one case of the caller's region.
+pub async fn get(ctx: &Context, who: &Principal, id: CaseId) -> Result<CaseView, ApiError> {
+    let mut conn = ctx.pool.get().await?;
+    let c = cases::get(&mut conn, &who.scope, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("case {id} not found")))?;
+    let working_days_left = match c.case.deadline {
+        Some(d) => super::calendar(ctx, &mut conn)
+            .await?
+            .working_days_left(ctx.workflow.clock.now(), d),
+        None => 0,
+    };
+    Ok(CaseView {
+        available: available(who, &c.case),
+        working_days_left,
+        case: c.case,
+        reports: c.reports,
+    })
+}
+
 /// The workflow's next steps open to `who` on `case` ([`workflow::available`]).
 pub fn available(who: &Principal, case: &Case) -> Vec<workflow::Action> {
     case.flow()

@@ -136,6 +136,31 @@ impl Calendar {
         self.at(d, self.hours.close())
     }
 
+    /// Working days from `now`'s local day to `deadline`'s, not counting `now`'s: how many are
+    /// left (its own day counts), or, once the deadline has passed, minus how many working
+    /// days it is behind (today counts). 0 on the deadline's day. Counts at most ten years.
+    pub fn working_days_left(&self, now: DateTime<Utc>, deadline: DateTime<Utc>) -> i32 {
+        let (today, due) = (self.local_date(now), self.local_date(deadline));
+        let (from, to, sign) = if deadline >= now {
+            (today, due, 1)
+        } else {
+            (due, today, -1)
+        };
+        let mut n = 0;
+        let mut d = from;
+        for _ in 0..HORIZON_DAYS {
+            if d >= to {
+                break;
+            }
+            let Some(next) = d.succ_opt() else { break };
+            d = next;
+            if self.is_working_day(d) {
+                n += 1;
+            }
+        }
+        sign * n
+    }
+
     /// `t` plus `minutes` of office time.
     pub fn add_working_minutes(&self, t: DateTime<Utc>, minutes: u32) -> Option<DateTime<Utc>> {
         let mut left = Duration::minutes(i64::from(minutes));
@@ -189,6 +214,36 @@ mod tests {
         }
         days.insert(day("2026-10-10"), true);
         Calendar::new(days, OfficeHours::default())
+    }
+
+    #[test]
+    fn working_days_left_skip_weekends_and_holidays_and_go_negative_when_overdue() {
+        let c = cal();
+        // Wednesday → the next Wednesday: Thu, Fri, Mon, Tue, Wed.
+        assert_eq!(
+            c.working_days_left(local("2026-11-25 09:00"), local("2026-12-02 17:30")),
+            5
+        );
+        // Same day: none left, not overdue yet.
+        assert_eq!(
+            c.working_days_left(local("2026-11-25 09:00"), local("2026-11-25 17:30")),
+            0
+        );
+        // Across the National Day holiday: 09-30 (Wed) → 10-09 (Fri): only 10-08 and 10-09.
+        assert_eq!(
+            c.working_days_left(local("2026-09-30 09:00"), local("2026-10-09 17:30")),
+            2
+        );
+        // Passed on Friday, now Tuesday: Mon and Tue behind.
+        assert_eq!(
+            c.working_days_left(local("2026-12-01 10:00"), local("2026-11-27 17:30")),
+            -2
+        );
+        // Passed an hour ago, same day: 0 working days behind (the flag says overdue).
+        assert_eq!(
+            c.working_days_left(local("2026-11-27 18:30"), local("2026-11-27 17:30")),
+            0
+        );
     }
 
     #[test]

@@ -188,18 +188,15 @@ impl CaseService for CaseApi {
     ) -> Result<Response<pb::Case>, Status> {
         let p = principal(&req)?;
         let id = uuid_field(&req.get_ref().case_id, "case_id")?;
-        let mut conn = self.state.app.pool.get().await.map_err(ApiError::from)?;
-        let c = cases::get(&mut conn, &p.scope, id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::NotFound(format!("case {id} not found")))?;
-        let open = crate::app::cases::available(&p, &c.case);
-        let mut out = convert::case(c.case, c.reports);
-        out.available_actions = open
+        let v = app::cases::get(&self.state.app, &p, id).await?;
+        let mut out = convert::case(v.case, v.reports);
+        out.available_actions = v
+            .available
             .into_iter()
             .filter_map(|a| pb::CaseAction::from_str_name(a.as_str()))
             .map(|a| a as i32)
             .collect();
+        out.working_days_left = v.working_days_left;
         Ok(Response::new(out))
     }
 

@@ -302,6 +302,7 @@ pub fn case(c: store::cases::Case, reports: Vec<(ReportId, serde_json::Value)>) 
         updated_at: Some(timestamp(updated_at)),
         // The caller's next steps: GetCase fills them (they depend on who asks).
         available_actions: Vec::new(),
+        working_days_left: 0,
     }
 }
 

@@ -269,6 +269,13 @@ async fn the_caller_learns_what_it_may_call_and_the_cases_next_steps_open_to_it(
         steps(zfj).await,
         [A::Sign as i32, A::Return as i32, A::RequestExtension as i32]
     );
+    // Three working days from Wednesday: Thursday, Friday, Monday (the server's calendar).
+    let dispatched = workflow::get(&app, &case.case_id).await;
+    assert_eq!(dispatched.working_days_left, 3);
+    assert_eq!(
+        registered.working_days_left, 0,
+        "no deadline, and not filled by writes"
+    );
     // Lists carry no steps (they depend on who asks, and a list is not where one acts).
     let list = app
         .cases(Some(&op))

@@ -58,12 +58,13 @@ function attachments(ids: string[]): HTMLElement {
 /** Statuses of a case not finished: it may merge or take others in. */
 const OPEN = ["REPORTED", "REGISTERED", "DISPATCHED", "SIGNED", "HANDLED"];
 
+/** Working days left, as the hub's calendar counts them. */
 function remaining(c: Case): string {
   if (!c.deadline) return "";
-  const ms = Number(c.deadline.seconds) * 1000 - Date.now();
-  if (ms < 0) return "（已超期）";
-  const hours = Math.floor(ms / 3_600_000);
-  return hours >= 24 ? `（剩余约 ${Math.floor(hours / 24)} 天）` : `（剩余约 ${hours} 小时）`;
+  const n = c.workingDaysLeft;
+  if (n > 0) return `（剩余 ${n} 个工作日）`;
+  if (n < 0) return `（已超期 ${-n} 个工作日）`;
+  return Number(c.deadline.seconds) * 1000 < Date.now() ? "（已超期）" : "（今日到期）";
 }
 
 export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
