@@ -15,6 +15,7 @@
 pub mod cases;
 pub mod catalog;
 pub mod error;
+pub mod export;
 pub mod group;
 pub mod hotline;
 pub mod mediation;

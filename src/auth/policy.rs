@@ -126,6 +126,7 @@ pub fn access(path: &str) -> Option<Access> {
         "/gridhub.v1.CaseService/WatchCases" => Access::Roles(CASE_READERS),
         "/gridhub.v1.CaseService/GetDashboard" => Access::Roles(CASE_FIGURES),
         "/gridhub.v1.CaseService/GetCaseMap" => Access::Roles(CASE_READERS),
+        "/gridhub.v1.CaseService/ExportCases" => Access::Roles(CASE_FIGURES),
         "/gridhub.v1.CaseService/ListAlerts" => Access::Roles(CASE_FIGURES),
         "/gridhub.v1.CaseService/PullChanges" => Access::Roles(CASE_READERS),
 

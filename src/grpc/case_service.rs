@@ -318,6 +318,33 @@ impl CaseService for CaseApi {
         )))
     }
 
+    type ExportCasesStream =
+        futures::stream::Iter<std::vec::IntoIter<Result<pb::ExportChunk, Status>>>;
+
+    async fn export_cases(
+        &self,
+        req: Request<pb::ExportCasesRequest>,
+    ) -> Result<Response<Self::ExportCasesStream>, Status> {
+        let p = principal(&req)?;
+        let pb::ExportCasesRequest {
+            region_code,
+            from_date,
+            to_date,
+        } = req.get_ref();
+        let scope = requested_scope(&p, region_code)?;
+        let day = |raw: &str, field: &str| {
+            chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+                .map_err(|_| ApiError::invalid(field, "a date, YYYY-MM-DD"))
+        };
+        let days = (day(from_date, "from_date")?, day(to_date, "to_date")?);
+        let csv = app::export::cases(&self.state.app, &p, scope, days).await?;
+        let chunks: Vec<_> = csv
+            .chunks(64 * 1024)
+            .map(|c| Ok(pb::ExportChunk { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(futures::stream::iter(chunks)))
+    }
+
     async fn get_case_map(
         &self,
         req: Request<pb::GetCaseMapRequest>,

@@ -356,6 +356,33 @@ pub async fn split(
     Ok(id)
 }
 
+/// The cases of `region`'s subtree first reported in `[start, end)` (merged cases left out)
+/// after `after`, by id, with their category's name, at most `limit`: the export's pages.
+#[tracing::instrument(level = "debug", skip_all, fields(region = region.prefix()))]
+pub async fn reported_between(
+    conn: &mut AsyncPgConnection,
+    region: &Scope,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    after: Option<CaseId>,
+    limit: i64,
+) -> QueryResult<Vec<(Case, Option<String>)>> {
+    use super::schema::categories;
+    let mut q = cases::table
+        .left_join(categories::table.on(categories::code.eq(cases::unified_category)))
+        .filter(cases::region_code.like(format!("{}%", region.prefix())))
+        .filter(cases::first_reported_at.ge(start))
+        .filter(cases::first_reported_at.lt(end))
+        .filter(cases::status.ne(Status::Merged.as_str()))
+        .order(cases::case_id)
+        .limit(limit)
+        .select((Case::as_select(), categories::name.nullable()))
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(cases::case_id.gt(a));
+    }
+    q.load(conn).await
+}
+
 /// A new case number for the town of `region`.
 #[tracing::instrument(level = "debug", skip_all, fields(region = %region))]
 pub async fn next_case_no(

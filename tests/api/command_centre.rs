@@ -489,9 +489,9 @@ async fn the_monthly_export_is_csv_with_a_bom_that_spreadsheets_read() {
     .await;
     let mut conn = gridhub::store::connect_one(&app.db).await.unwrap();
     let mut out = Vec::new();
-    let n = gridhub::export::write_cases(
+    let n = gridhub::app::export::write_cases(
         &mut conn,
-        &gridhub::domain::region::RegionCode::parse("500110111").unwrap(),
+        &gridhub::domain::principal::Scope::parse("500110111").unwrap(),
         "2026-11-01".parse().unwrap(),
         "2026-11-30".parse().unwrap(),
         &mut out,

@@ -321,7 +321,7 @@ test("the command centre splits a report out of its case and merges it back", as
 });
 
 test("the dashboard's figures equal GetDashboard's", async () => {
-  await submitReport("垃圾堆放", { lat: WALL.lat, lng: WALL.lng + 0.003 });
+  const fresh = await submitReport("垃圾堆放", { lat: WALL.lat, lng: WALL.lng + 0.003 });
   const page = await signedIn(env.TOKEN, "#/dashboard");
   await page.waitForSelector('[data-figure="total"]');
   await page.waitForSelector('.chart canvas');
@@ -337,6 +337,11 @@ test("the dashboard's figures equal GetDashboard's", async () => {
   assert.equal(await shown("closed"), String(d.closed));
   assert.equal(await shown("on-time-rate"), `${(d.onTimeRate * 100).toFixed(1)}%`);
   assert.ok(d.total >= 1n, "at least this test's report");
+  // The CSV export of the same days downloads from here.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export")]);
+  const csv = fs.readFileSync(await download.path(), "utf8");
+  assert.ok(csv.startsWith("\ufeff案件编号,状态,"), csv.slice(0, 40));
+  assert.ok(csv.includes(fresh.caseNo), "this test's case is in the file");
   await shot(page, "dashboard");
   await page.context().close();
 });
