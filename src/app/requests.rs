@@ -256,6 +256,13 @@ pub fn actor(p: &Principal, sr: &ServiceRequest) -> request::Actor {
     }
 }
 
+/// The workflow's steps open to `who` on `sr` now ([`request::available`]).
+pub fn available(ctx: &Context, who: &Principal, sr: &ServiceRequest) -> Vec<request::Action> {
+    sr.flow()
+        .map(|f| request::available(&f, actor(who, sr), ctx.workflow.clock.now()))
+        .unwrap_or_default()
+}
+
 /// A request with what a reader sees beside it: its 12345 work order and the case of the one
 /// net that order joined.
 #[derive(Debug, Clone)]

@@ -448,6 +448,29 @@ fn clear(flags: &mut Vec<String>, fs: &[&str]) {
 
 /// The new workflow state after `action`, or why it is refused. Checks the role first, then
 /// the state, then the arguments.
+/// The actions `actor` may take on `req` at `now`: its party's, applying to the status, and
+/// meeting the conditions [`plan`] checks besides arguments (extensions pending or not and
+/// asked for before the deadline; a unit to reopen to). For screens: `plan` stays the judge.
+pub fn available(req: &Flow, actor: Actor, now: DateTime<Utc>) -> Vec<Action> {
+    Action::ALL
+        .into_iter()
+        .filter(|a| match a.party() {
+            Party::Window => actor.window,
+            Party::WindowOrHotline => actor.window || actor.hotline,
+            Party::Assignee => actor.assignee,
+        })
+        .filter(|a| a.rule().0.contains(&req.status))
+        .filter(|a| match a {
+            Action::RequestExtension => {
+                req.extension_days.is_none() && req.deadline.is_none_or(|d| now <= d)
+            }
+            Action::ApproveExtension | Action::RejectExtension => req.extension_days.is_some(),
+            Action::Reopen => !req.assignee.is_empty(),
+            _ => true,
+        })
+        .collect()
+}
+
 pub fn plan(
     req: &Flow,
     action: Action,
@@ -682,6 +705,49 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         local(2026, 9, 29, 10, 0)
+    }
+
+    /// `available` lists exactly the actions `plan` accepts with the arguments a screen asks
+    /// for, for every status, actor, extension state and side of the deadline.
+    #[test]
+    fn available_actions_are_those_the_plan_accepts() {
+        let actors = [
+            Actor {
+                window: true,
+                hotline: false,
+                assignee: false,
+            },
+            Actor {
+                window: false,
+                hotline: true,
+                assignee: false,
+            },
+            Actor {
+                window: false,
+                hotline: false,
+                assignee: true,
+            },
+            Actor::SYSTEM,
+        ];
+        for status in Status::ALL {
+            for pending in [None, Some(2)] {
+                for at in [now(), local(2026, 10, 9, 10, 0)] {
+                    let mut r = flow(status);
+                    r.extension_days = pending;
+                    for actor in actors {
+                        let open = available(&r, actor, at);
+                        for a in Action::ALL {
+                            let ok = plan(&r, a, actor, &args(), at, &cal()).is_ok();
+                            assert_eq!(
+                                open.contains(&a),
+                                ok,
+                                "{status:?} {pending:?} {at} {actor:?} {a:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

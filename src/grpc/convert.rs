@@ -573,6 +573,8 @@ pub fn service_request(
     }
     let ts = |t: Option<DateTime<Utc>>| t.map(timestamp);
     pb::ServiceRequest {
+        // The caller's steps: GetServiceRequest fills them.
+        available_actions: Vec::new(),
         id: r.sr_id.to_string(),
         request_no: r.request_no,
         kind: request_kind_to_pb(&r.kind) as i32,

@@ -234,7 +234,16 @@ impl ServiceRequestService for ServiceRequestApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("service request {id} not found")))?;
-        Ok(Response::new(view(&self.state, &mut conn, sr, &p).await?))
+        let open = crate::app::requests::available(&self.state.app, &p, &sr);
+        let mut out = view(&self.state, &mut conn, sr, &p).await?;
+        out.available_actions = open
+            .into_iter()
+            .filter_map(|a| {
+                pb::transition_service_request_request::Action::from_str_name(a.as_str())
+            })
+            .map(|a| a as i32)
+            .collect();
+        Ok(Response::new(out))
     }
 
     async fn list_service_requests(

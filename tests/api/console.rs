@@ -361,3 +361,46 @@ async fn the_dashboard_downloads_the_export_as_the_command_writes_it_and_audits_
     let e = export(worker, &day, &day).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn a_requests_next_steps_follow_the_window_and_the_assigned_unit() {
+    use crate::service::{assign, clerk, create, new_request};
+    use gridhub::grpc::pb::transition_service_request_request::Action as A;
+    let (app, _clock) = workflow::town_at(workflow::local("2026-11-25 09:00")).await;
+    let window = clerk(&app);
+    let sr = create(
+        &app,
+        &window,
+        new_request(pb::RequestKind::Help, "500110111201"),
+    )
+    .await
+    .unwrap();
+    let steps = |token: String| {
+        let app = &app;
+        let id = sr.id.clone();
+        async move {
+            app.requests(Some(&token))
+                .await
+                .get_service_request(pb::GetServiceRequestRequest { id })
+                .await
+                .unwrap()
+                .into_inner()
+                .available_actions
+        }
+    };
+    assert_eq!(steps(window.clone()).await, [A::Assign as i32]);
+    let bmfw = workflow::handler(&app, workflow::BMFW);
+    assert!(steps(bmfw.clone()).await.is_empty());
+    crate::service::act(&app, &window, assign(&sr, workflow::BMFW))
+        .await
+        .unwrap();
+    assert_eq!(
+        steps(bmfw).await,
+        [A::Sign as i32, A::Return as i32, A::RequestExtension as i32]
+    );
+    assert_eq!(
+        steps(window).await,
+        [A::Urge as i32, A::Supervise as i32],
+        "the window may press the unit"
+    );
+}

@@ -366,6 +366,21 @@ test("the clerk files a 代办 request; a field error shows beside its field", a
   await page.waitForSelector('#request-list td:has-text("代办")');
   assert.equal(await page.locator('[data-error-for="applicant.phone"]').count(), 0);
   await shot(page, "window");
+  // Its steps: the window assigns it to the enforcement team, whose handler signs for it.
+  const no = (await page.textContent(".toast:has-text('已受理')")).match(/已受理：(\S+)/)[1].replace("×", "");
+  await page.click(`tr[data-request="${no}"] a`);
+  await page.waitForSelector('button[data-step="ASSIGN"]');
+  const assignForm = page.locator('form.action:has(button[data-step="ASSIGN"])');
+  await assignForm.locator('input[data-field="assignee"]').fill(ZFJ);
+  await assignForm.locator('button[data-step="ASSIGN"]').click();
+  await page.waitForSelector('#request-detail h2:has-text("已交办")');
+  const requestUrl = page.url();
+  const handler = await signedIn(env.HANDLER_TOKEN, `#/window/${requestUrl.split("#/window/")[1]}`);
+  await handler.waitForSelector('button[data-step="SIGN"]');
+  await handler.click('button[data-step="SIGN"]');
+  await handler.waitForSelector('#request-detail h2:has-text("已签收")');
+  await shot(handler, "window-request");
+  await handler.context().close();
   await page.context().close();
 });
 

@@ -4,9 +4,12 @@
 import * as api from "../api";
 import {
   RequestKind,
+  Satisfaction,
   ServiceRequestStatus,
+  TransitionServiceRequestRequest_Action as Step,
   Urgency,
   type CatalogItem,
+  type ServiceRequest,
 } from "../gen/gridhub/v1/service_pb";
 import type { Me, View } from "../main";
 import { h, clear, busy, toast, cst, showFieldErrors } from "../ui";
@@ -29,7 +32,96 @@ const STATUSES: Record<number, string> = {
   [ServiceRequestStatus.ARCHIVED]: "已办结",
 };
 
-export const windowView: View = (root: HTMLElement, me: Me) => {
+const STEPS: Record<number, { label: string; needs?: "unit" | "text" | "days" | "satisfaction" }> = {
+  [Step.ASSIGN]: { label: "分办", needs: "unit" },
+  [Step.SIGN]: { label: "签收" },
+  [Step.REPLY]: { label: "办结回复", needs: "text" },
+  [Step.RETURN]: { label: "退回", needs: "text" },
+  [Step.REQUEST_EXTENSION]: { label: "申请延期", needs: "days" },
+  [Step.APPROVE_EXTENSION]: { label: "批准延期" },
+  [Step.REJECT_EXTENSION]: { label: "驳回延期" },
+  [Step.URGE]: { label: "催办" },
+  [Step.SUPERVISE]: { label: "督办" },
+  [Step.RECORD_SATISFACTION]: { label: "回访", needs: "satisfaction" },
+  [Step.REOPEN]: { label: "重办" },
+  [Step.ARCHIVE]: { label: "归档" },
+};
+
+/** One request with its steps open to the caller (the hub's `available_actions`). */
+async function requestDetail(pane: HTMLElement, id: string, changed: () => Promise<void>): Promise<void> {
+  let s: ServiceRequest;
+  try {
+    s = await busy(pane, "正在加载…", api.requests.getServiceRequest({ id }));
+  } catch (e) {
+    clear(pane, h("p", { class: "error" }, api.problem(e).message));
+    return;
+  }
+  const form = (step: Step): HTMLElement => {
+    const spec = STEPS[step] ?? { label: Step[step] };
+    let requestId = api.requestId();
+    const text = h("input", { "data-field": "comment", placeholder: spec.needs === "text" ? "答复 / 理由（必填）" : "意见（选填）" });
+    const unit = h("input", { "data-field": "assignee", placeholder: "承办单位代码" });
+    const days = h("input", { type: "number", min: "1", max: "60", "data-field": "extension_working_days", placeholder: "工作日" });
+    const sat = h(
+      "select",
+      { "data-field": "satisfaction" },
+      h("option", { value: String(Satisfaction.SATISFIED) }, "满意"),
+      h("option", { value: String(Satisfaction.BASICALLY_SATISFIED) }, "基本满意"),
+      h("option", { value: String(Satisfaction.DISSATISFIED) }, "不满意"),
+    );
+    const button = h("button", { type: "submit", "data-step": Step[step] }, spec.label);
+    const f = h(
+      "form",
+      {
+        class: "action",
+        onsubmit: async (e: Event) => {
+          e.preventDefault();
+          button.disabled = true;
+          try {
+            await api.requests.transitionServiceRequest({
+              id: s.id,
+              action: step,
+              expectedVersion: s.version,
+              assignee: unit.value.trim(),
+              comment: text.value.trim(),
+              extensionWorkingDays: Number(days.value) || 0,
+              satisfaction: spec.needs === "satisfaction" ? Number(sat.value) : Satisfaction.SATISFACTION_UNSPECIFIED,
+              requestId,
+            });
+            requestId = api.requestId();
+            toast(`${spec.label}：已完成`);
+            await Promise.all([requestDetail(pane, id, changed), changed()]);
+          } catch (err) {
+            const p = api.problem(err);
+            toast([p.message, ...showFieldErrors(f, p.fields)].join(" "), "error");
+            button.disabled = false;
+          }
+        },
+      },
+      button,
+      spec.needs === "unit" ? unit : null,
+      spec.needs === "days" ? days : null,
+      spec.needs === "satisfaction" ? sat : null,
+      text,
+    );
+    return f;
+  };
+  clear(
+    pane,
+    h("h2", { "data-status": String(s.status) }, `${s.requestNo} · ${STATUSES[s.status] ?? ""}`),
+    h("p", {}, `申请人：${s.applicant ? `${s.applicant.name} ${s.applicant.phone}` : ""}${s.onBehalf ? "（代办）" : ""}`),
+    h("p", {}, s.content),
+    h("p", {}, `承办单位：${s.assignee || "—"} · 时限：${cst(s.deadline)}`),
+    s.hotlineOrderNo ? h("p", {}, `12345 工单 ${s.hotlineOrderNo}（第 ${s.hotlineVersion} 版）`) : null,
+    s.caseId ? h("p", {}, "关联案件：", h("a", { href: `#/case/${s.caseId}` }, s.caseId)) : null,
+    s.reply ? h("p", {}, `答复：${s.reply}`) : null,
+    s.availableActions.length
+      ? h("div", { class: "actions", id: "request-actions" }, ...s.availableActions.map(form))
+      : h("p", { class: "empty", id: "request-actions" }, "您当前对此办件没有可执行的操作。"),
+  );
+}
+
+export const windowView: View = (root: HTMLElement, me: Me, args: string[]) => {
   const list = h("tbody");
   const town = me.caller.regionCode.length >= 9 ? me.caller.regionCode.slice(0, 9) : "";
 
@@ -42,7 +134,7 @@ export const windowView: View = (root: HTMLElement, me: Me) => {
           h(
             "tr",
             { "data-request": s.requestNo },
-            h("td", {}, s.requestNo),
+            h("td", {}, h("a", { href: `#/window/${s.id}` }, s.requestNo)),
             h("td", {}, KINDS.find(([k]) => k === s.kind)?.[1] ?? ""),
             h("td", {}, s.applicant ? `${s.applicant.name} ${s.applicant.phone}` : ""),
             h("td", {}, s.content.slice(0, 40)),
@@ -141,5 +233,8 @@ export const windowView: View = (root: HTMLElement, me: Me) => {
       list,
     ),
   );
+  const pane = h("section", { id: "request-detail" });
+  root.append(pane);
+  if (args[0]) void requestDetail(pane, args[0], loadList);
   void busy(root, "正在加载…", loadList());
 };
