@@ -313,21 +313,23 @@ async fn the_dashboard_downloads_the_export_as_the_command_writes_it_and_audits_
             Ok::<_, tonic::Status>(bytes)
         }
     };
+    // Yesterday and today in China: the report was made an hour ago, perhaps before midnight.
     let today = chrono::Utc::now() + chrono::Duration::hours(8);
+    let yesterday = today - chrono::Duration::days(1);
     let day = today.format("%Y-%m-%d").to_string();
-    let csv = export(op.clone(), &day, &day).await.unwrap();
+    let from = yesterday.format("%Y-%m-%d").to_string();
+    let csv = export(op.clone(), &from, &day).await.unwrap();
     let text = String::from_utf8(csv.clone()).unwrap();
     assert!(text.starts_with("\u{feff}案件编号,状态,"), "{text}");
     assert!(text.contains(&case.case_no));
     // The same bytes as the command's writer.
     let mut conn = gridhub::store::connect_one(&app.db).await.unwrap();
     let mut direct = Vec::new();
-    let d = today.date_naive();
     gridhub::app::export::write_cases(
         &mut conn,
         &gridhub::domain::principal::Scope::parse(TOWN).unwrap(),
-        d,
-        d,
+        yesterday.date_naive(),
+        today.date_naive(),
         &mut direct,
     )
     .await
