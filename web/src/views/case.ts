@@ -260,6 +260,10 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
               "li",
               {},
               r ? h("b", {}, r.title || "（无标题）") : h("b", {}, c.reportIds[i]),
+              // A 12345 work order's report names its order (reporter `12345:<order no>`).
+              r && r.reporterId.startsWith("12345:")
+                ? h("span", { class: "flag", "data-order": r.reporterId.slice(6) }, `12345 工单 ${r.reporterId.slice(6)}`)
+                : null,
               r ? ` ${r.description}` : "",
               r ? h("div", { class: "meta" }, `${cst(r.occurredAt)} · ${r.reporterId} · ${r.reporterPhone || "无电话"}`) : null,
               r && r.attachments.length && me.can("ReportService/DownloadAttachment") ? attachments(r.attachments) : null,

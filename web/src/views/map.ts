@@ -15,6 +15,8 @@ import { h, clear, busy, toast, cst, statusName } from "../ui";
 maplibregl.setWorkerUrl(workerUrl);
 
 const FINISHED = new Set(["CLOSED", "VOID", "MERGED"]);
+/** The shortest time between two draws of the map's data. */
+const DRAW_EVERY_MS = 1000;
 /** Feed events kept in the panel. */
 const FEED_MAX = 200;
 
@@ -200,7 +202,8 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
     mapEl.dataset.cases = String(points.size);
     mapEl.dataset.grids = String(grids.length);
   };
-  // At most four draws a second, however fast the feed runs: each sends only what changed.
+  // At most one draw a second, however fast the feed runs (each sends only what changed): on a
+  // screen without a GPU a repaint costs ~150 ms of the main thread (docs/benchmarks.md).
   let last = 0;
   const schedule = () => {
     if (dirty) return;
@@ -209,7 +212,7 @@ export const mapView: View = (root: HTMLElement, me: Me) => {
       dirty = false;
       last = performance.now();
       redraw();
-    }, Math.max(0, 250 - (performance.now() - last)));
+    }, Math.max(0, DRAW_EVERY_MS - (performance.now() - last)));
   };
 
   /** New cases whose place is not in the event: read once, in a batch. */
