@@ -476,6 +476,21 @@ impl TryFrom<pb::RecordFollowUpRequest> for FollowUp {
     }
 }
 
+/// What ListMediationCases filters by.
+fn list_filter(
+    state: &super::State,
+    r: &pb::ListMediationCasesRequest,
+) -> Result<db::Filter, ApiError> {
+    Ok(db::Filter {
+        statuses: statuses(&r.statuses)?,
+        team: Some(r.team.trim().to_owned()).filter(|t| !t.is_empty()),
+        follow_up_overdue_on: r
+            .follow_up_overdue
+            .then(|| app::mediation::today(&state.app)),
+        linked_case: super::optional_uuid(r.linked_case_id.trim(), "linked_case_id")?,
+    })
+}
+
 #[tonic::async_trait]
 impl MediationService for MediationApi {
     async fn create_mediation_case(
@@ -507,16 +522,11 @@ impl MediationService for MediationApi {
         let p = principal(&req)?;
         let r = req.into_inner();
         let prefix = requested_scope(&p, &r.region_code)?;
-        let statuses = statuses(&r.statuses)?;
-        let f = db::Filter {
-            statuses,
-            team: Some(r.team.trim().to_owned()).filter(|t| !t.is_empty()),
-            follow_up_overdue_on: r
-                .follow_up_overdue
-                .then(|| app::mediation::today(&self.state.app)),
-        };
+        let f = list_filter(&self.state, &r)?;
+        // Bound to the whole filter; the linked case only when given (older tokens stay valid).
+        let linked = f.linked_case.map(|c| format!("|{c}")).unwrap_or_default();
         let filter = format!(
-            "{prefix}|{:?}|{:?}|{}",
+            "{prefix}|{:?}|{:?}|{}{linked}",
             f.statuses, f.team, r.follow_up_overdue
         );
         let (size, token) = (r.page_size, &r.page_token);

@@ -207,6 +207,30 @@ impl TryFrom<&pb::TransitionServiceRequestRequest> for Transition {
     }
 }
 
+/// What ListServiceRequests filters by, and the filter's description a page token is bound to
+/// (not to `now`; the case only when given, so tokens issued before it existed stay valid).
+fn list_filter(
+    state: &super::State,
+    r: &pb::ListServiceRequestsRequest,
+) -> Result<(db::Filter, String), ApiError> {
+    let f = db::Filter {
+        statuses: request_statuses(&r.statuses)?,
+        assignee: Some(r.assignee.trim().to_owned()).filter(|a| !a.is_empty()),
+        hotline_order_no: Some(r.hotline_order_no.trim().to_owned()).filter(|a| !a.is_empty()),
+        overdue_at: r.overdue_only.then(|| state.app.workflow.clock.now()),
+        case: super::optional_uuid(r.case_id.trim(), "case_id")?,
+    };
+    let binding = format!(
+        "{:?}|{:?}|{:?}|{}{}",
+        f.statuses,
+        f.assignee,
+        f.hotline_order_no,
+        r.overdue_only,
+        f.case.map(|c| format!("|{c}")).unwrap_or_default()
+    );
+    Ok((f, binding))
+}
+
 #[tonic::async_trait]
 impl ServiceRequestService for ServiceRequestApi {
     async fn create_service_request(
@@ -253,19 +277,8 @@ impl ServiceRequestService for ServiceRequestApi {
         let p = principal(&req)?;
         let r = req.into_inner();
         let prefix = requested_scope(&p, &r.region_code)?;
-        let statuses = request_statuses(&r.statuses)?;
-        let now = self.state.app.workflow.clock.now();
-        let f = db::Filter {
-            statuses,
-            assignee: Some(r.assignee.trim().to_owned()).filter(|a| !a.is_empty()),
-            hotline_order_no: Some(r.hotline_order_no.trim().to_owned()).filter(|a| !a.is_empty()),
-            overdue_at: r.overdue_only.then_some(now),
-        };
-        // A page token is bound to the filter it was issued for (not to `now`).
-        let filter = format!(
-            "{prefix}|{:?}|{:?}|{:?}|{}",
-            f.statuses, f.assignee, f.hotline_order_no, r.overdue_only
-        );
+        let (f, binding) = list_filter(&self.state, &r)?;
+        let filter = format!("{prefix}|{binding}");
         let (size, token) = (r.page_size, &r.page_token);
         let page = Page::parse(&self.state, &p, "ListServiceRequests", &filter, size, token)?;
         let before = page.after_uuid()?;

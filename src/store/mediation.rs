@@ -256,6 +256,8 @@ pub struct Filter {
     pub team: Option<String>,
     /// Cases with a follow-up due before this day and not done.
     pub follow_up_overdue_on: Option<NaiveDate>,
+    /// Cases linked to this case of the one net.
+    pub linked_case: Option<CaseId>,
 }
 
 /// Cases within `prefix` before `before` (ids are time-ordered), newest first.
@@ -279,6 +281,9 @@ pub async fn list(
     }
     if let Some(t) = &f.team {
         q = q.filter(mediation_cases::team.eq(t.clone()));
+    }
+    if let Some(c) = f.linked_case {
+        q = q.filter(mediation_cases::linked_case_id.eq(c));
     }
     if let Some(day) = f.follow_up_overdue_on {
         q = q.filter(

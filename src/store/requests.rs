@@ -270,6 +270,8 @@ pub struct Filter {
     pub hotline_order_no: Option<String>,
     /// Open and past the deadline at this time.
     pub overdue_at: Option<DateTime<Utc>>,
+    /// Requests whose work order's report is in this case.
+    pub case: Option<CaseId>,
 }
 
 /// Requests within `prefix` before `before` (ids are time-ordered), newest first.
@@ -296,6 +298,16 @@ pub async fn list(
     }
     if let Some(o) = &f.hotline_order_no {
         q = q.filter(service_requests::hotline_order_no.eq(o.clone()));
+    }
+    if let Some(c) = f.case {
+        q = q.filter(
+            service_requests::sr_id.eq_any(
+                hotline_orders::table
+                    .inner_join(reports::table)
+                    .filter(reports::case_id.eq(c))
+                    .select(hotline_orders::sr_id),
+            ),
+        );
     }
     if let Some(t) = f.overdue_at {
         q = q

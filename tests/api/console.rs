@@ -406,3 +406,79 @@ async fn a_requests_next_steps_follow_the_window_and_the_assigned_unit() {
         "the window may press the unit"
     );
 }
+
+#[tokio::test]
+async fn a_cases_12345_request_and_mediation_are_found_by_the_case() {
+    use chrono::Utc;
+    // Real time: the grid report and the order are stamped with it (the merge looks at times).
+    let (app, _clock) = workflow::town_at(Utc::now()).await;
+    let case = workflow::new_case(&app, "0202", WALL).await;
+    let other = workflow::new_case(&app, "0202", (WALL.0 + 0.004, WALL.1)).await;
+    // 12345's order 20 m away joins the case.
+    let mut o = crate::hotline::work_order("2026112500777", 1);
+    o.location = Some(pb::LatLng {
+        lat: WALL.0 + 0.00018,
+        lng: WALL.1,
+    });
+    o.category_code = "HL-0307".into();
+    o.received_at = Some(gridhub::grpc::convert::timestamp(Utc::now()));
+    let pushed = app
+        .hotline(Some(&crate::hotline::hotline(&app)))
+        .await
+        .push_work_order(o)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pushed.case_id, case.case_id);
+    let requests = |case_id: &str| {
+        let app = &app;
+        let r = pb::ListServiceRequestsRequest {
+            case_id: case_id.into(),
+            ..Default::default()
+        };
+        async move {
+            app.requests(Some(&operator(app)))
+                .await
+                .list_service_requests(r)
+                .await
+                .map(|r| r.into_inner().service_requests)
+        }
+    };
+    let found = requests(&case.case_id).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].hotline_order_no, "2026112500777");
+    assert!(requests(&other.case_id).await.unwrap().is_empty());
+    let e = requests("nope").await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    // A mediation linked to the case.
+    let mediator = app.token_unit("med-li", &["mediator"], TOWN, crate::mediation::TEAM);
+    let m = app
+        .mediation(Some(&mediator))
+        .await
+        .create_mediation_case(crate::mediation::dispute(&case.case_id))
+        .await
+        .unwrap()
+        .into_inner();
+    let linked = |case_id: &str| {
+        let app = &app;
+        let token = mediator.clone();
+        let r = pb::ListMediationCasesRequest {
+            linked_case_id: case_id.into(),
+            ..Default::default()
+        };
+        async move {
+            app.mediation(Some(&token))
+                .await
+                .list_mediation_cases(r)
+                .await
+                .map(|r| r.into_inner().mediation_cases)
+        }
+    };
+    let found = linked(&case.case_id).await.unwrap();
+    assert_eq!(
+        found.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        [m.id]
+    );
+    assert!(linked(&other.case_id).await.unwrap().is_empty());
+}

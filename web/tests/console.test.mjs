@@ -386,8 +386,11 @@ test("the clerk files a 代办 request; a field error shows beside its field", a
 
 test("a mediator sees parties masked; with pii_reader unmasked, and the audit trail has the read", async () => {
   const mediator = token("med-li", ["mediator"], TOWN, TEAM);
+  // A dispute a grid report brought in: linked to its case.
+  const reported = await submitReport("邻里排水纠纷", { lat: WALL.lat + 0.004, lng: WALL.lng });
   const m = await client(MediationService, mediator).createMediationCase({
-    source: MediationSource.WALK_IN,
+    source: MediationSource.GRID_REPORT,
+    linkedCaseId: reported.caseId,
     disputeType: "邻里",
     parties: [
       { name: "张大山", role: PartyRole.APPLICANT, idNumber: "500110195003071234", phone: "13811112222", address: "马颈村三组" },
@@ -406,6 +409,10 @@ test("a mediator sees parties masked; with pii_reader unmasked, and the audit tr
   assert.deepEqual(names, ["张**", "李**"]);
   assert.ok(!(await masked.content()).includes("13811112222"));
   await shot(masked, "mediation-masked");
+  // The case links its mediation.
+  await masked.goto(`${base}/#/case/${reported.caseId}`);
+  await masked.click(`a[data-link="mediation"]:has-text("${m.caseNo}")`);
+  await masked.waitForSelector(`#mediation-case[data-case="${m.id}"]`);
   await masked.context().close();
 
   const reader = token("med-li", ["mediator", "pii_reader"], TOWN, TEAM);

@@ -216,6 +216,26 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
       "拆分为新案件",
     );
 
+  /** The 12345 requests and mediation cases of this case, when the caller may read them. */
+  const links = async (c: Case, box: Element) => {
+    const items: HTMLElement[] = [];
+    try {
+      if (me.can("ServiceRequestService/ListServiceRequests")) {
+        const r = await api.requests.listServiceRequests({ caseId: c.caseId, pageSize: 20 });
+        for (const s of r.serviceRequests)
+          items.push(h("li", {}, "12345 工单 ", h("a", { href: `#/window/${s.id}`, "data-link": "request" }, s.hotlineOrderNo || s.requestNo)));
+      }
+      if (me.can("MediationService/ListMediationCases")) {
+        const m = await api.mediation.listMediationCases({ linkedCaseId: c.caseId, pageSize: 20 });
+        for (const x of m.mediationCases)
+          items.push(h("li", {}, "调解案件 ", h("a", { href: `#/mediation/${x.id}`, "data-link": "mediation" }, x.caseNo)));
+      }
+    } catch {
+      /* links are extra: the case stands without them */
+    }
+    if (items.length) box.append(h("h2", {}, "关联"), h("ul", { class: "links" }, ...items));
+  };
+
   const show = async () => {
     try {
       const c = await busy(body, "正在加载案件…", api.cases.getCase({ caseId: id }));
@@ -250,6 +270,7 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
           ? h("div", { class: "actions", id: "actions" }, ...c.availableActions.map((a) => actionForm(c, a)))
           : h("p", { class: "empty", id: "actions" }, "您当前对此案件没有可执行的操作。"),
         me.can("CaseService/MergeCases") && OPEN.includes(c.status) ? mergeForm(c) : null,
+        h("div", { id: "links" }),
         h("h2", {}, `上报（${c.reportIds.length}）`),
         h(
           "ol",
@@ -289,6 +310,7 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
         ),
         me.can("AuditService/ListAuditEvents") ? h("div", { id: "history" }) : null,
       );
+      void links(c, body.querySelector("#links")!);
       if (me.can("AuditService/ListAuditEvents")) {
         const hist = body.querySelector("#history")!;
         const ev = await api.audit.listAuditEvents({ entityType: "case", entityId: c.caseId, pageSize: 100, pageToken: "", regionCode: "" });
