@@ -1,5 +1,8 @@
 // Small DOM helpers: elements from data (text is always set as text, never parsed as HTML),
-// a busy indicator for long loads, and messages.
+// a busy indicator for long loads, messages, and the form every workflow step uses.
+
+import { Code } from "@connectrpc/connect";
+import { problem, requestId as newRequestId } from "./api";
 
 type Child = Node | string | null | undefined | false;
 
@@ -88,4 +91,48 @@ export const STATUS_NAMES: Record<string, string> = {
 
 export function statusName(s: string): string {
   return STATUS_NAMES[s] ?? s;
+}
+
+/**
+ * A form that acts once per intent: `act` gets a request id made for this form (a new one
+ * only after success, so a resend replays instead of acting twice), the button is disabled
+ * while in flight, field violations show beside their fields, and a stale view (ABORTED)
+ * offers `reload` instead of acting again. `done` runs after success with `label`'s toast.
+ */
+export function actionForm(
+  button: HTMLButtonElement,
+  fields: (Node | null)[],
+  act: (requestId: string) => Promise<unknown>,
+  label: string,
+  done: () => Promise<void>,
+  reload?: () => Promise<void>,
+): HTMLFormElement {
+  let requestId = newRequestId();
+  const form: HTMLFormElement = h(
+    "form",
+    {
+      class: "action",
+      onsubmit: async (e: Event) => {
+        e.preventDefault();
+        button.disabled = true;
+        try {
+          await act(requestId);
+          requestId = newRequestId();
+          toast(`${label}：已完成`);
+          await done();
+        } catch (err) {
+          const p = problem(err);
+          toast([p.message, ...showFieldErrors(form, p.fields)].join(" "), "error");
+          if (p.code === Code.Aborted && reload) {
+            form.append(h("button", { type: "button", class: "reload", onclick: () => void reload() }, "刷新"));
+          } else {
+            button.disabled = false;
+          }
+        }
+      },
+    },
+    button,
+    ...fields,
+  );
+  return form;
 }

@@ -312,7 +312,7 @@ test("the command centre splits a report out of its case and merges it back", as
   await page.waitForSelector(`#merge-sources option[value="${split}"]`);
   await page.selectOption("#merge-sources", split);
   await page.click("#merge");
-  await page.waitForSelector(".toast:has-text('已合并')");
+  await page.waitForSelector(".toast:has-text('合并：已完成')");
   const merged = await client(CaseService, env.TOKEN).getCase({ caseId: split });
   assert.equal(merged.status, "MERGED");
   assert.equal(merged.mergedInto, first.caseId);

@@ -6,7 +6,7 @@
 import * as api from "../api";
 import { CaseAction, type Case } from "../gen/gridhub/v1/case_pb";
 import type { Me, View } from "../main";
-import { h, clear, busy, toast, cst, statusName, showFieldErrors } from "../ui";
+import { h, clear, busy, toast, cst, statusName, actionForm as stepForm } from "../ui";
 
 const ACTIONS: Record<number, { label: string; needs?: ("unit" | "days" | "extension")[]; danger?: boolean }> = {
   [CaseAction.REGISTER]: { label: "立案" },
@@ -75,7 +75,6 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
 
   const actionForm = (c: Case, action: CaseAction): HTMLElement => {
     const spec = ACTIONS[action];
-    let requestId = api.requestId();
     const comment = h("input", { name: "comment", "data-field": "comment", placeholder: "意见（选填）" });
     const unit = h("select", { name: "assignee", "data-field": "assignee", "aria-label": "承办单位" });
     const days = h("input", {
@@ -99,45 +98,28 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
       { type: "submit", class: spec.danger ? "danger" : "", "data-action": CaseAction[action] },
       spec.label,
     );
-    const form = h(
-      "form",
-      {
-        class: "action",
-        onsubmit: async (e: Event) => {
-          e.preventDefault();
-          button.disabled = true;
-          try {
-            await api.cases.transitionCase({
-              caseId: c.caseId,
-              action,
-              expectedVersion: c.version,
-              requestId,
-              comment: comment.value.trim(),
-              assignee: unit.value,
-              timeLimitWorkingDays: Number(days.value) || 0,
-              extensionWorkingDays: Number(ext.value) || 0,
-            });
-            requestId = api.requestId();
-            toast(`${spec.label}：已完成`);
-            await show();
-          } catch (err) {
-            const p = api.problem(err);
-            const rest = showFieldErrors(form, p.fields);
-            toast([p.message, ...rest].join(" "), "error");
-            if (p.code !== 10 /* Aborted: reload first */) button.disabled = false;
-            if (p.code === 10) {
-              form.append(
-                h("button", { type: "button", class: "reload", onclick: () => void show() }, "刷新"),
-              );
-            }
-          }
-        },
-      },
+    const form = stepForm(
       button,
-      spec.needs?.includes("unit") ? unit : null,
-      spec.needs?.includes("days") ? days : null,
-      spec.needs?.includes("extension") ? ext : null,
-      comment,
+      [
+        spec.needs?.includes("unit") ? unit : null,
+        spec.needs?.includes("days") ? days : null,
+        spec.needs?.includes("extension") ? ext : null,
+        comment,
+      ],
+      (requestId) =>
+        api.cases.transitionCase({
+          caseId: c.caseId,
+          action,
+          expectedVersion: c.version,
+          requestId,
+          comment: comment.value.trim(),
+          assignee: unit.value,
+          timeLimitWorkingDays: Number(days.value) || 0,
+          extensionWorkingDays: Number(ext.value) || 0,
+        }),
+      spec.label,
+      show,
+      show,
     );
     if (spec.needs?.includes("unit")) {
       void (async () => {
@@ -152,35 +134,22 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
 
   /** 合并: other open cases of the same grid merged into this one. */
   const mergeForm = (c: Case): HTMLElement => {
-    let requestId = api.requestId();
     const pick = h("select", { id: "merge-sources", multiple: true, "data-field": "source_case_ids", size: "4" });
     const comment = h("input", { "data-field": "comment", placeholder: "合并理由" });
     const button = h("button", { type: "submit", id: "merge" }, "并入本案");
-    const form = h(
-      "form",
-      {
-        class: "action",
-        onsubmit: async (e: Event) => {
-          e.preventDefault();
-          const sources = [...pick.selectedOptions].map((o) => o.value);
-          if (sources.length === 0) return;
-          button.disabled = true;
-          try {
-            await api.cases.mergeCases({ targetCaseId: c.caseId, sourceCaseIds: sources, comment: comment.value, requestId });
-            requestId = api.requestId();
-            toast(`已合并 ${sources.length} 件`);
-            await show();
-          } catch (err) {
-            const p = api.problem(err);
-            toast([p.message, ...showFieldErrors(form, p.fields)].join(" "), "error");
-            button.disabled = false;
-          }
-        },
-      },
-      h("span", {}, "同网格未结案件："),
-      pick,
-      comment,
+    const form = stepForm(
       button,
+      [h("span", {}, "同网格未结案件："), pick, comment],
+      (requestId) =>
+        api.cases.mergeCases({
+          targetCaseId: c.caseId,
+          sourceCaseIds: [...pick.selectedOptions].map((o) => o.value),
+          comment: comment.value,
+          requestId,
+        }),
+      "合并",
+      show,
+      show,
     );
     void api.cases
       .listCases({ statuses: OPEN, pageSize: 200 })

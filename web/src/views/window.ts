@@ -12,7 +12,7 @@ import {
   type ServiceRequest,
 } from "../gen/gridhub/v1/service_pb";
 import type { Me, View } from "../main";
-import { h, clear, busy, toast, cst, showFieldErrors } from "../ui";
+import { h, clear, busy, toast, cst, showFieldErrors, actionForm } from "../ui";
 
 const KINDS: [RequestKind, string][] = [
   [RequestKind.SERVICE, "办事"],
@@ -58,7 +58,6 @@ async function requestDetail(pane: HTMLElement, id: string, changed: () => Promi
   }
   const form = (step: Step): HTMLElement => {
     const spec = STEPS[step] ?? { label: Step[step] };
-    let requestId = api.requestId();
     const text = h("input", { "data-field": "comment", placeholder: spec.needs === "text" ? "答复 / 理由（必填）" : "意见（选填）" });
     const unit = h("input", { "data-field": "assignee", placeholder: "承办单位代码" });
     const days = h("input", { type: "number", min: "1", max: "60", "data-field": "extension_working_days", placeholder: "工作日" });
@@ -70,39 +69,30 @@ async function requestDetail(pane: HTMLElement, id: string, changed: () => Promi
       h("option", { value: String(Satisfaction.DISSATISFIED) }, "不满意"),
     );
     const button = h("button", { type: "submit", "data-step": Step[step] }, spec.label);
-    const f = h(
-      "form",
-      {
-        class: "action",
-        onsubmit: async (e: Event) => {
-          e.preventDefault();
-          button.disabled = true;
-          try {
-            await api.requests.transitionServiceRequest({
-              id: s.id,
-              action: step,
-              expectedVersion: s.version,
-              assignee: unit.value.trim(),
-              comment: text.value.trim(),
-              extensionWorkingDays: Number(days.value) || 0,
-              satisfaction: spec.needs === "satisfaction" ? Number(sat.value) : Satisfaction.SATISFACTION_UNSPECIFIED,
-              requestId,
-            });
-            requestId = api.requestId();
-            toast(`${spec.label}：已完成`);
-            await Promise.all([requestDetail(pane, id, changed), changed()]);
-          } catch (err) {
-            const p = api.problem(err);
-            toast([p.message, ...showFieldErrors(f, p.fields)].join(" "), "error");
-            button.disabled = false;
-          }
-        },
-      },
+    const f = actionForm(
       button,
-      spec.needs === "unit" ? unit : null,
-      spec.needs === "days" ? days : null,
-      spec.needs === "satisfaction" ? sat : null,
-      text,
+      [
+        spec.needs === "unit" ? unit : null,
+        spec.needs === "days" ? days : null,
+        spec.needs === "satisfaction" ? sat : null,
+        text,
+      ],
+      (requestId) =>
+        api.requests.transitionServiceRequest({
+          id: s.id,
+          action: step,
+          expectedVersion: s.version,
+          assignee: unit.value.trim(),
+          comment: text.value.trim(),
+          extensionWorkingDays: Number(days.value) || 0,
+          satisfaction: spec.needs === "satisfaction" ? Number(sat.value) : Satisfaction.SATISFACTION_UNSPECIFIED,
+          requestId,
+        }),
+      spec.label,
+      async () => {
+        await Promise.all([requestDetail(pane, id, changed), changed()]);
+      },
+      () => requestDetail(pane, id, changed),
     );
     return f;
   };
