@@ -318,8 +318,7 @@ impl CaseService for CaseApi {
         )))
     }
 
-    type ExportCasesStream =
-        futures::stream::Iter<std::vec::IntoIter<Result<pb::ExportChunk, Status>>>;
+    type ExportCasesStream = super::Chunks<pb::ExportChunk>;
 
     async fn export_cases(
         &self,
@@ -338,11 +337,9 @@ impl CaseService for CaseApi {
         };
         let days = (day(from_date, "from_date")?, day(to_date, "to_date")?);
         let csv = app::export::cases(&self.state.app, &p, scope, days).await?;
-        let chunks: Vec<_> = csv
-            .chunks(64 * 1024)
-            .map(|c| Ok(pb::ExportChunk { data: c.to_vec() }))
-            .collect();
-        Ok(Response::new(futures::stream::iter(chunks)))
+        Ok(Response::new(super::chunks(&csv, |_, c| pb::ExportChunk {
+            data: c.to_vec(),
+        })))
     }
 
     async fn get_case_map(

@@ -9,7 +9,6 @@
 //! The console holds no data and no secret: it calls the same RPCs (over gRPC-Web) as every
 //! other client, with the token the user pasted, and the server decides what it may see.
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -131,14 +130,8 @@ async fn serve(console: &Console, req: http::Request<Body>) -> http::Response<Bo
             .fallback(ServeFile::new(index));
         match files.oneshot(req).await {
             Ok(r) => r.map(Body::new),
-            Err(e) => {
-                let _: Infallible = e;
-                text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "text/plain",
-                    String::new(),
-                )
-            }
+            // ServeDir's error type is Infallible.
+            Err(never) => match never {},
         }
     } else {
         text(

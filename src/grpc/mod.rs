@@ -96,6 +96,23 @@ pub fn figures_period(
     Ok((from, to))
 }
 
+/// Bytes a streamed file (an attachment, an export) is sent in at most.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A server stream of a file's bytes, in order.
+pub type Chunks<T> = futures::stream::Iter<std::vec::IntoIter<Result<T, tonic::Status>>>;
+
+/// `bytes` as a [`Chunks`] stream of at most [`CHUNK_BYTES`] each, every message made by
+/// `chunk` from its index and its bytes.
+pub fn chunks<T>(bytes: &[u8], chunk: impl Fn(usize, &[u8]) -> T) -> Chunks<T> {
+    let items: Vec<_> = bytes
+        .chunks(CHUNK_BYTES)
+        .enumerate()
+        .map(|(i, c)| Ok(chunk(i, c)))
+        .collect();
+    futures::stream::iter(items)
+}
+
 /// A required UUID field, as the id type the caller names (or a bare `Uuid`).
 pub fn uuid_field<T: From<uuid::Uuid>>(raw: &str, field: &str) -> Result<T, ApiError> {
     uuid::Uuid::parse_str(raw)

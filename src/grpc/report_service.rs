@@ -344,15 +344,12 @@ impl ReportService for ReportApi {
         }))
     }
 
-    type DownloadAttachmentStream =
-        futures::stream::Iter<std::vec::IntoIter<Result<pb::AttachmentChunk, Status>>>;
+    type DownloadAttachmentStream = super::Chunks<pb::AttachmentChunk>;
 
     async fn download_attachment(
         &self,
         req: Request<pb::DownloadAttachmentRequest>,
     ) -> Result<Response<Self::DownloadAttachmentStream>, Status> {
-        /// Bytes per chunk.
-        const CHUNK: usize = 64 * 1024;
         let p = principal(&req)?;
         let pb::DownloadAttachmentRequest { attachment_id } = req.get_ref();
         let sha = attachment_id.trim();
@@ -366,21 +363,17 @@ impl ReportService for ReportApi {
             );
         }
         let (content_type, bytes) = app::reports::attachment(&self.state.app, &p, sha).await?;
-        let chunks: Vec<_> = bytes
-            .chunks(CHUNK)
-            .enumerate()
-            .map(|(i, data)| {
-                Ok(pb::AttachmentChunk {
-                    content_type: if i == 0 {
-                        content_type.clone()
-                    } else {
-                        String::new()
-                    },
-                    data: data.to_vec(),
-                })
-            })
-            .collect();
-        Ok(Response::new(futures::stream::iter(chunks)))
+        // The first chunk names the content type, as in UploadAttachment.
+        Ok(Response::new(super::chunks(&bytes, |i, data| {
+            pb::AttachmentChunk {
+                content_type: if i == 0 {
+                    content_type.clone()
+                } else {
+                    String::new()
+                },
+                data: data.to_vec(),
+            }
+        })))
     }
 
     async fn upload_attachment(

@@ -15,8 +15,8 @@ use crate::domain::principal::{Principal, Role};
 /// The SessionService implementation.
 pub struct SessionApi;
 
-/// Every RPC path of the compiled contract.
-fn paths() -> &'static [String] {
+/// Every RPC path of the compiled contract (`/package.Service/Method`), sorted.
+pub fn paths() -> &'static [String] {
     static PATHS: OnceLock<Vec<String>> = OnceLock::new();
     PATHS.get_or_init(|| {
         let fds = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).unwrap_or_default();

@@ -62,7 +62,7 @@ pub async fn grids(conn: &mut AsyncPgConnection, scope: &Scope) -> QueryResult<V
         "SELECT g.code, g.name, ST_AsGeoJSON(g.boundary, 6) AS geojson,
                 COALESCE(c.open_cases, 0) AS open_cases, COALESCE(c.overdue_cases, 0) AS overdue_cases,
                 COALESCE((SELECT array_agg(w.name || ' (' || w.worker_id || ')' ORDER BY w.worker_id)
-                            FROM workers w WHERE w.active AND g.code = ANY (w.grid_codes)), '{}') AS workers
+                            FROM workers w WHERE w.active AND w.grid_codes @> ARRAY[g.code]), '{}') AS workers
            FROM regions g
            LEFT JOIN (SELECT grid_code, count(*) AS open_cases,
                              count(*) FILTER (WHERE $3 = ANY (flags)) AS overdue_cases

@@ -208,9 +208,10 @@ export const caseView: View = (root: HTMLElement, me: Me, args: string[]) => {
   const show = async () => {
     try {
       const c = await busy(body, "正在加载案件…", api.cases.getCase({ caseId: id }));
-      const reports = await Promise.all(
-        c.reportIds.map((r) => api.reports.getReport({ reportId: r }).catch(() => null)),
-      );
+      // The case's reports in one call (ListReports by case), in the case's order.
+      const listed = await api.reports.listReports({ caseId: c.caseId, pageSize: 1000 }).catch(() => null);
+      const byId = new Map((listed?.reports ?? []).map((r) => [r.reportId, r]));
+      const reports = c.reportIds.map((r) => byId.get(r) ?? null);
       clear(
         body,
         h(
