@@ -136,6 +136,18 @@ fn actor(p: &Principal, c: &MediationCase) -> mediation::Actor {
     }
 }
 
+/// The steps open to `who` on the case of `v` now (for screens; `plan` stays the judge).
+pub fn available(who: &Principal, v: &View) -> Vec<Action> {
+    let c = &v.full.case;
+    let Ok(status) = status_of(c) else {
+        return Vec::new();
+    };
+    let facts = Facts {
+        followed_up: v.full.follow_ups.iter().any(|x| x.done_at.is_some()),
+    };
+    mediation::available(status, actor(who, c), facts)
+}
+
 /// The local day now, by the workflow clock.
 pub fn today(ctx: &Context) -> NaiveDate {
     local_day(ctx.workflow.clock.now())

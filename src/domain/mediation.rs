@@ -155,6 +155,15 @@ pub fn plan(status: Status, action: Action, actor: Actor, facts: Facts) -> Resul
     })
 }
 
+/// The steps `actor` may take now, for screens: exactly those [`plan`] admits (it stays the
+/// judge; a step may still be refused for its arguments).
+pub fn available(status: Status, actor: Actor, facts: Facts) -> Vec<Action> {
+    Action::ALL
+        .into_iter()
+        .filter(|a| plan(status, *a, actor, facts).is_ok())
+        .collect()
+}
+
 /// The day the follow-up of an agreement is due: the day after its performance deadline, or
 /// 7 days after the outcome when it has none.
 pub fn follow_up_due(outcome_day: NaiveDate, performance_deadline: Option<NaiveDate>) -> NaiveDate {
@@ -193,6 +202,23 @@ mod tests {
         team: false,
         command_centre: true,
     };
+
+    #[test]
+    fn screens_are_offered_the_steps_the_machine_admits() {
+        use Action::*;
+        use Status::*;
+        let none = Facts::default();
+        let done = Facts { followed_up: true };
+        assert_eq!(available(Registered, TEAM, none), [Session]);
+        assert_eq!(available(InMediation, TEAM, none), [Session, Succeed, Fail]);
+        assert_eq!(available(Succeeded, TEAM, none), [Correct, FollowUp]);
+        assert_eq!(available(Succeeded, TEAM, done), [Correct, FollowUp, Close]);
+        assert_eq!(available(Failed, TEAM, none), [FollowUp, Close]);
+        assert_eq!(available(Succeeded, CENTRE, none), []);
+        assert_eq!(available(Succeeded, CENTRE, done), [Close]);
+        assert_eq!(available(InMediation, Actor::default(), done), []);
+        assert_eq!(available(Closed, TEAM, done), []);
+    }
 
     #[test]
     fn every_status_action_pair_follows_the_table() {

@@ -313,9 +313,16 @@ impl CaseService for CaseApi {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         let stop = self.state.feed.stopping();
         tokio::spawn(feed::subscriber(pool, filter, last, live, tx, stop));
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        let mut res = Response::new(
+            Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)) as Self::WatchCasesStream
+        );
+        // The stream's starting point, before any event: a client that drops before the first
+        // event resumes from here instead of "from now" (no gap on the first connection).
+        res.metadata_mut().insert(
+            feed::RESUME_HEADER,
+            tonic::metadata::MetadataValue::from(last),
+        );
+        Ok(res)
     }
 
     type ExportCasesStream = super::Chunks<pb::ExportChunk>;

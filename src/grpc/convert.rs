@@ -573,8 +573,9 @@ pub fn service_request(
     }
     let ts = |t: Option<DateTime<Utc>>| t.map(timestamp);
     pb::ServiceRequest {
-        // The caller's steps: GetServiceRequest fills them.
+        // The caller's steps and the order's updates: GetServiceRequest fills them.
         available_actions: Vec::new(),
+        hotline_updates: Vec::new(),
         id: r.sr_id.to_string(),
         request_no: r.request_no,
         kind: request_kind_to_pb(&r.kind) as i32,
@@ -652,6 +653,20 @@ pub fn hotline_update(row: &store::requests::OutboxRow) -> pb::HotlineUpdate {
         unit: p.unit,
         extension_working_days: p.extension_working_days,
         cursor: row.seq.to_string(),
+        // The push's progress is the hub's own business: a request's page shows it.
+        delivery: String::new(),
+        delivered_at: None,
+        attempts: 0,
+    }
+}
+
+/// An outbox row with its delivery, as a request's page shows it.
+pub fn hotline_update_delivery(row: &store::requests::OutboxRow) -> pb::HotlineUpdate {
+    pb::HotlineUpdate {
+        delivery: row.state.clone(),
+        delivered_at: row.delivered_at.map(timestamp),
+        attempts: row.attempts,
+        ..hotline_update(row)
     }
 }
 

@@ -291,6 +291,9 @@ async fn read_new(
     Ok(())
 }
 
+/// The response header of `WatchCases` holding the resume token of the stream's start.
+pub const RESUME_HEADER: &str = "gridhub-resume-token";
+
 /// Events read per catch-up query.
 const CATCH_UP_PAGE: i64 = 500;
 

@@ -163,6 +163,8 @@ fn view(v: View) -> pb::MediationCase {
     let c = f.case;
     let ts = |t: Option<DateTime<Utc>>| t.map(convert::timestamp);
     pb::MediationCase {
+        // The caller's steps: GetMediationCase fills them.
+        available_steps: Vec::new(),
         id: c.case_id.to_string(),
         case_no: c.case_no,
         source: pb::MediationSource::from_str_name(&c.source).unwrap_or_default() as i32,
@@ -512,7 +514,11 @@ impl MediationService for MediationApi {
         let p = principal(&req)?;
         let id = uuid_field(&req.get_ref().id, "id")?;
         let out = app::mediation::get(&self.state.app, &p, id).await?;
-        Ok(Response::new(view(out)))
+        let steps = app::mediation::available(&p, &out);
+        Ok(Response::new(pb::MediationCase {
+            available_steps: steps.iter().map(|a| a.as_str().to_owned()).collect(),
+            ..view(out)
+        }))
     }
 
     async fn list_mediation_cases(

@@ -12,12 +12,16 @@ use crate::app::error::ApiError;
 use crate::app::mutation::Resend;
 use crate::app::requests::{self, NewRequest, Transition};
 use crate::domain::Violation;
+
 use crate::domain::figures::rate;
 use crate::domain::pii::Person;
 use crate::domain::principal::Principal;
 use crate::domain::region::{RegionCode, RegionLevel};
 use crate::domain::request::{self, Action, Args, Kind, Satisfaction};
 use crate::store::requests::{self as db, ServiceRequest};
+
+/// A request's 12345 updates shown on its page (a work order has a handful; this bounds it).
+const UPDATES_SHOWN: i64 = 200;
 
 crate::idempotent!(
     pb::CreateServiceRequestRequest,
@@ -259,7 +263,16 @@ impl ServiceRequestService for ServiceRequestApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("service request {id} not found")))?;
         let open = crate::app::requests::available(&self.state.app, &p, &sr);
+        let order = sr.hotline_order_no.clone();
         let mut out = view(&self.state, &mut conn, sr, &p).await?;
+        if let Some(order) = order {
+            out.hotline_updates = db::updates_of_order(&mut conn, &order, UPDATES_SHOWN)
+                .await
+                .map_err(ApiError::from)?
+                .iter()
+                .map(convert::hotline_update_delivery)
+                .collect();
+        }
         out.available_actions = open
             .into_iter()
             .filter_map(|a| {

@@ -526,6 +526,22 @@ pub async fn updates_after(
         .await
 }
 
+/// The updates of one work order, oldest first (at most `limit`).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn updates_of_order(
+    conn: &mut AsyncPgConnection,
+    order_no: &str,
+    limit: i64,
+) -> QueryResult<Vec<OutboxRow>> {
+    hotline_outbox::table
+        .filter(hotline_outbox::order_no.eq(order_no))
+        .order(hotline_outbox::seq)
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)
+        .await
+}
+
 /// Claims up to `limit` due updates for delivery, locking them (rows another replica holds
 /// are skipped): per work order only the oldest undelivered update, so order is kept, and
 /// nothing behind a dead letter.

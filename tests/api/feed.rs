@@ -172,6 +172,59 @@ async fn the_feed_crosses_replicas_resumes_exactly_and_keeps_to_scope() {
 }
 
 #[tokio::test]
+async fn a_watch_dropped_before_its_first_event_resumes_from_its_start() {
+    let app = TestApp::spawn().await;
+    app.seed_demo().await;
+    let op = operator(&app);
+    // A case reported before the start, seen by another watcher (so it is in the feed: events
+    // join it once the audit sealer has chained them).
+    let mut other = app
+        .cases(Some(&op))
+        .await
+        .watch_cases(watch(""))
+        .await
+        .unwrap()
+        .into_inner();
+    let before = submit(&app, "500110111201", WALL).await;
+    assert_eq!(next(&mut other).await.case_id, before.case_id);
+    let watching = app
+        .cases(Some(&op))
+        .await
+        .watch_cases(watch(""))
+        .await
+        .unwrap();
+    // The stream's start, before any event, in its header.
+    let start = watching
+        .metadata()
+        .get("gridhub-resume-token")
+        .expect("a resume token for the stream's start")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(start.parse::<i64>().is_ok(), "{start}");
+    // Dropped before any event; a case is reported meanwhile.
+    drop(watching);
+    let missed = submit(&app, "500110111201", (WALL.0 + 0.003, WALL.1)).await;
+    let mut resumed = app
+        .cases(Some(&op))
+        .await
+        .watch_cases(watch(&start))
+        .await
+        .unwrap()
+        .into_inner();
+    let e = next(&mut resumed).await;
+    assert_eq!(
+        (e.kind.as_str(), e.case_id.as_str()),
+        ("CREATED", missed.case_id.as_str())
+    );
+    assert_ne!(
+        e.case_id, before.case_id,
+        "what came before the start is not replayed"
+    );
+    nothing_more(&mut resumed).await;
+}
+
+#[tokio::test]
 async fn feed_filters_and_bad_tokens() {
     let app = TestApp::spawn().await;
     app.seed_demo().await;

@@ -626,6 +626,7 @@ async fn a_dead_receiver_for_one_order_makes_dead_letters_while_others_flow() {
     });
     let rx = Receiver::start(policy).await;
     let app = pushing_app(&rx, 3).await;
+    let mut ids = Vec::new();
     for no in ["DEAD-1", "OK-1", "OK-2"] {
         let sr = push(&app, work_order(no, 1))
             .await
@@ -633,6 +634,7 @@ async fn a_dead_receiver_for_one_order_makes_dead_letters_while_others_flow() {
             .request
             .unwrap();
         sign_and_reply(&app, &sr).await;
+        ids.push(sr.id);
     }
     until(
         &app,
@@ -655,6 +657,61 @@ async fn a_dead_receiver_for_one_order_makes_dead_letters_while_others_flow() {
     assert_eq!(held, 1);
     let tries = rx.log().iter().filter(|r| r.order_no == "DEAD-1").count();
     assert_eq!(tries, 3, "max_attempts attempts, then a dead letter");
+    // A request's page shows its order's updates and how their pushes went.
+    let shown = |sr: pb::ServiceRequest| {
+        sr.hotline_updates
+            .iter()
+            .map(|u| {
+                (
+                    u.kind(),
+                    u.delivery.clone(),
+                    u.attempts,
+                    u.delivered_at.is_some(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let get = |id: String| {
+        let app = &app;
+        async move {
+            app.requests(Some(&clerk(app)))
+                .await
+                .get_service_request(pb::GetServiceRequestRequest { id })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    use pb::UpdateKind::{UpdateReplied, UpdateSigned};
+    assert_eq!(
+        shown(get(ids[0].clone()).await),
+        [
+            (UpdateSigned, "DEAD".to_owned(), 3, false),
+            (UpdateReplied, "PENDING".to_owned(), 0, false),
+        ]
+    );
+    assert_eq!(
+        shown(get(ids[1].clone()).await),
+        [
+            (UpdateSigned, "DELIVERED".to_owned(), 1, true),
+            (UpdateReplied, "DELIVERED".to_owned(), 1, true),
+        ]
+    );
+    // Lists leave them out.
+    let listed = app
+        .requests(Some(&clerk(&app)))
+        .await
+        .list_service_requests(pb::ListServiceRequestsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!listed.service_requests.is_empty());
+    assert!(
+        listed
+            .service_requests
+            .iter()
+            .all(|r| r.hotline_updates.is_empty())
+    );
     // The operator fixes the receiver and re-queues (what `gridhub outbox retry` does).
     rx.set(Arc::new(|_, _| Answer::Ok));
     let state = app.state().clone();

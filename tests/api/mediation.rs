@@ -204,6 +204,23 @@ async fn a_dispute_from_a_grid_case_is_mediated_agreed_followed_up_and_closes_th
         .into_inner();
     assert_eq!(masked.parties[1].phone, "139****4444");
     assert_eq!(app.count(reads).await, 1);
+    // The steps open to each caller: the team's mediator records sessions; the command centre
+    // has nothing to do yet; answers other than GetMediationCase leave them out.
+    let steps = |t: String, id: String| {
+        let app = &app;
+        async move {
+            app.mediation(Some(&t))
+                .await
+                .get_mediation_case(pb::GetMediationCaseRequest { id })
+                .await
+                .unwrap()
+                .into_inner()
+                .available_steps
+        }
+    };
+    assert_eq!(steps(med.clone(), c.id.clone()).await, ["SESSION"]);
+    assert!(masked.available_steps.is_empty());
+    assert!(c.available_steps.is_empty());
 
     // Wrong roles and states.
     let other = app.token_unit("med-wang", &["mediator"], TOWN, OTHER_TEAM);
@@ -279,6 +296,14 @@ async fn a_dispute_from_a_grid_case_is_mediated_agreed_followed_up_and_closes_th
     assert_eq!((a.version, a.amount_fen, a.written), (1, 50_000, true));
     assert_eq!(c.follow_ups.len(), 1);
     assert_eq!(c.follow_ups[0].due_on, "2026-12-07");
+    assert_eq!(
+        steps(med.clone(), c.id.clone()).await,
+        ["CORRECT_AGREEMENT", "FOLLOW_UP"]
+    );
+    assert!(
+        steps(op.clone(), c.id.clone()).await.is_empty(),
+        "closes only after a follow-up"
+    );
     // The grid case is closed with the mediation's outcome.
     let g = workflow::get(&app, &grid_case.case_id).await;
     assert_eq!(g.status, "CLOSED");

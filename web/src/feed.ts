@@ -28,7 +28,13 @@ export function follow(
       try {
         const stream = api.cases.watchCases(
           { regionCode, resumeToken: resume, statuses: [], unifiedCategory: "", excludeAlerts: false },
-          { signal: abort.signal },
+          {
+            signal: abort.signal,
+            // The stream's start: resuming from it after a drop before any event misses nothing.
+            onHeader: (h) => {
+              resume ||= h.get("gridhub-resume-token") ?? "";
+            },
+          },
         );
         onState(true);
         for await (const e of stream) {

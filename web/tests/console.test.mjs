@@ -28,6 +28,7 @@ import {
 } from "./gen/gridhub/v1/report_pb.js";
 import { AuditService } from "./gen/gridhub/v1/audit_pb.js";
 import { MediationService, MediationSource, MediationKind, PartyRole } from "./gen/gridhub/v1/mediation_pb.js";
+import { HotlineService, RequestKind, ServiceRequestService, TransitionServiceRequestRequest_Action as Step } from "./gen/gridhub/v1/service_pb.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
@@ -251,6 +252,22 @@ test("a report submitted over gRPC appears in the feed and on the map within 2 s
   await page.context().close();
 });
 
+test("a feed dropped before its first event resumes from its start", async () => {
+  const page = await signedIn(env.TOKEN);
+  await page.waitForSelector("#feed-state.live");
+  // No event has come yet; the connection drops; a case is reported while it is down.
+  await page.route("**/gridhub.v1.CaseService/WatchCases", (route) => route.abort());
+  await stopHub();
+  await page.waitForSelector("#feed-state.down", { timeout: 10_000 });
+  startHub();
+  await serving();
+  const missed = await submitReport("垃圾堆放", { lat: WALL.lat - 0.001, lng: WALL.lng });
+  await page.unroute("**/gridhub.v1.CaseService/WatchCases");
+  await page.waitForSelector(`#feed li[data-case="${missed.caseId}"]`, { timeout: 15_000 });
+  assert.equal(await page.locator(`#feed li[data-case="${missed.caseId}"]`).count(), 1);
+  await page.context().close();
+});
+
 test("the operator registers and dispatches through the buttons; the handler signs; stale and double clicks", async () => {
   const photo = await upload(PNG, "image/png", env.WORKER_TOKEN);
   const r = await submitReport("占道经营", { lat: WALL.lat, lng: WALL.lng + 0.006 }, [photo.attachmentId]);
@@ -384,6 +401,42 @@ test("the clerk files a 代办 request; a field error shows beside its field", a
   await page.context().close();
 });
 
+test("a 12345 order's page shows what the hub told 12345 and how each push went", async () => {
+  const pushed = await client(HotlineService, env.HOTLINE_TOKEN).pushWorkOrder({
+    orderNo: `WO-${Date.now()}`,
+    version: 1,
+    kind: RequestKind.HELP,
+    caller: { name: "刘先生", phone: "13800001111", idNumber: "" },
+    content: "路边围墙垮塌，影响通行",
+    address: "马颈村公路边",
+    regionCode: MAJING,
+  });
+  const sr = pushed.request;
+  const clerkPage = await signedIn(env.CLERK_TOKEN, `#/window/${sr.id}`);
+  await clerkPage.waitForSelector(`#request-detail h2:has-text("${sr.requestNo}")`);
+  await clerkPage.waitForSelector("#hotline-updates.empty");
+  // 分办 over gRPC; the handler signs on the screen: 签收 is owed to 12345.
+  await client(ServiceRequestService, env.CLERK_TOKEN).transitionServiceRequest({
+    id: sr.id,
+    action: Step.ASSIGN,
+    expectedVersion: sr.version,
+    assignee: ZFJ,
+    requestId: crypto.randomUUID(),
+  });
+  const handler = await signedIn(env.HANDLER_TOKEN, `#/window/${sr.id}`);
+  await handler.click('button[data-step="SIGN"]');
+  await handler.waitForSelector('#request-detail h2:has-text("已签收")');
+  const row = handler.locator("#hotline-updates tbody tr");
+  await row.first().waitFor();
+  assert.equal(await row.count(), 1);
+  assert.match(await row.first().textContent(), /签收/);
+  // No 12345 endpoint is configured in the demo: the update waits to be pulled or pushed.
+  assert.equal(await row.first().getAttribute("data-delivery"), "PENDING");
+  await shot(handler, "window-12345");
+  await handler.context().close();
+  await clerkPage.context().close();
+});
+
 test("a mediator sees parties masked; with pii_reader unmasked, and the audit trail has the read", async () => {
   const mediator = token("med-li", ["mediator"], TOWN, TEAM);
   // A dispute a grid report brought in: linked to its case.
@@ -425,6 +478,62 @@ test("a mediator sees parties masked; with pii_reader unmasked, and the audit tr
   const audit = await client(AuditService, env.TOKEN).listAuditEvents({ entityType: "mediation_case", entityId: m.id, pageSize: 100 });
   const reads = audit.events.filter((e) => e.action === "pii.read" && e.actor === "med-li");
   assert.ok(reads.length >= 1, "the unmasked view is an audited read");
+});
+
+test("the mediator records a session, an agreement and a follow-up that closes the case", async () => {
+  const mediator = token("med-li", ["mediator"], TOWN, TEAM);
+  const m = await client(MediationService, mediator).createMediationCase({
+    source: MediationSource.WALK_IN,
+    disputeType: "损害赔偿",
+    parties: [
+      { name: "王一", role: PartyRole.APPLICANT, phone: "13811110001" },
+      { name: "赵二", role: PartyRole.RESPONDENT, phone: "13811110002" },
+    ],
+    team: TEAM,
+    mediators: ["med-li"],
+    kind: MediationKind.PEOPLE,
+    regionCode: MAJING,
+    summary: "散养家禽啄食邻居菜地",
+    requestId: crypto.randomUUID(),
+  });
+  const page = await signedIn(mediator, `#/mediation/${m.id}`);
+  await page.waitForSelector('h2[data-status="REGISTERED"]');
+  // Only the steps the hub offers: a session first.
+  assert.deepEqual(
+    await page.locator("#mediation-actions button[data-step]").evaluateAll((bs) => bs.map((b) => b.dataset.step)),
+    ["SESSION"],
+  );
+  const session = page.locator('form.action:has(button[data-step="SESSION"])');
+  await session.locator('[data-field="summary"]').fill("双方到场，说明情况");
+  await session.locator('button[data-step="SESSION"]').click();
+  await page.waitForSelector('[data-error-for="place"]');
+  await session.locator('[data-field="place"]').fill("马颈村调委会");
+  await session.locator('button[data-step="SESSION"]').click();
+  await page.waitForSelector('h2[data-status="IN_MEDIATION"]');
+  assert.match(await page.textContent("#mediation-case"), /马颈村调委会：双方到场，说明情况/);
+
+  const outcome = page.locator('form.action:has(button[data-step="SUCCEED"])');
+  await outcome.locator('[data-field="agreement.text"]').fill("赵二赔偿菜苗损失并圈养家禽");
+  await outcome.locator('[data-field="agreement.amount_fen"]').fill("300");
+  await outcome.locator('button[data-step="SUCCEED"]').click();
+  await page.waitForSelector('h2[data-status="SUCCEEDED"]');
+  assert.match(await page.textContent("#mediation-case"), /第 1 版（书面） 赵二赔偿菜苗损失并圈养家禽，金额 300 元/);
+  await shot(page, "mediation-record");
+
+  const visit = page.locator('form.action:has(button[data-step="FOLLOW_UP"])');
+  await visit.locator('[data-field="performed"]').check();
+  await visit.locator('[data-field="close"]').check();
+  await visit.locator('[data-field="note"]').fill("已赔偿，家禽已圈养");
+  await visit.locator('button[data-step="FOLLOW_UP"]').click();
+  await page.waitForSelector('h2[data-status="CLOSED_MEDIATION"]');
+  await page.waitForSelector("#mediation-actions.empty");
+  // The list follows.
+  await page.waitForSelector(`#mediation-list tr:has(a:text("${m.caseNo}")) td:text("已结案")`);
+  const got = await client(MediationService, mediator).getMediationCase({ id: m.id });
+  assert.equal(got.sessions.length, 1);
+  assert.equal(got.agreement.amountFen, 30_000n);
+  assert.ok(got.followUps[0].performed);
+  await page.context().close();
 });
 
 test("an expired token sends the user back to sign in with a clear message", async () => {

@@ -3,9 +3,10 @@
 // a read the hub audits.
 
 import * as api from "../api";
-import { MediationStatus, PartyRole, type MediationCase } from "../gen/gridhub/v1/mediation_pb";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { MediationStatus, PartyRole, Referral, type MediationCase } from "../gen/gridhub/v1/mediation_pb";
 import type { Me, View } from "../main";
-import { h, clear, busy, toast, cst } from "../ui";
+import { h, clear, busy, toast, cst, actionForm } from "../ui";
 
 const STATUS: Record<number, string> = {
   [MediationStatus.REGISTERED]: "已登记",
@@ -21,11 +22,169 @@ const ROLE: Record<number, string> = {
   [PartyRole.THIRD_PARTY]: "第三人",
 };
 
-function detail(m: MediationCase, me: Me): HTMLElement {
+const REFERRAL: [Referral, string][] = [
+  [Referral.LITIGATION, "诉讼"],
+  [Referral.ARBITRATION, "仲裁"],
+  [Referral.ADMINISTRATIVE_HANDLING, "行政处理"],
+  [Referral.PETITION, "信访"],
+];
+
+/** Now as a `datetime-local` value (the browser's local time). */
+function nowLocal(): string {
+  const d = new Date();
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+}
+
+/**
+ * The forms of the steps the hub says are open to the caller (`available_steps`): a session,
+ * the outcome (an agreement, or a referral), a corrected agreement, a follow-up visit that may
+ * close the case, or closing. Each is a `ui.actionForm` (one request id per intent, stale →
+ * reload); the page reloads after each.
+ */
+function stepForms(m: MediationCase, reload: () => Promise<void>): HTMLElement {
+  const base = { id: m.id, expectedVersion: m.version };
+  const labelled = (label: string, field: Node) => h("label", {}, label, field);
+  const agreementFields = () => {
+    const text = h("textarea", { "data-field": "agreement.text", placeholder: "协议内容（必填）" });
+    const written = h("input", { type: "checkbox", checked: true });
+    const amount = h("input", { type: "number", min: "0", step: "0.01", "data-field": "agreement.amount_fen", placeholder: "金额（元）" });
+    const deadline = h("input", { type: "date", "data-field": "agreement.performance_deadline" });
+    const read = () => ({
+      text: text.value.trim(),
+      written: written.checked,
+      amountFen: BigInt(Math.round((Number(amount.value) || 0) * 100)),
+      performanceDeadline: deadline.value,
+    });
+    return { fields: [text, labelled("书面协议", written), amount, labelled("履行期限", deadline)], read };
+  };
+  const forms: HTMLElement[] = [];
+  for (const step of m.availableSteps) {
+    const button = h("button", { type: "submit", "data-step": step });
+    const done = reload;
+    switch (step) {
+      case "SESSION": {
+        button.textContent = "记录调解";
+        const held = h("input", { type: "datetime-local", "data-field": "held_at", value: nowLocal() });
+        const place = h("input", { "data-field": "place", placeholder: "地点（必填）" });
+        const who = h("input", { "data-field": "participants", placeholder: "参加人（以、分隔）" });
+        const summary = h("textarea", { "data-field": "summary", placeholder: "调解情况（必填）" });
+        forms.push(
+          actionForm(
+            button,
+            [held, place, who, summary],
+            (requestId) =>
+              api.mediation.recordSession({
+                ...base,
+                heldAt: held.value ? timestampFromDate(new Date(held.value)) : undefined,
+                place: place.value.trim(),
+                participants: who.value.split(/[、,，]/).map((x) => x.trim()).filter(Boolean),
+                summary: summary.value.trim(),
+                requestId,
+              }),
+            "记录调解",
+            done,
+            reload,
+          ),
+        );
+        break;
+      }
+      case "SUCCEED":
+      case "CORRECT_AGREEMENT": {
+        const label = step === "SUCCEED" ? "调解成功" : "更正协议";
+        button.textContent = label;
+        const a = agreementFields();
+        forms.push(
+          actionForm(
+            button,
+            a.fields,
+            (requestId) =>
+              api.mediation.recordOutcome({ ...base, outcome: MediationStatus.SUCCEEDED, agreement: a.read(), requestId }),
+            label,
+            done,
+            reload,
+          ),
+        );
+        break;
+      }
+      case "FAIL": {
+        button.textContent = "调解不成";
+        const referral = h(
+          "select",
+          { "data-field": "referral" },
+          ...REFERRAL.map(([v, t]) => h("option", { value: String(v) }, t)),
+        );
+        const note = h("textarea", { "data-field": "referral_note", placeholder: "原因及引导去向" });
+        forms.push(
+          actionForm(
+            button,
+            [labelled("引导", referral), note],
+            (requestId) =>
+              api.mediation.recordOutcome({
+                ...base,
+                outcome: MediationStatus.FAILED,
+                referral: Number(referral.value),
+                referralNote: note.value.trim(),
+                requestId,
+              }),
+            "调解不成",
+            done,
+            reload,
+          ),
+        );
+        break;
+      }
+      case "FOLLOW_UP": {
+        button.textContent = "记录回访";
+        const performed = h("input", { type: "checkbox", "data-field": "performed" });
+        const close = h("input", { type: "checkbox", "data-field": "close" });
+        const note = h("textarea", { "data-field": "note", placeholder: "回访情况" });
+        forms.push(
+          actionForm(
+            button,
+            [labelled("已履行", performed), labelled("回访后结案", close), note],
+            (requestId) =>
+              api.mediation.recordFollowUp({
+                ...base,
+                performed: performed.checked,
+                close: close.checked,
+                note: note.value.trim(),
+                requestId,
+              }),
+            "记录回访",
+            done,
+            reload,
+          ),
+        );
+        break;
+      }
+      case "CLOSE": {
+        button.textContent = "结案";
+        // A close only: the follow-up the team may close with is the form above.
+        if (m.availableSteps.includes("FOLLOW_UP")) continue;
+        forms.push(
+          actionForm(
+            button,
+            [],
+            (requestId) => api.mediation.recordFollowUp({ ...base, close: true, note: "", performed: false, requestId }),
+            "结案",
+            done,
+            reload,
+          ),
+        );
+        break;
+      }
+    }
+  }
+  return forms.length
+    ? h("div", { class: "actions", id: "mediation-actions" }, ...forms)
+    : h("p", { class: "empty", id: "mediation-actions" }, "您当前对此调解案件没有可执行的操作。");
+}
+
+function detail(m: MediationCase, me: Me, reload: () => Promise<void>): HTMLElement {
   return h(
     "section",
     { class: "mediation-case", id: "mediation-case", "data-case": m.id },
-    h("h2", {}, `${m.caseNo} · ${STATUS[m.status] ?? ""}`),
+    h("h2", { "data-status": MediationStatus[m.status] }, `${m.caseNo} · ${STATUS[m.status] ?? ""}`),
     h("p", {}, `纠纷类型：${m.disputeType} · 调解组织：${m.team} · 调解员：${m.mediators.join("、")}`),
     m.linkedCaseId ? h("p", {}, "关联案件：", h("a", { href: `#/case/${m.linkedCaseId}` }, m.linkedCaseId)) : null,
     h("p", {}, m.summary),
@@ -74,6 +233,7 @@ function detail(m: MediationCase, me: Me): HTMLElement {
         h("li", { class: f.overdue ? "urgent" : "" }, `${f.dueOn} ${f.doneAt ? (f.performed ? "已履行" : "未履行") : f.overdue ? "逾期未回访" : "待回访"} ${f.note}`),
       ),
     ),
+    stepForms(m, reload),
   );
 }
 
@@ -93,12 +253,13 @@ export const mediationView: View = (root: HTMLElement, me: Me, args: string[]) =
   const open = async (id: string) => {
     try {
       const m = await busy(pane, "正在加载…", api.mediation.getMediationCase({ id }));
-      clear(pane, detail(m, me));
+      // After a step: the case and the list (its status) again.
+      clear(pane, detail(m, me, async () => void (await Promise.all([open(id), loadList()]))));
     } catch (e) {
       toast(api.problem(e).message, "error");
     }
   };
-  void (async () => {
+  const loadList = async () => {
     try {
       const r = await busy(root, "正在加载…", api.mediation.listMediationCases({ regionCode: "", pageSize: 50, pageToken: "" }));
       clear(
@@ -118,6 +279,7 @@ export const mediationView: View = (root: HTMLElement, me: Me, args: string[]) =
     } catch (e) {
       toast(api.problem(e).message, "error");
     }
-  })();
+  };
+  void loadList();
   if (args[0]) void open(args[0]);
 };

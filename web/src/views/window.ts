@@ -7,8 +7,10 @@ import {
   Satisfaction,
   ServiceRequestStatus,
   TransitionServiceRequestRequest_Action as Step,
+  UpdateKind,
   Urgency,
   type CatalogItem,
+  type HotlineUpdate,
   type ServiceRequest,
 } from "../gen/gridhub/v1/service_pb";
 import type { Me, View } from "../main";
@@ -103,11 +105,49 @@ async function requestDetail(pane: HTMLElement, id: string, changed: () => Promi
     h("p", {}, s.content),
     h("p", {}, `承办单位：${s.assignee || "—"} · 时限：${cst(s.deadline)}`),
     s.hotlineOrderNo ? h("p", {}, `12345 工单 ${s.hotlineOrderNo}（第 ${s.hotlineVersion} 版）`) : null,
+    s.hotlineOrderNo ? hotlineUpdates(s.hotlineUpdates) : null,
     s.caseId ? h("p", {}, "关联案件：", h("a", { href: `#/case/${s.caseId}` }, s.caseId)) : null,
     s.reply ? h("p", {}, `答复：${s.reply}`) : null,
     s.availableActions.length
       ? h("div", { class: "actions", id: "request-actions" }, ...s.availableActions.map(form))
       : h("p", { class: "empty", id: "request-actions" }, "您当前对此办件没有可执行的操作。"),
+  );
+}
+
+const UPDATE_KINDS: Record<number, string> = {
+  [UpdateKind.UPDATE_SIGNED]: "签收",
+  [UpdateKind.UPDATE_REPLIED]: "回复",
+  [UpdateKind.UPDATE_RETURNED]: "退回",
+  [UpdateKind.UPDATE_EXTENSION_REQUESTED]: "延期申请",
+};
+const DELIVERY: Record<string, string> = { PENDING: "待推送", DELIVERED: "已推送", DEAD: "推送失败（待运维重推）" };
+
+/** What the hub has told 12345 about the order, and whether each push arrived. */
+function hotlineUpdates(updates: HotlineUpdate[]): HTMLElement {
+  if (!updates.length) return h("p", { class: "empty", id: "hotline-updates" }, "尚无回传 12345 的进展。");
+  return h(
+    "table",
+    { id: "hotline-updates" },
+    h("caption", {}, "回传 12345 的进展"),
+    h("thead", {}, h("tr", {}, h("th", {}, "时间"), h("th", {}, "事项"), h("th", {}, "内容"), h("th", {}, "推送"))),
+    h(
+      "tbody",
+      {},
+      ...updates.map((u) =>
+        h(
+          "tr",
+          { "data-update": u.updateId, "data-delivery": u.delivery },
+          h("td", {}, cst(u.occurredAt)),
+          h("td", {}, UPDATE_KINDS[u.kind] ?? ""),
+          h("td", {}, u.extensionWorkingDays ? `${u.text}（${u.extensionWorkingDays} 个工作日）` : u.text),
+          h(
+            "td",
+            { class: u.delivery === "DEAD" ? "flag" : "" },
+            `${DELIVERY[u.delivery] ?? u.delivery}${u.delivery === "DELIVERED" ? ` ${cst(u.deliveredAt)}` : u.attempts ? `（已尝试 ${u.attempts} 次）` : ""}`,
+          ),
+        ),
+      ),
+    ),
   );
 }
 

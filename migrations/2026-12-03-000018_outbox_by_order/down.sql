@@ -1,0 +1,1 @@
+DROP INDEX hotline_outbox_order_all_idx;
