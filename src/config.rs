@@ -36,6 +36,20 @@ pub struct Options {
         hide_env_values = true
     )]
     pub owner_database_url: Option<String>,
+    /// PostgreSQL URL of a read replica (or the cluster's replica endpoint, e.g. several hosts
+    /// with `target_session_attrs=read-only`) for reads that tolerate staleness: the
+    /// dashboard, statistics, exports and the map. Each such read checks the replica's lag and
+    /// runs on the primary when it is above --max-replica-lag or the replica is down.
+    #[arg(
+        long,
+        env = "GRIDHUB_READ_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub read_database_url: Option<String>,
+    /// The most a replica may lag for a read to run there [default: 5s].
+    #[arg(long, env = "GRIDHUB_MAX_REPLICA_LAG", global = true)]
+    pub max_replica_lag: Option<String>,
     /// Directory for the embedded cluster, generated keys and attachments [default: ./gridhub-data].
     #[arg(long, env = "GRIDHUB_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
@@ -213,6 +227,8 @@ impl Options {
             listen,
             database_url,
             owner_database_url,
+            read_database_url,
+            max_replica_lag,
             data_dir,
             log_format,
             jwt_secret,
@@ -292,6 +308,10 @@ pub struct DbSettings {
     pub pool_size: usize,
     pub statement_timeout: Duration,
     pub acquire_timeout: Duration,
+    /// A read replica for reads that tolerate staleness.
+    pub read_url: Option<String>,
+    /// The most it may lag for such a read.
+    pub max_replica_lag: Duration,
 }
 
 /// The command centre's rules: working time, default time limits, the SLA ticker and the
@@ -459,6 +479,8 @@ impl Settings {
                 pool_size: o.db_pool_size.unwrap_or(16).max(1),
                 statement_timeout: duration(o.db_statement_timeout, "30s", "db_statement_timeout")?,
                 acquire_timeout: duration(o.db_acquire_timeout, "5s", "db_acquire_timeout")?,
+                read_url: o.read_database_url.filter(|s| !s.is_empty()),
+                max_replica_lag: duration(o.max_replica_lag, "5s", "max_replica_lag")?,
             },
             idempotency_retention: duration(
                 o.idempotency_retention,

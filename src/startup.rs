@@ -115,6 +115,10 @@ impl App {
     /// the database at `url` is migrated.
     pub async fn bind(settings: &Settings, url: &DbUrl) -> anyhow::Result<App> {
         let pool = store::pool(url, &settings.db)?;
+        let replica = match &settings.db.read_url {
+            Some(u) => Some(store::replica_pool(&DbUrl::new(u.clone()), &settings.db)?),
+            None => None,
+        };
         let (shutdown, mut shutdown_rx) = watch::channel(false);
         let (feed, feed_task) =
             crate::grpc::feed::Feed::start(url.clone(), pool.clone(), shutdown.subscribe());
@@ -139,6 +143,7 @@ impl App {
                     &settings.pii_key,
                 )),
                 work_orders,
+                reads: crate::app::reads::Reads::new(replica, settings.db.max_replica_lag),
             },
             pages: PageTokens::new(&settings.pii_key),
             feed,

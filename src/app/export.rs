@@ -145,12 +145,17 @@ pub async fn cases(
             format!("an export spans at most {MAX_DAYS} days"),
         ));
     }
-    mutation::audited(ctx, who, move |conn, audit| {
+    // Read where stale reads go (a replica within its bound); the export's audit event is
+    // written on the primary, and the file is handed out only once it is.
+    let mut buf = Vec::new();
+    let n = {
+        let (mut conn, _) = ctx.reads.stale_ok(&ctx.pool).await?;
+        write_cases(&mut conn, &scope, from, to, &mut buf)
+            .await
+            .map_err(|e| ApiError::Internal(format!("export: {e:#}")))?
+    };
+    mutation::audited(ctx, who, move |_conn, audit| {
         async move {
-            let mut buf = Vec::new();
-            let n = write_cases(conn, &scope, from, to, &mut buf)
-                .await
-                .map_err(|e| ApiError::Internal(format!("export: {e:#}")))?;
             audit.push(NewEvent::ok(
                 "case.export",
                 "case_export",

@@ -21,6 +21,7 @@ pub mod hotline;
 pub mod mediation;
 pub mod mutation;
 pub mod pii;
+pub mod reads;
 pub mod registry;
 pub mod reports;
 pub mod requests;
@@ -54,6 +55,8 @@ pub struct Context {
     pub anchor: Arc<crate::anchor::Anchor>,
     /// Group commit of 12345 work orders.
     pub work_orders: hotline::WorkOrders,
+    /// Where reads that tolerate staleness run (a replica within its lag bound, or here).
+    pub reads: reads::Reads,
 }
 
 /// The region a read may cover: the requested subtree (`raw`, may be empty for "all I may

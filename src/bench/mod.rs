@@ -16,6 +16,7 @@ mod command_centre;
 mod hotline;
 mod ingest;
 mod mediation;
+mod transitions;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,6 +122,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         calls: usize,
     },
+    /// TransitionCase throughput: 立案 and 派遣 of many cases by concurrent clients.
+    Transitions {
+        /// Reports made first (most become cases of their own).
+        #[arg(long, default_value_t = 20_000)]
+        cases: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+    },
     /// GetDashboard for a town over millions of cases versus a plain GROUP BY.
     Dashboard {
         /// Cases in the county.
@@ -221,6 +231,9 @@ pub async fn run(settings: &Settings, cmd: BenchCommand) -> anyhow::Result<()> {
                 },
             )
             .await
+        }
+        BenchCommand::Transitions { cases, clients } => {
+            transitions::run(settings, &url, transitions::Plan { cases, clients }).await
         }
         BenchCommand::Dashboard {
             cases,

@@ -246,6 +246,43 @@ pub async fn grant_server(owner: &DbUrl, server: &DbUrl) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The pool of a read replica: like [`pool`], but waiting at most a second for a connection
+/// (a read that cannot have one soon goes to the primary instead).
+pub fn replica_pool(url: &DbUrl, settings: &DbSettings) -> anyhow::Result<Pool> {
+    let quick = settings.acquire_timeout.min(Duration::from_secs(1));
+    pool(
+        url,
+        &DbSettings {
+            acquire_timeout: quick,
+            ..settings.clone()
+        },
+    )
+}
+
+/// How far behind its primary the server of `conn` is replaying, in seconds: 0 on a primary
+/// or a standby that has replayed all it received; `None` when a standby is not receiving
+/// (cut off from its primary: how stale it is cannot be known).
+pub async fn replica_lag(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Option<Duration>> {
+    use diesel::sql_types::{Double, Nullable};
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Lag {
+        #[diesel(sql_type = Nullable<Double>)]
+        seconds: Option<f64>,
+    }
+    let lag: Lag = diesel::sql_query(
+        "SELECT CASE
+                  WHEN NOT pg_is_in_recovery() THEN 0::float8
+                  WHEN NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver) THEN NULL
+                  WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8
+                  ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8
+                END AS seconds",
+    )
+    .get_result(conn)
+    .await?;
+    Ok(lag.seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
 /// Checks that the database answers (used by the health watcher).
 pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
     use diesel_async::RunQueryDsl;

@@ -131,7 +131,7 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// The settings the server runs with (for a replica on the same database).
     pub settings: Settings,
-    _fresh: FreshDb,
+    _fresh: Option<FreshDb>,
 }
 
 /// Authorization header interceptor.
@@ -173,7 +173,16 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], adjusting settings first.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-        Self::start(FreshDb::create().await, None, adjust).await
+        let fresh = FreshDb::create().await;
+        Self::start(fresh.url.clone(), Some(fresh), None, adjust).await
+    }
+
+    /// The server on a database the caller made and migrated (e.g. on an HA cluster), named
+    /// `name` there; it is not dropped afterwards.
+    pub async fn spawn_on(db: DbUrl, name: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut app = Self::start(db, None, None, adjust).await;
+        app.db_name = name.to_owned();
+        app
     }
 
     /// Like [`TestApp::spawn`], the server running as a role of its own
@@ -201,16 +210,18 @@ impl TestApp {
             "the test URL names the postgres user"
         );
         store::grant_server(&owner, &server).await.unwrap();
-        Self::start(fresh, Some(server), |_| {}).await
+        Self::start(fresh.url.clone(), Some(fresh), Some(server), |_| {}).await
     }
 
-    /// The server on `fresh` (as the role of `server`, the owner migrating, when given).
+    /// The server on `db` (as the role of `server`, the owner migrating, when given); `fresh`
+    /// is dropped with the app.
     async fn start(
-        fresh: FreshDb,
+        db: DbUrl,
+        fresh: Option<FreshDb>,
         server: Option<DbUrl>,
         adjust: impl FnOnce(&mut Settings),
     ) -> TestApp {
-        let (db, db_name) = (fresh.url.clone(), fresh.name.clone());
+        let db_name = fresh.as_ref().map(|f| f.name.clone()).unwrap_or_default();
         let server = server.unwrap_or_else(|| db.clone());
         let owner = (server.expose() != db.expose()).then(|| db.expose().to_owned());
         let key = SecretKey::generate();

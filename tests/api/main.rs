@@ -16,6 +16,7 @@ mod command_centre;
 mod console;
 mod database;
 mod edge;
+mod failover;
 mod feed;
 mod grids;
 mod hardening;

@@ -426,8 +426,14 @@ test("a 12345 order's page shows what the hub told 12345 and how each push went"
   const handler = await signedIn(env.HANDLER_TOKEN, `#/window/${sr.id}`);
   await handler.click('button[data-step="SIGN"]');
   await handler.waitForSelector('#request-detail h2:has-text("已签收")');
+  // The update is owed once the audit trail has chained the step (tens of ms after commit):
+  // reopened until it shows.
   const row = handler.locator("#hotline-updates tbody tr");
-  await row.first().waitFor();
+  for (let i = 0; i < 20 && !(await row.count()); i++) {
+    await handler.waitForTimeout(250);
+    await handler.reload();
+    await handler.waitForSelector('#request-detail h2:has-text("已签收")');
+  }
   assert.equal(await row.count(), 1);
   assert.match(await row.first().textContent(), /签收/);
   // No 12345 endpoint is configured in the demo: the update waits to be pulled or pushed.
