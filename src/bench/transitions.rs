@@ -100,14 +100,15 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     }
     let (pg, conn) = tokio_postgres::connect(url.expose(), NoTls).await?;
     tokio::spawn(conn);
-    let ids: Vec<String> = pg
+    // Each case at its version (a merged report moved it on).
+    let ids: Vec<(String, i64)> = pg
         .query(
-            "SELECT case_id::text FROM cases WHERE status = 'REPORTED' ORDER BY case_id",
+            "SELECT case_id::text, version FROM cases WHERE status = 'REPORTED' ORDER BY case_id",
             &[],
         )
         .await?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
     println!(
         "bench transitions: {} cases from {} reports in {:.1?}",
@@ -132,8 +133,9 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
             let mut lat = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(id) = ids.get(i) else { break };
-                let mut version = 1;
+                let Some((id, mut version)) = ids.get(i).cloned() else {
+                    break;
+                };
                 for (action, assignee) in [
                     (pb::CaseAction::Register, ""),
                     (pb::CaseAction::Dispatch, DEPT),
