@@ -109,14 +109,46 @@ pub enum StoreError {
 }
 
 impl From<DieselError> for StoreError {
+    /// A lost connection or a server that cannot take the statement now (shutting down,
+    /// starting, a standby since a failover) is UNAVAILABLE — the client retries, with the same
+    /// request id — never a query error: the pool discards the connection, and the next one
+    /// finds the primary of the moment.
     fn from(e: DieselError) -> Self {
+        use DatabaseErrorKind as K;
         match e {
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+            DieselError::DatabaseError(
+                K::ClosedConnection | K::UnableToSendCommand | K::ReadOnlyTransaction,
+                info,
+            ) => StoreError::Unavailable(info.message().to_owned()),
+            // The server ends sessions with SQLSTATE 57P01–57P03 (admin or crash shutdown,
+            // cannot connect now), which diesel reports as `Unknown` without the code: told
+            // apart by the server's (English) message.
+            DieselError::DatabaseError(K::Unknown, info) if server_going_away(info.message()) => {
                 StoreError::Unavailable(info.message().to_owned())
+            }
+            // A commit that failed (and the rollback after it): as its commit error.
+            DieselError::RollbackErrorOnCommit { commit_error, .. } => {
+                StoreError::from(*commit_error)
+            }
+            // A transaction the connection could not finish: the connection is discarded.
+            DieselError::BrokenTransactionManager => {
+                StoreError::Unavailable("the connection's transaction broke".into())
             }
             other => StoreError::Query(other),
         }
     }
+}
+
+/// Whether a server error says the session ends because the server stops or is not ready.
+fn server_going_away(message: &str) -> bool {
+    [
+        "terminating connection",
+        "the database system is",
+        "server closed the connection",
+        "connection closed",
+    ]
+    .iter()
+    .any(|m| message.starts_with(m))
 }
 
 impl From<PoolError> for StoreError {
@@ -294,6 +326,56 @@ pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_connections_and_stopping_servers_are_unavailable_not_query_errors() {
+        use DatabaseErrorKind as K;
+        let db = |kind, message: &str| {
+            StoreError::from(DieselError::DatabaseError(
+                kind,
+                Box::new(message.to_owned()),
+            ))
+        };
+        for (kind, message) in [
+            (K::UnableToSendCommand, "connection closed"),
+            (
+                K::ClosedConnection,
+                "server closed the connection unexpectedly",
+            ),
+            (
+                K::ReadOnlyTransaction,
+                "cannot execute UPDATE in a read-only transaction",
+            ),
+            (
+                K::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            (K::Unknown, "the database system is shutting down"),
+            (K::Unknown, "the database system is in recovery mode"),
+        ] {
+            assert!(
+                matches!(db(kind, message), StoreError::Unavailable(_)),
+                "{kind:?} {message}"
+            );
+        }
+        let lost = DieselError::DatabaseError(K::UnableToSendCommand, Box::new("x".to_owned()));
+        let rolled = DieselError::RollbackErrorOnCommit {
+            rollback_error: Box::new(DieselError::BrokenTransactionManager),
+            commit_error: Box::new(lost),
+        };
+        assert!(matches!(
+            StoreError::from(rolled),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            db(K::Unknown, "division by zero"),
+            StoreError::Query(_)
+        ));
+        assert!(matches!(
+            db(K::UniqueViolation, "duplicate key value"),
+            StoreError::Query(_)
+        ));
+    }
 
     #[test]
     fn url_password_is_hidden() {

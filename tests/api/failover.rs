@@ -2,7 +2,8 @@
 //! PostGIS nodes with synchronous replication (`scripts/ha-cluster`), under a steady load of
 //! SubmitReport and TransitionCase from several clients that retry with the same ids:
 //! the primary is killed (`kill -9` of its Patroni and postmaster: the machine is gone), the
-//! replica is promoted, the hub carries on without a restart; then a planned switchover back.
+//! replica is promoted, the hub carries on without a restart (health, the feed, the SLA
+//! ticker, the 12345 outbox); then a planned switchover back.
 //! After each: every write answered OK is there, exactly once; the audit chain verifies; a
 //! WatchCases subscriber that resumed after drops saw every event once. And the read replica:
 //! the dashboard there equals the primary's, a replica that lags or is down is not read.
@@ -21,6 +22,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::helpers::TestApp;
+use crate::hotline::{Answer, Receiver, SECRET, push, sign_and_reply, work_order};
 use crate::reports::{WALL, report};
 use crate::workflow::operator;
 
@@ -322,7 +324,13 @@ async fn under_load<F>(
     cluster: &Arc<Cluster>,
     (to, category): (&str, &'static str),
     disrupt: F,
-) -> (Duration, Duration, Arc<Mutex<Acked>>, (String, Vec<i64>))
+) -> (
+    Duration,
+    Duration,
+    bool,
+    Arc<Mutex<Acked>>,
+    (String, Vec<i64>),
+)
 where
     F: FnOnce(&Cluster),
 {
@@ -418,13 +426,18 @@ where
         .map(|w| w[1].saturating_duration_since(w[0]))
         .max()
         .unwrap_or_default();
-    tracing::info!(saw_not_serving, "disruption over");
-    (gap, recovered, acked, watched)
+    (gap, recovered, saw_not_serving, acked, watched)
 }
 
 /// Every acknowledged write is there exactly once; the chain verifies; the watcher saw the
 /// feed's events exactly once each, none missing (compared with a catch-up from the table).
 async fn check(app: &TestApp, acked: &Acked, (start, seen): &(String, Vec<i64>)) {
+    // RPCs in the gap failed fast and said so: UNAVAILABLE only (no timeouts, no INTERNAL).
+    assert!(
+        acked.failures.keys().all(|c| *c == Code::Unavailable),
+        "{:?}",
+        acked.failures
+    );
     let sql = app.sql().await;
     for (client_id, (report_id, _)) in &acked.reports {
         let rows = sql
@@ -506,7 +519,16 @@ async fn the_hub_rides_out_a_patroni_failover_and_a_switchover_without_losing_a_
     let db = store::create_database(&base, name, None).await.unwrap();
     store::migrate(&db).await.unwrap();
     let read = cluster.replica(name);
+    // The 12345 platform's endpoint: the outbox pushes to it.
+    let receiver = Receiver::start(Arc::new(|_, _| Answer::Ok)).await;
+    let endpoint = receiver.url();
     let app = TestApp::spawn_on(db.clone(), name, |s| {
+        s.hotline.endpoint = Some(endpoint);
+        s.hotline.secret = gridhub::config::HmacSecret(SECRET.as_bytes().to_vec());
+        s.hotline.poll = Duration::from_millis(50);
+        s.hotline.retry_base = Duration::from_millis(100);
+        s.hotline.retry_max = Duration::from_secs(1);
+        s.workflow.sla_tick = Duration::from_secs(1);
         s.db.pool_size = 12;
         s.db.acquire_timeout = Duration::from_secs(2);
         s.db.read_url = Some(read.expose().to_owned());
@@ -518,10 +540,16 @@ async fn the_hub_rides_out_a_patroni_failover_and_a_switchover_without_losing_a_
     assert_eq!(cluster.leader(), "node1");
 
     // 1. The primary's machine dies: Patroni promotes the synchronous standby.
-    let (gap, recovered, acked, watched) = under_load(&app, &cluster, ("node2", "0301"), |c| {
-        c.run(&["kill", "node1"]);
-    })
-    .await;
+    let killed_at = chrono::Utc::now();
+    let (gap, recovered, not_serving, acked, watched) =
+        under_load(&app, &cluster, ("node2", "0301"), |c| {
+            c.run(&["kill", "node1"]);
+        })
+        .await;
+    assert!(
+        not_serving,
+        "health was NOT_SERVING while no primary answered"
+    );
     let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
     eprintln!(
         "failover: longest pause between OK answers {gap:?}; hub answered {recovered:?} after the new primary; {} reports, {} registrations acknowledged; not-OK answers {:?}",
@@ -531,6 +559,39 @@ async fn the_hub_rides_out_a_patroni_failover_and_a_switchover_without_losing_a_
     );
     assert!(gap < Duration::from_secs(30), "failover gap {gap:?}");
     check(&app, &acked, &watched).await;
+    // The SLA ticker (every second here) carried on on the new primary.
+    let ticked: chrono::DateTime<chrono::Utc> = app
+        .sql()
+        .await
+        .query_one("SELECT max(mark) FROM detector_marks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        ticked > killed_at,
+        "the ticker's last mark {ticked} is after the failover"
+    );
+    // The outbox deliverer carried on: a 12345 order signed and replied to now is pushed.
+    let sr = push(&app, work_order("HA-AFTER-FAILOVER", 1))
+        .await
+        .unwrap()
+        .request
+        .unwrap();
+    sign_and_reply(&app, &sr).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver
+        .log()
+        .iter()
+        .filter(|r| r.order_no == "HA-AFTER-FAILOVER" && r.answered == Answer::Ok && r.signature_ok)
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the outbox never pushed after the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The old primary rejoins as a replica.
     let c = cluster.clone();
@@ -542,7 +603,7 @@ async fn the_hub_rides_out_a_patroni_failover_and_a_switchover_without_losing_a_
     .unwrap();
 
     // 2. A planned switchover back.
-    let (gap, recovered, acked, watched) = under_load(&app, &cluster, ("node1", "0302"), |c| {
+    let (gap, recovered, _, acked, watched) = under_load(&app, &cluster, ("node1", "0302"), |c| {
         c.run(&["switchover", "node1"]);
     })
     .await;

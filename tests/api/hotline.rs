@@ -25,7 +25,7 @@ use crate::reports::WALL;
 use crate::service::{act, assign, callback, clerk, reply, step};
 use crate::workflow::{self, BMFW, ZFJ, handler, operator};
 
-const SECRET: &str = "test-secret-for-12345-pushes";
+pub const SECRET: &str = "test-secret-for-12345-pushes";
 const MAJING: &str = "500110111201";
 
 pub fn hotline(app: &TestApp) -> String {
@@ -50,7 +50,10 @@ pub fn work_order(no: &str, version: i32) -> pb::WorkOrder {
     }
 }
 
-async fn push(app: &TestApp, o: pb::WorkOrder) -> Result<pb::PushWorkOrderResult, tonic::Status> {
+pub async fn push(
+    app: &TestApp,
+    o: pb::WorkOrder,
+) -> Result<pb::PushWorkOrderResult, tonic::Status> {
     app.hotline(Some(&hotline(app)))
         .await
         .push_work_order(o)
@@ -71,7 +74,7 @@ async fn pull(app: &TestApp, cursor: &str, limit: i32) -> pb::PullUpdatesRespons
 }
 
 /// Takes a hotline request through 分办 → 签收 → 回复 (two updates for 12345).
-async fn sign_and_reply(app: &TestApp, sr: &pb::ServiceRequest) -> pb::ServiceRequest {
+pub async fn sign_and_reply(app: &TestApp, sr: &pb::ServiceRequest) -> pb::ServiceRequest {
     let sr = act(app, &clerk(app), assign(sr, BMFW)).await.unwrap();
     let h = handler(app, BMFW);
     let sr = act(app, &h, step(&sr, A::Sign)).await.unwrap();
@@ -342,25 +345,25 @@ async fn pull_updates_resumes_without_gaps_or_repeats() {
 
 /// What the receiver answers to one request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Answer {
+pub enum Answer {
     Ok,
     Fail,
 }
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
-    update_id: String,
-    order_no: String,
-    kind: String,
-    signature_ok: bool,
-    answered: Answer,
+pub struct Received {
+    pub update_id: String,
+    pub order_no: String,
+    pub kind: String,
+    pub signature_ok: bool,
+    pub answered: Answer,
 }
 
-type Policy = Arc<dyn Fn(&Received, usize) -> Answer + Send + Sync>;
+pub type Policy = Arc<dyn Fn(&Received, usize) -> Answer + Send + Sync>;
 
 /// A real HTTP receiver on a fixed port that can go down and come back.
-struct Receiver {
+pub struct Receiver {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<Received>>>,
     policy: Arc<Mutex<Policy>>,
@@ -368,7 +371,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start(policy: Policy) -> Receiver {
+    pub async fn start(policy: Policy) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut r = Receiver {
@@ -381,7 +384,7 @@ impl Receiver {
         r
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}/12345/updates", self.addr)
     }
 
@@ -467,7 +470,7 @@ impl Receiver {
         *self.policy.lock().unwrap() = p;
     }
 
-    fn log(&self) -> Vec<Received> {
+    pub fn log(&self) -> Vec<Received> {
         self.log.lock().unwrap().clone()
     }
 }
