@@ -87,14 +87,7 @@ const FANOUT_GRIDS: usize = 20_000;
 
 pub async fn fanout(settings: &Settings, url: &DbUrl, plan: FanoutPlan) -> anyhow::Result<()> {
     seed_grids(url, FANOUT_GRIDS).await?;
-    let key = SecretKey::generate();
-    let mut s = settings.clone();
-    s.listen = "127.0.0.1:0".parse()?;
-    s.jwt_key = JwtKey::Hs256(key.clone());
-    s.db.pool_size = 16;
-    let mut app = App::bind(&s, url).await?;
-    app.ready().await;
-    let issuer = Issuer::hs256(&key, &s.jwt_audience);
+    let (app, issuer) = super::hub(settings, url, |_| {}).await?;
     let endpoint = format!("http://{}", app.addr);
     let villages: Vec<String> = (0..FANOUT_GRIDS.div_ceil(500))
         .map(|v| format!("500110{:03}{:03}", 901 + v / 20, 201 + v % 20))

@@ -18,12 +18,9 @@ use tokio::net::TcpListener;
 use tokio_postgres::NoTls;
 
 use super::ingest::{auth, process_cpu_seconds, rss_mb};
-use crate::auth::jwt::Issuer;
-use crate::config::{HmacSecret, JwtKey, Settings};
-use crate::crypto::SecretKey;
+use crate::config::{HmacSecret, Settings};
 use crate::grpc::pb;
 use crate::grpc::pb::transition_service_request_request::Action;
-use crate::startup::App;
 use crate::store::DbUrl;
 
 /// How `bench hotline` runs.
@@ -143,16 +140,12 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
     let bad = Arc::new(AtomicUsize::new(0));
     let rx = receiver(lat.clone(), seen.clone(), bad.clone()).await?;
 
-    let key = SecretKey::generate();
-    let mut s = settings.clone();
-    s.listen = "127.0.0.1:0".parse()?;
-    s.jwt_key = JwtKey::Hs256(key.clone());
-    s.db.pool_size = 24;
-    s.hotline.endpoint = Some(format!("http://{rx}/12345"));
-    s.hotline.secret = HmacSecret(SECRET.to_vec());
-    let mut app = App::bind(&s, url).await?;
-    app.ready().await;
-    let issuer = Issuer::hs256(&key, &s.jwt_audience);
+    let (app, issuer) = super::hub(settings, url, |s| {
+        s.db.pool_size = 24;
+        s.hotline.endpoint = Some(format!("http://{rx}/12345"));
+        s.hotline.secret = HmacSecret(SECRET.to_vec());
+    })
+    .await?;
     let hour = Duration::from_secs(3600);
     let hotline_token = issuer.issue("hotline", &["hotline".into()], "500110", hour)?;
     let clerk_token = issuer.issue("clerk", &["window_clerk".into()], "500110901", hour)?;

@@ -25,11 +25,9 @@ use rand::{Rng, SeedableRng};
 use tokio_postgres::NoTls;
 
 use super::{random_point, random_point_in, seed_grids, stats};
-use crate::config::{JwtKey, Settings};
-use crate::crypto::SecretKey;
+use crate::config::Settings;
 use crate::grpc::convert::timestamp;
 use crate::grpc::pb;
-use crate::startup::App;
 use crate::store::DbUrl;
 
 /// What to run.
@@ -197,15 +195,9 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
         t.elapsed()
     );
 
-    let key = SecretKey::generate();
-    let mut s = settings.clone();
-    s.listen = "127.0.0.1:0".parse()?;
-    s.jwt_key = JwtKey::Hs256(key.clone());
-    s.db.pool_size = 16;
     // A 1,000-report batch is about 0.3 MB; the default 4 MiB limit holds it.
-    let mut app = App::bind(&s, url).await?;
-    app.ready().await;
-    let token = crate::auth::jwt::Issuer::hs256(&key, &s.jwt_audience).issue(
+    let (app, issuer) = super::hub(settings, url, |_| {}).await?;
+    let token = issuer.issue(
         "bench",
         &["town_operator".into()],
         "500110",

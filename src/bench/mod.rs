@@ -434,6 +434,24 @@ pub(crate) fn random_point_in(rng: &mut StdRng, cells: std::ops::Range<usize>) -
     )
 }
 
+/// A hub on a bench's scratch database: a free port, a signing key of its own (tokens from
+/// the returned issuer), `adjust` applied to the settings first; serving when returned.
+pub(crate) async fn hub(
+    settings: &Settings,
+    url: &DbUrl,
+    adjust: impl FnOnce(&mut Settings),
+) -> anyhow::Result<(App, crate::auth::jwt::Issuer)> {
+    let key = crate::crypto::SecretKey::generate();
+    let mut s = settings.clone();
+    s.listen = "127.0.0.1:0".parse()?;
+    s.jwt_key = crate::config::JwtKey::Hs256(key.clone());
+    s.db.pool_size = 16;
+    adjust(&mut s);
+    let mut app = App::bind(&s, url).await?;
+    app.ready().await;
+    Ok((app, crate::auth::jwt::Issuer::hs256(&key, &s.jwt_audience)))
+}
+
 pub(crate) struct Stats {
     pub(crate) calls: usize,
     pub(crate) errors: usize,

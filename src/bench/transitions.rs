@@ -15,11 +15,8 @@ use tokio_postgres::NoTls;
 
 use super::ingest::{auth, process_cpu_seconds};
 use super::{random_point_in, seed_grids, stats};
-use crate::auth::jwt::Issuer;
-use crate::config::{JwtKey, Settings};
-use crate::crypto::SecretKey;
+use crate::config::Settings;
 use crate::grpc::pb;
-use crate::startup::App;
 use crate::store::DbUrl;
 
 const GRIDS: usize = 1000;
@@ -49,19 +46,12 @@ pub async fn run(settings: &Settings, url: &DbUrl, plan: Plan) -> anyhow::Result
         )
         .await?;
     }
-    let key = SecretKey::generate();
-    let mut s = settings.clone();
-    s.listen = "127.0.0.1:0".parse()?;
-    s.jwt_key = JwtKey::Hs256(key.clone());
-    s.db.pool_size = 16;
-    let mut app = App::bind(&s, url).await?;
-    app.ready().await;
-    let hour = Duration::from_secs(3600);
-    let token = Issuer::hs256(&key, &s.jwt_audience).issue(
+    let (app, issuer) = super::hub(settings, url, |_| {}).await?;
+    let token = issuer.issue(
         "bench-op",
         &["town_operator".into()],
         "500110",
-        hour,
+        Duration::from_secs(3600),
     )?;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))?
         .connect()
