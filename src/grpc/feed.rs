@@ -203,8 +203,10 @@ async fn follow(
 ) {
     let mut last: Option<i64> = None;
     let mut wake: Option<mpsc::Receiver<()>> = None;
-    // Said once per outage, and not at all while the database is still starting.
+    // Said once per outage, and not at all while the database is still starting (or not yet
+    // migrated: the hub listens before it migrates).
     let (mut listened, mut listen_failing, mut read_failing) = (false, false, false);
+    let mut read_once = false;
     loop {
         if *stop.borrow() {
             return;
@@ -230,8 +232,8 @@ async fn follow(
             }
         }
         match read_new(&pool, &tx, &mut last).await {
-            Ok(()) => read_failing = false,
-            Err(e) if !read_failing && listened => {
+            Ok(()) => (read_failing, read_once) = (false, true),
+            Err(e) if !read_failing && read_once => {
                 read_failing = true;
                 tracing::warn!(error = %e, "feed: reading events failed; retrying");
             }
