@@ -149,7 +149,7 @@ pub async fn cases(
     // written on the primary, and the file is handed out only once it is.
     let mut buf = Vec::new();
     let n = {
-        let (mut conn, _) = ctx.reads.stale_ok(&ctx.pool).await?;
+        let mut conn = ctx.stale_ok().await?;
         write_cases(&mut conn, &scope, from, to, &mut buf)
             .await
             .map_err(|e| ApiError::Internal(format!("export: {e:#}")))?

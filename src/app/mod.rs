@@ -59,6 +59,14 @@ pub struct Context {
     pub reads: reads::Reads,
 }
 
+impl Context {
+    /// A connection for a read that tolerates staleness (the dashboard, statistics, exports,
+    /// the map): on the read replica when it is within its lag bound, else on the primary.
+    pub async fn stale_ok(&self) -> Result<crate::store::Conn, ApiError> {
+        self.reads.stale_ok(&self.pool).await
+    }
+}
+
 /// The region a read may cover: the requested subtree (`raw`, may be empty for "all I may
 /// see") inside the caller's scope; PERMISSION_DENIED when it reaches outside.
 pub fn requested_scope(p: &Principal, raw: &str) -> Result<Scope, ApiError> {

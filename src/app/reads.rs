@@ -29,22 +29,6 @@ pub struct Reads {
     epoch: Instant,
 }
 
-/// Where a read ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Replica,
-    Primary,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Replica => "replica",
-            Source::Primary => "primary",
-        }
-    }
-}
-
 impl Reads {
     /// Reads on the primary only.
     pub fn primary_only() -> Reads {
@@ -64,13 +48,14 @@ impl Reads {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// A connection for a read that tolerates staleness up to the bound, and where it is.
-    pub async fn stale_ok(&self, primary: &Pool) -> Result<(PooledConnection, Source), ApiError> {
+    /// A connection for a read that tolerates staleness up to the bound: the replica's when
+    /// it is within it, else the primary's.
+    pub async fn stale_ok(&self, primary: &Pool) -> Result<PooledConnection, ApiError> {
         if let Some(replica) = &self.replica
             && self.now_ms() >= self.retry_at.load(Ordering::Relaxed)
         {
             match self.on_replica(replica).await {
-                Ok(Some(conn)) => return Ok((conn, Source::Replica)),
+                Ok(Some(conn)) => return Ok(conn),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "read replica unavailable; reading on the primary");
@@ -81,7 +66,7 @@ impl Reads {
                 }
             }
         }
-        Ok((primary.get().await?, Source::Primary))
+        Ok(primary.get().await?)
     }
 
     /// A replica connection when the replica is within the bound; `None` when it lags.

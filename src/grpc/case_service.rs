@@ -371,7 +371,7 @@ impl CaseService for CaseApi {
             page_token,
         )?;
         let before = page.after_uuid()?;
-        let (mut conn, _) = self.state.app.reads.stale_ok(&self.state.app.pool).await?;
+        let mut conn = self.state.app.stale_ok().await?;
         let grids = match before {
             None => crate::store::map::grids(&mut conn, &scope).await,
             Some(_) => Ok(Vec::new()),
@@ -414,7 +414,7 @@ impl CaseService for CaseApi {
             return Err(ApiError::invalid("end_time", "must be after start_time").into());
         }
         let as_of = chrono::Utc::now();
-        let (mut conn, _) = self.state.app.reads.stale_ok(&self.state.app.pool).await?;
+        let mut conn = self.state.app.stale_ok().await?;
         let rows = stats::dashboard(&mut conn, &prefix, from, to)
             .await
             .map_err(ApiError::from)?;

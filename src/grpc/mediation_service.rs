@@ -602,7 +602,7 @@ impl MediationService for MediationApi {
         let prefix = requested_scope(&p, &r.region_code)?;
         let now = self.state.app.workflow.clock.now();
         let (from, to) = super::figures_period(r.from.as_ref(), r.to.as_ref(), now)?;
-        let (mut conn, _) = self.state.app.reads.stale_ok(&self.state.app.pool).await?;
+        let mut conn = self.state.app.stale_ok().await?;
         let rows = db::stats(&mut conn, &prefix, from, to)
             .await
             .map_err(ApiError::from)?;

@@ -292,16 +292,7 @@ async fn watcher(
 
 /// The operator's dashboard of the town, all time (without its as-of time).
 async fn dashboard(app: &TestApp) -> pb::Dashboard {
-    let token = operator(app);
-    let mut d = app
-        .cases(Some(&token))
-        .await
-        .get_dashboard(pb::GetDashboardRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    d.as_of = None;
-    d
+    dashboard_within(app, Duration::ZERO).await.0
 }
 
 async fn health(app: &TestApp) -> ServingStatus {
